@@ -1,0 +1,120 @@
+"""``corpus-nlp``: the command line. Thin: every command calls the library and reports errors plainly."""
+
+from __future__ import annotations
+
+import sys
+from functools import wraps
+
+import click
+
+EXPECTED_ERRORS = ()  # filled lazily: the library's own error types, shown without a traceback
+
+
+def _expected_errors():
+    from pipelines.config import ConfigError
+    from pipelines.job import JobError
+    from pipelines.model.bundle import BundleError
+    from pipelines.session import EnvironmentProblem
+
+    return ConfigError, JobError, BundleError, EnvironmentProblem
+
+
+def friendly_errors(fn):
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except _expected_errors() as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+@click.group()
+@click.version_option(package_name="corpus-nlp")
+def main():
+    """Annotate multilingual Parquet corpora with BERT token embeddings on Spark."""
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(), help="YAML job config")
+@click.option("--input", "input_path", help="input corpus path (overrides input.path)")
+@click.option("--output", "output_path", help="lake path (overrides output.path)")
+@click.option("--model", "model_path", help="model bundle directory (overrides model.bundle)")
+@click.option("--show", default=5, show_default=True, help="print this many token rows at the end")
+@friendly_errors
+def annotate(config_path, input_path, output_path, model_path, show):
+    """Run the annotation job described by --config."""
+    from pipelines.job import run_annotate
+    from pipelines.config import load_config
+
+    config = load_config(config_path, {"input.path": input_path, "output.path": output_path,
+                                       "model.bundle": model_path})
+    result = run_annotate(config)
+    report(result, show)
+
+
+def report(result, show: int) -> None:
+    m = result.manifest
+    c = m["counts"]
+    click.echo(f"\nrun {result.run_id} finished in {m['duration_s']:.1f}s with model {m['model']['storage_ref']}"
+               f" ({m['model']['kind']})")
+    if m["model"]["kind"] == "demo":
+        click.echo("  note: DEMO MODEL (random weights): the vectors carry no meaning")
+    click.echo(f"  input rows {c['input_rows']} (with tokens {c['rows_with_tokens']}, without {c['rows_without_tokens']})"
+               f", tokens {c['tokens']}")
+    for name, path in result.tables.items():
+        click.echo(f"  table {name}: {path}")
+    click.echo(f"  run manifest: {result.manifest_path}")
+    if show > 0:
+        from pyspark.sql import SparkSession
+        from pyspark.sql import functions as F
+
+        spark = SparkSession.getActiveSession()
+        tokens = spark.read.parquet(result.tables["token_embeddings"])
+        tokens.withColumn("embedding", F.slice("embedding", 1, 3)).orderBy(
+            "doc_id", "token_index").show(show, truncate=40)
+
+
+@main.command("prepare-model")
+@click.option("--from-dir", type=click.Path(), help="local Hugging Face BERT checkpoint directory")
+@click.option("--hf-id", help="Hugging Face hub id, e.g. bert-base-multilingual-cased (needs the hub)")
+@click.option("--out", required=True, type=click.Path(), help="bundle directory to write")
+@click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True)
+@click.option("--name", help="model name recorded in the manifest")
+@friendly_errors
+def prepare_model_cmd(from_dir, hf_id, out, precision, name):
+    """Convert a BERT checkpoint into a model bundle (model.onnx, tokenizer.json, manifest.json)."""
+    from pipelines.model.prepare import prepare_model
+
+    if bool(from_dir) == bool(hf_id):
+        raise click.UsageError("give exactly one of --from-dir or --hf-id")
+    bundle = prepare_model(out, from_dir=from_dir, hf_id=hf_id, precision=precision, name=name)
+    _describe(bundle)
+
+
+@main.command("demo-model")
+@click.option("--out", required=True, type=click.Path(), help="bundle directory to write")
+@click.option("--mbert-shape", is_flag=True, help="random weights with bert-base-multilingual-cased's exact shape")
+@click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True)
+@friendly_errors
+def demo_model_cmd(out, mbert_shape, precision):
+    """Build a random-weight BERT with a WordPiece vocabulary trained on the bundled sample corpus."""
+    from pipelines.model import demo
+
+    if mbert_shape:
+        bundle = demo.build_mbert_shaped_random_model(out, None, precision=precision)
+    else:
+        bundle = demo.build_demo_model(out)
+    _describe(bundle)
+
+
+def _describe(bundle) -> None:
+    m = bundle.manifest
+    click.echo(f"bundle {bundle.path}: {m.name} ({m.kind}, {m.precision}), storage ref {m.storage_ref}, "
+               f"{m.num_layers} layers x {m.dimension} dims, vocabulary {m.vocab_size}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""The job's configuration: YAML validated by typed pydantic models.
+
+Every model forbids unknown keys, so a misspelt key is an error that names it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SparkSettings(_Strict):
+    master: str = "local[*]"
+    app_name: str = "corpus-nlp"
+    driver_memory: str = "4g"
+    arrow_batch_rows: int = Field(256, ge=1, description="rows per Arrow batch sent to a Python worker")
+    conf: dict[str, str] = Field(default_factory=dict, description="extra Spark settings")
+
+
+class InputSettings(_Strict):
+    path: str = "pipelines/resources/sample_corpus"
+    format: Literal["parquet"] = "parquet"
+    id_col: str = "doc_id"
+    text_col: str = "text"
+    language_col: str | None = Field("lang", description="column with each row's language code, if present")
+
+
+class OutputSettings(_Strict):
+    path: str = "lake"
+    annotations: bool = Field(False, description="also write the Spark NLP annotation columns")
+
+
+class ModelSettings(_Strict):
+    bundle: str = "models/demo-bert"
+    build_demo_if_missing: bool = True
+
+
+class SentenceDetectorSettings(_Strict):
+    language: str = "xx"
+    custom_bounds: list[str] = Field(default_factory=list)
+    use_custom_bounds_only: bool = False
+    min_length: int = Field(0, ge=0)
+    max_length: int = Field(99999, ge=1)
+    split_length: int | None = Field(None, ge=1)
+
+
+class TokenizerSettings(_Strict):
+    target_pattern: str = r"\S+"
+    context_chars: list[str] | None = None  # None: Spark NLP's default set
+    exceptions: list[str] = Field(default_factory=list)
+    case_sensitive_exceptions: bool = True
+    split_chars: list[str] = Field(default_factory=list)
+    min_length: int = Field(0, ge=0)
+    max_length: int = Field(99999, ge=1)
+
+
+class EmbeddingsSettings(_Strict):
+    max_sentence_length: int = Field(128, ge=3, le=512)
+    batch_size: int = Field(8, ge=1)
+    pooling: Literal["first", "mean"] = "first"
+    intra_op_threads: int = Field(0, ge=0, description="0: spark.task.cpus")
+
+
+class StageSettings(_Strict):
+    sentence_detector: SentenceDetectorSettings = Field(default_factory=SentenceDetectorSettings)
+    tokenizer: TokenizerSettings = Field(default_factory=TokenizerSettings)
+    embeddings: EmbeddingsSettings = Field(default_factory=EmbeddingsSettings)
+
+
+class JobConfig(_Strict):
+    engine: Literal["native", "sparknlp"] = "native"
+    spark: SparkSettings = Field(default_factory=SparkSettings)
+    input: InputSettings = Field(default_factory=InputSettings)
+    output: OutputSettings = Field(default_factory=OutputSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    stages: StageSettings = Field(default_factory=StageSettings)
+
+
+class ConfigError(ValueError):
+    """A configuration problem, phrased for the person who wrote the file."""
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> JobConfig:
+    """Read and validate a YAML config; ``overrides`` are dotted keys, e.g. {"input.path": "/data"}."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found (try conf/local.yaml)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}") from e
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a mapping of settings, not {type(raw).__name__}")
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return parse_config(raw, source=str(path))
+
+
+def parse_config(raw: dict, source: str = "config") -> JobConfig:
+    try:
+        return JobConfig.model_validate(raw)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            where = ".".join(str(p) for p in err["loc"])
+            if err["type"] == "extra_forbidden":
+                problems.append(f"unknown key '{where}'{_suggestion(err['loc'])}")
+            else:
+                problems.append(f"'{where}': {err['msg']}")
+        raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+
+
+def _suggestion(loc: tuple) -> str:
+    """' (did you mean 'text_col'?)' for a misspelt key, from the fields allowed at that level."""
+    model: type[BaseModel] = JobConfig
+    for key in loc[:-1]:
+        field = model.model_fields.get(str(key))
+        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+            return ""
+        model = field.annotation
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""

@@ -1,0 +1,232 @@
+"""The native engine: stage steps that run on Arrow batches inside Python workers.
+
+A *step* is the picklable, Spark-free half of a stage: the stage's parameters plus a function from a
+batch of rows to one new annotation column. Consecutive native stages are fused into one
+``mapInArrow`` call (see :mod:`pipelines.stages`), so a row crosses the JVM/Python boundary once,
+whatever the number of stages; between steps, rows stay Python objects.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from pipelines import annotation as A
+from pipelines.annotation import Ann
+from pipelines.text.sentences import Span, split_sentences
+from pipelines.text.tokens import TokenizerRules
+
+Batch = dict[str, list]  # column name -> one value per row (str for text, list[Ann] for annotations)
+
+
+def _sentence_index(ann: Ann) -> int:
+    return int(ann.metadata.get("sentence", "0"))
+
+
+@dataclass(frozen=True)
+class AssembleStep:
+    input_col: str
+    output_col: str
+    cleanup_mode: str = "disabled"
+
+    def inputs(self) -> list[str]:
+        return [self.input_col]
+
+    def apply(self, batch: Batch) -> list[list[Ann]]:
+        return [[Ann(A.DOCUMENT, 0, len(t or "") - 1, t or "", {"sentence": "0"})] for t in batch[self.input_col]]
+
+
+@dataclass(frozen=True)
+class SentenceStep:
+    input_col: str
+    output_col: str
+    language: str
+    language_col: str | None
+    options: dict = field(default_factory=dict, hash=False)
+
+    def inputs(self) -> list[str]:
+        return [self.input_col] + ([self.language_col] if self.language_col else [])
+
+    def apply(self, batch: Batch) -> list[list[Ann]]:
+        languages = batch[self.language_col] if self.language_col else [self.language] * len(batch[self.input_col])
+        out = []
+        for docs, lang in zip(batch[self.input_col], languages):
+            row: list[Ann] = []
+            for doc in docs:
+                for span in split_sentences(doc.result, lang or self.language, **self.options):
+                    row.append(
+                        Ann(A.DOCUMENT, doc.begin + span.begin, doc.begin + span.end, span.text(doc.result),
+                            {"sentence": str(len(row))})
+                    )
+            out.append(row)
+        return out
+
+
+@dataclass(frozen=True)
+class TokenStep:
+    input_col: str
+    output_col: str
+    rules: TokenizerRules
+
+    def inputs(self) -> list[str]:
+        return [self.input_col]
+
+    def apply(self, batch: Batch) -> list[list[Ann]]:
+        out = []
+        for sentences in batch[self.input_col]:
+            row = []
+            for s in sentences:
+                meta = {"sentence": str(_sentence_index(s))}
+                for t in self.rules.tokenize(s.result, Span(0, len(s.result) - 1)):
+                    row.append(Ann(A.TOKEN, s.begin + t.begin, s.begin + t.end, t.text(s.result), dict(meta)))
+            out.append(row)
+        return out
+
+
+# One embedder per (bundle, settings) per Python worker: loading an ONNX session costs seconds.
+_EMBEDDERS: dict[tuple, Any] = {}
+_EMBEDDERS_LOCK = threading.Lock()
+
+
+def _intra_op_threads(requested: int) -> int:
+    """ONNX Runtime threads per task: explicit, else the task's CPUs (``spark.task.cpus``).
+
+    Spark runs cores / task.cpus tasks per executor at once, each in its own Python worker, so giving
+    each session ``task.cpus`` threads keeps threads x concurrent tasks <= cores.
+    """
+    if requested and requested > 0:
+        return requested
+    try:
+        from pyspark import TaskContext
+
+        ctx = TaskContext.get()
+        if ctx is not None:
+            return max(1, int(ctx.cpus()))
+    except Exception:  # not inside a Spark task (tests, direct use): use the machine
+        pass
+    return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class EmbedStep:
+    sentence_col: str
+    token_col: str
+    output_col: str
+    bundle_path: str
+    max_sentence_length: int = 128
+    batch_size: int = 8
+    pooling: str = "first"
+    intra_op_threads: int = 0
+
+    def inputs(self) -> list[str]:
+        return [self.sentence_col, self.token_col]
+
+    def embedder(self):
+        from pipelines.embed import TokenEmbedder
+        from pipelines.model.bundle import ModelBundle
+
+        threads = _intra_op_threads(self.intra_op_threads)
+        key = (self.bundle_path, self.max_sentence_length, self.batch_size, self.pooling, threads)
+        with _EMBEDDERS_LOCK:
+            if key not in _EMBEDDERS:
+                # The driver verified the hashes when the stage was built; workers trust the bundle.
+                bundle = ModelBundle.load(self.bundle_path, verify=False)
+                _EMBEDDERS[key] = TokenEmbedder(
+                    bundle.create_session(intra_op_threads=threads),
+                    bundle.load_tokenizer(),
+                    max_sentence_length=self.max_sentence_length,
+                    batch_size=self.batch_size,
+                    pooling=self.pooling,
+                )
+            return _EMBEDDERS[key]
+
+    def apply(self, batch: Batch) -> list[list[Ann]]:
+        # Group each row's tokens by sentence; embed all sentences of the batch together.
+        groups: list[list[Ann]] = []
+        row_groups: list[list[int]] = []
+        for tokens in batch[self.token_col]:
+            by_sentence: dict[int, list[Ann]] = {}
+            for t in tokens:
+                by_sentence.setdefault(_sentence_index(t), []).append(t)
+            row_groups.append(list(range(len(groups), len(groups) + len(by_sentence))))
+            groups.extend(by_sentence.values())
+        embedded = self.embedder().embed([[t.result for t in g] for g in groups]) if groups else []
+        out = []
+        for indices in row_groups:
+            row = []
+            for g in indices:
+                e = embedded[g]
+                for t, vec, piece, oov in zip(groups[g], e.vectors, e.first_piece_ids, e.oov):
+                    meta = {
+                        "sentence": t.metadata.get("sentence", "0"),
+                        "token": t.result,
+                        "pieceId": str(int(piece)),
+                        "isWordStart": "true",
+                        "isOOV": "true" if oov else "false",
+                    }
+                    row.append(Ann(A.WORD_EMBEDDINGS, t.begin, t.end, t.result, meta, vec))
+            out.append(row)
+        return out
+
+
+# ------------------------------------------------------------------------------------------------
+def _column_to_python(array: pa.Array) -> list:
+    if pa.types.is_list(array.type) and pa.types.is_struct(array.type.value_type):
+        return [A.from_arrow_row(v) for v in array.to_pylist()]
+    return array.to_pylist()
+
+
+def apply_steps(record_batch: pa.RecordBatch, steps: list) -> Batch:
+    """Apply ``steps`` in order; input columns are converted from Arrow once, when first needed."""
+    columns: Batch = {}
+    for step in steps:
+        for name in step.inputs():
+            if name not in columns:
+                columns[name] = _column_to_python(record_batch.column(name))
+        columns[step.output_col] = step.apply(columns)
+    return columns
+
+
+def annotate_batches(batches: Iterator[pa.RecordBatch], steps: list) -> Iterator[pa.RecordBatch]:
+    """The ``mapInArrow`` body of a fused run of native stages: the input batch plus one column a step."""
+    for rb in batches:
+        columns = apply_steps(rb, steps)
+        arrays = list(rb.columns) + [A.to_arrow(columns[s.output_col]) for s in steps]
+        yield pa.RecordBatch.from_arrays(arrays, names=list(rb.schema.names) + [s.output_col for s in steps])
+
+
+# --- the flat token table the job writes --------------------------------------------------------
+TOKEN_TABLE_COLUMNS = ("sentence", "token_index", "begin", "end", "token", "embedding")
+
+
+def token_rows(columns: Batch, record_batch: pa.RecordBatch, embeddings_col: str, keep: list[str]) -> pa.RecordBatch:
+    """One output row per token: ``keep`` columns repeated, then the token table columns."""
+    rows, sentence, index, begin, end, token, vectors = [], [], [], [], [], [], []
+    for r, anns in enumerate(columns[embeddings_col]):
+        for i, a in enumerate(anns):
+            rows.append(r)
+            sentence.append(int(a.metadata["sentence"]))
+            index.append(i)
+            begin.append(a.begin)
+            end.append(a.end)
+            token.append(a.result)
+            vectors.append(a.embeddings)
+    take = pa.array(rows, pa.int64())
+    kept = [record_batch.column(name).take(take) for name in keep]
+    dim = len(vectors[0]) if vectors else 0
+    flat = np.concatenate(vectors).astype(np.float32, copy=False) if vectors else np.zeros(0, np.float32)
+    offsets = pa.array(np.arange(len(vectors) + 1, dtype=np.int32) * dim)
+    arrays = kept + [
+        pa.array(sentence, pa.int32()),
+        pa.array(index, pa.int32()),
+        pa.array(begin, pa.int32()),
+        pa.array(end, pa.int32()),
+        pa.array(token, pa.string()),
+        pa.ListArray.from_arrays(offsets, pa.array(flat, pa.float32())),
+    ]
+    return pa.RecordBatch.from_arrays(arrays, names=list(keep) + list(TOKEN_TABLE_COLUMNS))

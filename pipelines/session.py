@@ -1,0 +1,64 @@
+"""The SparkSession the job runs in: reuse the one that exists (spark-submit, Databricks), else build one."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+from pipelines.config import SparkSettings
+
+# Settings the native engine relies on, whoever built the session.
+REQUIRED_CONF = {
+    "spark.sql.sources.partitionOverwriteMode": "dynamic",  # a run replaces only the partitions it writes
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+}
+
+
+class EnvironmentProblem(RuntimeError):
+    """Something outside the project (Java, permissions) that the user must fix."""
+
+
+def check_java() -> None:
+    java = shutil.which("java", path=os.path.join(os.environ["JAVA_HOME"], "bin")) if os.environ.get("JAVA_HOME") \
+        else shutil.which("java")
+    if java is None:
+        raise EnvironmentProblem("Java was not found: install Java 17 or newer (e.g. `apt-get install openjdk-17-jre`) "
+                                 "or set JAVA_HOME")
+    out = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
+    version = out.split('"')[1] if '"' in out else "0"
+    major = int(version.split(".")[0]) if version.split(".")[0].isdigit() else 0
+    if major < 17:
+        raise EnvironmentProblem(f"Java {version} found at {java}; Spark 4 needs Java 17 or newer: install it and "
+                                 "point JAVA_HOME at it")
+
+
+def get_spark(settings: SparkSettings | None = None):
+    from pyspark.sql import SparkSession
+
+    settings = settings or SparkSettings()
+    active = SparkSession.getActiveSession()
+    if active is None and os.environ.get("PYSPARK_GATEWAY_PORT") is None:
+        # We start the JVM ourselves: local run or CLI. Under spark-submit the master comes from there.
+        check_java()
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        builder = (
+            SparkSession.builder.master(settings.master)
+            .appName(settings.app_name)
+            .config("spark.driver.memory", settings.driver_memory)
+            .config("spark.ui.showConsoleProgress", "false")
+        )
+    else:
+        builder = SparkSession.builder.appName(settings.app_name)
+    conf = {**REQUIRED_CONF, "spark.sql.execution.arrow.maxRecordsPerBatch": str(settings.arrow_batch_rows),
+            **settings.conf}
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    for key, value in conf.items():  # getOrCreate on an existing session ignores builder settings
+        try:
+            spark.conf.set(key, value)
+        except Exception:  # static settings of a session that already runs; keep what it has
+            pass
+    return spark
