@@ -1,0 +1,37 @@
+"""Shared fixtures: one local Spark session and one demo model bundle per test session."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("corpus-nlp-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.driver.memory", "2g")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_bundle(tmp_path_factory):
+    """The demo model exactly as `corpus-nlp demo-model` builds it (random weights, sample-corpus vocab)."""
+    from pipelines.model.demo import build_demo_model
+
+    return build_demo_model(tmp_path_factory.mktemp("models") / "demo-bert")
