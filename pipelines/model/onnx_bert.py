@@ -178,7 +178,14 @@ class _GraphBuilder:
     def __init__(self) -> None:
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[TensorProto] = []
+        self.value_info: list[onnx.ValueInfoProto] = []
         self._n = 0
+
+    def typed(self, name: str, dims: list[int | str], elem: int = TensorProto.FLOAT) -> str:
+        """Declare the type/shape of an intermediate value (onnx shape inference cannot see
+        through com.microsoft ops; the int8 quantizer needs the types)."""
+        self.value_info.append(helper.make_tensor_value_info(name, elem, dims))
+        return name
 
     def init(self, name: str, arr: np.ndarray) -> str:
         self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(arr), name))
@@ -232,11 +239,13 @@ def build_bert_onnx(
     word_emb = g.node("Gather", [word, "input_ids"], name="word_emb")  # [B, S, H]
     tt_emb = g.node("Gather", [tt, "token_type_ids"], name="tt_emb")
     emb_sum = g.node("Add", [g.node("Add", [word_emb, tt_emb], name="emb_add0"), pos_emb], name="emb_add1")
-    x = g.node("LayerNormalization", [emb_sum, emb_gamma, emb_beta], name="emb_ln", axis=-1, epsilon=eps)
+    x = g.typed(g.node("LayerNormalization", [emb_sum, emb_gamma, emb_beta], name="emb_ln", axis=-1,
+                       epsilon=eps), ["batch", "sequence", H])
 
     # ---- attention mask -----------------------------------------------------
     if fused:
-        mask = g.node("Cast", ["attention_mask"], name="mask_i32", to=TensorProto.INT32)  # [B, S]
+        mask = g.typed(g.node("Cast", ["attention_mask"], name="mask_i32", to=TensorProto.INT32),
+                       ["batch", "sequence"], TensorProto.INT32)
     else:
         g.init("mask_one", np.array(1.0, dtype=np.float32))
         g.init("mask_filter", np.array(MASK_FILTER_VALUE, dtype=np.float32))
@@ -277,20 +286,23 @@ def build_bert_onnx(
         if fused:
             qkv_w = g.init(L + "qkv_w", np.concatenate([q_w.T, k_w.T, v_w.T], axis=1))  # [H, 3H]
             qkv_b = g.init(L + "qkv_b", np.concatenate([q_b, k_b, v_b]))
-            ctx = g.node("Attention", [x, qkv_w, qkv_b, mask], domain=MS_DOMAIN, name=L + "attention",
-                         num_heads=nh, mask_filter_value=MASK_FILTER_VALUE)
-            attn = g.node("MatMul", [ctx, g.init(L + "attn_out_w", o_w.T)], name=L + "attn_out")
-            x1 = g.node("SkipLayerNormalization",
-                        [attn, x, g.init(L + "ln1_g", ln1_g), g.init(L + "ln1_b", ln1_b),
-                         g.init(L + "attn_out_b", o_b)],
-                        domain=MS_DOMAIN, name=L + "ln1", epsilon=eps)
-            inter = g.node("MatMul", [x1, g.init(L + "inter_w", i_w.T)], name=L + "inter")
-            act = g.node("BiasGelu", [inter, g.init(L + "inter_b", i_b)], domain=MS_DOMAIN, name=L + "gelu")
-            out = g.node("MatMul", [act, g.init(L + "out_w", out_w.T)], name=L + "out")
-            x = g.node("SkipLayerNormalization",
-                       [out, x1, g.init(L + "ln2_g", ln2_g), g.init(L + "ln2_b", ln2_b),
-                        g.init(L + "out_b", out_b)],
-                       domain=MS_DOMAIN, name=L + "ln2", epsilon=eps)
+            bsh, bsi = ["batch", "sequence", H], ["batch", "sequence", I]
+            ctx = g.typed(g.node("Attention", [x, qkv_w, qkv_b, mask], domain=MS_DOMAIN,
+                                 name=L + "attention", num_heads=nh,
+                                 mask_filter_value=MASK_FILTER_VALUE), bsh)
+            attn = g.typed(g.node("MatMul", [ctx, g.init(L + "attn_out_w", o_w.T)], name=L + "attn_out"), bsh)
+            x1 = g.typed(g.node("SkipLayerNormalization",
+                                [attn, x, g.init(L + "ln1_g", ln1_g), g.init(L + "ln1_b", ln1_b),
+                                 g.init(L + "attn_out_b", o_b)],
+                                domain=MS_DOMAIN, name=L + "ln1", epsilon=eps), bsh)
+            inter = g.typed(g.node("MatMul", [x1, g.init(L + "inter_w", i_w.T)], name=L + "inter"), bsi)
+            act = g.typed(g.node("BiasGelu", [inter, g.init(L + "inter_b", i_b)], domain=MS_DOMAIN,
+                                 name=L + "gelu"), bsi)
+            out = g.typed(g.node("MatMul", [act, g.init(L + "out_w", out_w.T)], name=L + "out"), bsh)
+            x = g.typed(g.node("SkipLayerNormalization",
+                               [out, x1, g.init(L + "ln2_g", ln2_g), g.init(L + "ln2_b", ln2_b),
+                                g.init(L + "out_b", out_b)],
+                               domain=MS_DOMAIN, name=L + "ln2", epsilon=eps), bsh)
             continue
 
         # standard-op flavour; 1/sqrt(dh) is folded into the query projection.
@@ -331,7 +343,8 @@ def build_bert_onnx(
         helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"]) for n in INPUT_NAMES
     ]
     outputs = [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", "sequence", H])]
-    graph = helper.make_graph(g.nodes, "bert_encoder", inputs, outputs, g.initializers)
+    graph = helper.make_graph(g.nodes, "bert_encoder", inputs, outputs, g.initializers,
+                              value_info=g.value_info)
     opsets = [helper.make_opsetid("", OPSET)]
     if fused:
         opsets.append(helper.make_opsetid(MS_DOMAIN, 1))
