@@ -161,12 +161,12 @@ def tokens_from_annotations(annotations_df, keep: list[str], embeddings_col: str
 
 # --- the job -------------------------------------------------------------------------------------
 def run_annotate(config: JobConfig, spark=None) -> RunResult:
-    from pipelines.session import get_spark
+    from pipelines.session import configure, get_spark
     from pipelines.stages import run_native_stages
 
     started = time.time()
     run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-    spark = spark or get_spark(config.spark)
+    spark = configure(spark, config.spark) if spark is not None else get_spark(config.spark)
     bundle_path = ensure_model(config)
     df, partitions = read_corpus(spark, config)
     id_col, text_col = config.input.id_col, config.input.text_col

@@ -51,14 +51,21 @@ def get_spark(settings: SparkSettings | None = None):
         )
     else:
         builder = SparkSession.builder.appName(settings.app_name)
-    conf = {**REQUIRED_CONF, "spark.sql.execution.arrow.maxRecordsPerBatch": str(settings.arrow_batch_rows),
-            **settings.conf}
-    for key, value in conf.items():
+    for key, value in _runtime_conf(settings).items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
-    for key, value in conf.items():  # getOrCreate on an existing session ignores builder settings
+    return configure(builder.getOrCreate(), settings)
+
+
+def _runtime_conf(settings: SparkSettings) -> dict[str, str]:
+    return {**REQUIRED_CONF, "spark.sql.execution.arrow.maxRecordsPerBatch": str(settings.arrow_batch_rows),
+            **settings.conf}
+
+
+def configure(spark, settings: SparkSettings | None = None):
+    """Apply the job's session settings to a session someone else built (getOrCreate ignores them)."""
+    for key, value in _runtime_conf(settings or SparkSettings()).items():
         try:
             spark.conf.set(key, value)
-        except Exception:  # static settings of a session that already runs; keep what it has
+        except Exception:  # a static setting of a running session: keep what it has
             pass
     return spark

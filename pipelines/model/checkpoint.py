@@ -8,7 +8,9 @@ weights, so we build checkpoints in exactly the layout the hub uses
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -57,26 +59,48 @@ def train_wordpiece_tokenizer(
     """Train a BERT-style WordPiece tokenizer (deterministic for the same texts).
 
     Special tokens ``[PAD] [UNK] [CLS] [SEP] [MASK]`` get ids 0..4; every character
-    seen in ``texts`` is in the alphabet. ``cased=True`` keeps case and accents
-    (bert-base-multilingual-cased semantics); CJK characters are always split.
+    seen in ``texts`` is in the alphabet, both word-initial and as ``##c``.
+    ``cased=True`` keeps case and accents (bert-base-multilingual-cased semantics);
+    CJK characters are always split.
+
+    Determinism: tokenizers' WordPieceTrainer creates the ``##c`` pieces lazily in
+    hash-map order, so their ids -- and with them the merge tie-breaks -- change from
+    process to process (huggingface/tokenizers#1794). We therefore pre-register every
+    ``##c`` piece, sorted, before training, then rebuild the tokenizer from the learned
+    vocabulary so that only the five real special tokens are special.
     """
-    tok = bert_tokenizer_pipeline(
-        models.WordPiece(unk_token=UNK, continuing_subword_prefix="##", max_input_chars_per_word=100),
-        lowercase=not cased,
-        strip_accents=False if cased else None,
-    )
+    corpus = [t for t in texts if t]
+    lowercase = not cased
+    strip_accents = False if cased else None
+
+    def pipeline(model: models.Model) -> Tokenizer:
+        return bert_tokenizer_pipeline(model, lowercase=lowercase, strip_accents=strip_accents)
+
+    probe = pipeline(models.WordPiece(unk_token=UNK))
+    chars: set[str] = set()
+    for t in corpus:
+        for word, _ in probe.pre_tokenizer.pre_tokenize_str(probe.normalizer.normalize_str(t)):
+            chars.update(word)
+    continuing = [f"##{c}" for c in sorted(chars)]
+
+    tok = pipeline(models.WordPiece(unk_token=UNK, continuing_subword_prefix="##", max_input_chars_per_word=100))
     trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size,
+        vocab_size=max(vocab_size, len(SPECIAL_TOKENS) + 2 * len(chars)),
         min_frequency=1,
-        special_tokens=list(SPECIAL_TOKENS),
+        special_tokens=list(SPECIAL_TOKENS) + continuing,
         continuing_subword_prefix="##",
         show_progress=False,
     )
-    tok.train_from_iterator((t for t in texts if t), trainer=trainer)
-    set_bert_post_processor(tok)
-    tok.no_truncation()
-    tok.no_padding()
-    return tok
+    tok.train_from_iterator(corpus, trainer=trainer)
+
+    vocab = tok.get_vocab(with_added_tokens=False)
+    out = pipeline(models.WordPiece(vocab=vocab, unk_token=UNK, continuing_subword_prefix="##",
+                                    max_input_chars_per_word=100))
+    out.add_special_tokens(list(SPECIAL_TOKENS))
+    set_bert_post_processor(out)
+    out.no_truncation()
+    out.no_padding()
+    return out
 
 
 def vocab_in_id_order(tok: Tokenizer) -> list[str]:
@@ -98,8 +122,9 @@ def _random_bert_weights(
     type_vocab_size: int,
     seed: int,
     pad_token_id: int = 0,
+    vocab_digest: int | None = None,
 ) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed if vocab_digest is None else [seed, vocab_digest])
     H, I = hidden_size, intermediate_size
 
     def normal(*shape: int) -> np.ndarray:
@@ -163,7 +188,9 @@ def write_random_checkpoint(
     """Write a random-weight Hugging Face ``BertModel`` checkpoint to ``out_dir``.
 
     Files: config.json, model.safetensors (HF names, N(0, 0.02) init, LayerNorm 1/0,
-    pooler included), vocab.txt, tokenizer.json, tokenizer_config.json,
+    pooler included; the random stream is seeded with ``seed`` *and* a hash of the
+    vocabulary, so the weights -- and the storage_ref derived from their hash --
+    differ whenever the vocabulary does), vocab.txt, tokenizer.json, tokenizer_config.json,
     special_tokens_map.json. Loadable by ``transformers`` ``BertModel`` /
     ``AutoTokenizer.from_pretrained``. Returns ``out_dir``.
     """
@@ -188,8 +215,10 @@ def write_random_checkpoint(
         type_vocab_size=type_vocab_size,
         seed=seed,
         pad_token_id=pad_id,
+        vocab_digest=int.from_bytes(hashlib.sha256("\n".join(vocab).encode("utf-8")).digest()[:8], "big"),
     )
     save_file(weights, str(out / "model.safetensors"), metadata={"format": "pt"})
+    os.chmod(out / "model.safetensors", 0o644)
 
     config = {
         "_name_or_path": name,

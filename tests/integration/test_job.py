@@ -1,0 +1,162 @@
+"""The annotate job from config to lake: tables, partitions, run manifest, errors, CLI and spark-submit."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from chispa import assert_df_equality
+from click.testing import CliRunner
+
+from pipelines.cli import main
+from pipelines.config import parse_config
+from pipelines.job import JobError, run_annotate
+from pipelines.model.bundle import BundleError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CORPUS = {
+    "de": [("de-1", "Der Hund schläft. Die Katze auch!"), ("de-2", "Berlin ist groß.")],
+    "zh": [("zh-1", "北京是中国的首都。今天天气很好！")],
+    "xx": [("xx-1", None), ("xx-2", ""), ("xx-3", "  \t"), ("xx-4", "ok \x07 🙂")],
+}
+
+
+def write_corpus(root: Path, corpus: dict) -> Path:
+    for lang, rows in corpus.items():
+        part = root / f"lang={lang}"
+        part.mkdir(parents=True)
+        table = pa.table({"doc_id": [r[0] for r in rows], "text": [r[1] for r in rows]})
+        pq.write_table(table, part / "part-00000.parquet")
+    return root
+
+
+def config(tmp_path, corpus_dir, bundle, **output):
+    return parse_config({
+        "input": {"path": str(corpus_dir)},
+        "output": {"path": str(tmp_path / "lake"), **output},
+        "model": {"bundle": str(bundle), "build_demo_if_missing": False},
+    })
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory):
+    return write_corpus(tmp_path_factory.mktemp("corpus"), CORPUS)
+
+
+@pytest.fixture(scope="module")
+def first_run(spark, tmp_path_factory, corpus_dir, demo_bundle):
+    tmp = tmp_path_factory.mktemp("run")
+    return run_annotate(config(tmp, corpus_dir, demo_bundle.path), spark=spark)
+
+
+def test_token_table_has_one_row_per_token_with_offsets_into_the_text(spark, first_run, demo_bundle):
+    tokens = spark.read.parquet(first_run.tables["token_embeddings"])
+    assert tokens.columns == ["doc_id", "sentence", "token_index", "begin", "end", "token", "embedding", "lang"]
+    texts = {d: t for rows in CORPUS.values() for d, t in rows}
+    rows = tokens.collect()
+    assert {r.doc_id for r in rows} == {"de-1", "de-2", "zh-1", "xx-4"}
+    for r in rows:
+        assert texts[r.doc_id][r.begin : r.end + 1] == r.token
+        assert len(r.embedding) == demo_bundle.manifest.dimension
+    de1 = sorted((r for r in rows if r.doc_id == "de-1"), key=lambda r: r.token_index)
+    assert [r.token for r in de1] == ["Der", "Hund", "schläft", ".", "Die", "Katze", "auch", "!"]
+    assert [r.sentence for r in de1] == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert [r.token_index for r in de1] == list(range(8))
+
+
+def test_lake_is_partitioned_like_the_input(first_run):
+    table = Path(first_run.tables["token_embeddings"])
+    assert sorted(p.name for p in table.iterdir() if p.is_dir()) == ["lang=de", "lang=xx", "lang=zh"]
+
+
+def test_run_manifest_accounts_for_every_row(spark, first_run, demo_bundle):
+    manifest = json.loads(Path(first_run.manifest_path).read_text())
+    assert Path(first_run.manifest_path).parent.name == "_runs"
+    written = spark.read.parquet(first_run.tables["token_embeddings"]).count()
+    assert written == 8 + 4 + 16 + 3  # de-1, de-2, zh-1 (one token per ideograph), xx-4 ("ok", "\x07", "🙂")
+    assert manifest["counts"] == {"input_rows": 7, "rows_with_tokens": 4, "rows_without_tokens": 3, "tokens": written}
+    assert manifest["model"]["storage_ref"] == demo_bundle.manifest.storage_ref
+    assert manifest["model"]["kind"] == "demo" and "DEMO MODEL" in manifest["model"]["warning"]
+    assert manifest["input"]["partitions"] == [{"lang": "de"}, {"lang": "xx"}, {"lang": "zh"}]
+    assert manifest["config"]["input"]["path"].endswith("corpus0") and manifest["duration_s"] > 0
+
+
+def test_rerun_replaces_only_the_partitions_it_writes(spark, tmp_path, corpus_dir, demo_bundle):
+    lake_config = config(tmp_path, corpus_dir, demo_bundle.path)
+    run_annotate(lake_config, spark=spark)
+    update = write_corpus(tmp_path / "update", {"de": [("de-9", "Neu hier.")]})
+    run_annotate(config(tmp_path, update, demo_bundle.path), spark=spark)
+    tokens = spark.read.parquet(str(tmp_path / "lake" / "token_embeddings"))
+    by_lang = {r.lang: sorted(set(r.ids)) for r in tokens.groupBy("lang").agg({"doc_id": "collect_list"})
+               .withColumnRenamed("collect_list(doc_id)", "ids").collect()}
+    assert by_lang == {"de": ["de-9"], "zh": ["zh-1"], "xx": ["xx-4"]}
+    assert len(list((tmp_path / "lake" / "_runs").glob("*.json"))) == 2
+
+
+def test_annotations_table_gives_the_same_token_table(spark, tmp_path, corpus_dir, demo_bundle, first_run):
+    result = run_annotate(config(tmp_path, corpus_dir, demo_bundle.path, annotations=True), spark=spark)
+    annotations = spark.read.parquet(result.tables["annotations"])
+    assert set(annotations.columns) == {"doc_id", "lang", "document", "sentence", "token", "embeddings"}
+    ours = spark.read.parquet(result.tables["token_embeddings"]).orderBy("doc_id", "token_index")
+    direct = spark.read.parquet(first_run.tables["token_embeddings"]).orderBy("doc_id", "token_index")
+    assert_df_equality(ours, direct, ignore_nullable=True)
+
+
+def test_missing_input_path(spark, tmp_path, demo_bundle):
+    with pytest.raises(JobError, match="does not exist: point input.path"):
+        run_annotate(config(tmp_path, tmp_path / "nowhere", demo_bundle.path), spark=spark)
+
+
+def test_missing_text_column_lists_the_columns(spark, tmp_path, demo_bundle):
+    part = tmp_path / "c" / "lang=de"
+    part.mkdir(parents=True)
+    pq.write_table(pa.table({"doc_id": ["a"], "body": ["x"]}), part / "p.parquet")
+    with pytest.raises(JobError, match=r"no text column 'text' \(set input.text_col\); its columns are: doc_id, body"):
+        run_annotate(config(tmp_path, tmp_path / "c", demo_bundle.path), spark=spark)
+
+
+def test_missing_and_corrupt_bundles(spark, tmp_path, corpus_dir, demo_bundle):
+    with pytest.raises(JobError, match="model bundle .* not found: build it with `corpus-nlp prepare-model"):
+        run_annotate(config(tmp_path, corpus_dir, tmp_path / "no-model"), spark=spark)
+    corrupt = tmp_path / "corrupt"
+    subprocess.run(["cp", "-r", str(demo_bundle.path), str(corrupt)], check=True)
+    onnx = corrupt / "model.onnx"
+    data = bytearray(onnx.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    onnx.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="model.onnx"):
+        run_annotate(config(tmp_path, corpus_dir, corrupt), spark=spark)
+
+
+def test_cli_reports_errors_without_a_traceback(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("input:\n  txt_col: body\n")
+    result = CliRunner().invoke(main, ["annotate", "--config", str(bad)])
+    assert result.exit_code == 2
+    assert "unknown key 'input.txt_col' (did you mean 'text_col'?)" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_and_spark_submit_give_the_same_lake(spark, tmp_path, corpus_dir, demo_bundle, first_run):
+    args = ["--config", str(ROOT / "conf" / "local.yaml"), "--input", str(corpus_dir),
+            "--model", str(demo_bundle.path)]
+    cli = CliRunner().invoke(main, ["annotate", *args, "--output", str(tmp_path / "cli"), "--show", "0"])
+    assert cli.exit_code == 0, cli.output
+    assert "tokens 31" in cli.output
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    submit = Path(sys.executable).parent / "spark-submit"
+    proc = subprocess.run(
+        [str(submit), "--master", "local[2]", "--conf", "spark.ui.enabled=false", str(ROOT / "jobs" / "annotate_corpus.py"),
+         *args, "--output", str(tmp_path / "submit"), "--show", "0"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    reference = spark.read.parquet(first_run.tables["token_embeddings"]).orderBy("doc_id", "token_index")
+    for lake in ("cli", "submit"):
+        got = spark.read.parquet(str(tmp_path / lake / "token_embeddings")).orderBy("doc_id", "token_index")
+        assert_df_equality(got, reference, ignore_nullable=True)
