@@ -42,15 +42,21 @@ def main():
 @click.option("--input", "input_path", help="input corpus path (overrides input.path)")
 @click.option("--output", "output_path", help="lake path (overrides output.path)")
 @click.option("--model", "model_path", help="model bundle directory (overrides model.bundle)")
+@click.option("--incremental/--no-incremental", default=None,
+              help="annotate only partitions not yet done with this pipeline (overrides `incremental`)")
+@click.option("--full-refresh", is_flag=True, default=None, help="redo every selected partition")
+@click.option("--partition", "partitions", multiple=True, help="limit the run, e.g. --partition 'lang=de' (repeatable)")
 @click.option("--show", default=5, show_default=True, help="print this many token rows at the end")
 @friendly_errors
-def annotate(config_path, input_path, output_path, model_path, show):
+def annotate(config_path, input_path, output_path, model_path, incremental, full_refresh, partitions, show):
     """Run the annotation job described by --config."""
-    from pipelines.job import run_annotate
     from pipelines.config import load_config
+    from pipelines.job import run_annotate
 
-    config = load_config(config_path, {"input.path": input_path, "output.path": output_path,
-                                       "model.bundle": model_path})
+    config = load_config(config_path, {
+        "input.path": input_path, "output.path": output_path, "model.bundle": model_path,
+        "incremental": incremental, "full_refresh": full_refresh, "partitions": list(partitions) or None,
+    })
     result = run_annotate(config)
     report(result, show)
 
@@ -58,16 +64,23 @@ def annotate(config_path, input_path, output_path, model_path, show):
 def report(result, show: int) -> None:
     m = result.manifest
     c = m["counts"]
-    click.echo(f"\nrun {result.run_id} finished in {m['duration_s']:.1f}s with model {m['model']['storage_ref']}"
-               f" ({m['model']['kind']})")
+    click.echo(f"\nrun {result.run_id} {m['status']} in {m['duration_s']:.1f}s with model "
+               f"{m['model']['storage_ref']} ({m['model']['kind']})")
     if m["model"]["kind"] == "demo":
         click.echo("  note: DEMO MODEL (random weights): the vectors carry no meaning")
-    click.echo(f"  input rows {c['input_rows']} (with tokens {c['rows_with_tokens']}, without {c['rows_without_tokens']})"
-               f", tokens {c['tokens']}")
+    skipped = m["input"]["skipped_as_done"]
+    click.echo(f"  partitions annotated {len(m['input']['annotated_partitions'])}"
+               + (f", skipped as already done {skipped}" if skipped else ""))
+    reasons = ", ".join(f"{k} {v}" for k, v in c["quarantined_by_reason"].items())
+    click.echo(f"  rows: input {c['input_rows']}, annotated {c['annotated_rows']}"
+               f" (kept empty {c['kept_empty_rows']}), quarantined {c['quarantined_rows']}"
+               + (f" ({reasons})" if reasons else ""))
+    rate = c["tokens"] / m["duration_s"] if m["duration_s"] else 0
+    click.echo(f"  tokens {c['tokens']} ({rate:,.0f} tokens/s over the whole run)")
     for name, path in result.tables.items():
         click.echo(f"  table {name}: {path}")
     click.echo(f"  run manifest: {result.manifest_path}")
-    if show > 0:
+    if show > 0 and c["tokens"]:
         from pyspark.sql import SparkSession
         from pyspark.sql import functions as F
 

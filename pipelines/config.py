@@ -38,6 +38,20 @@ class OutputSettings(_Strict):
     annotations: bool = Field(False, description="also write the Spark NLP annotation columns")
 
 
+class PolicySettings(_Strict):
+    """What happens to rows that cannot be annotated as they are; every row ends somewhere."""
+
+    empty_text: Literal["quarantine", "keep"] = Field(
+        "quarantine", description="null, empty or whitespace-only text: quarantine, or keep as an empty document")
+    duplicate_id: Literal["quarantine", "fail"] = Field(
+        "quarantine", description="a doc id seen twice in one run: quarantine the later rows, or fail the run")
+    max_chars: int = Field(2_000_000, ge=1, description="documents longer than this follow `too_long`")
+    too_long: Literal["window", "quarantine"] = Field(
+        "window", description="window: annotate in bounded chunks anyway; quarantine: set aside")
+    quarantine_text_max_chars: int = Field(
+        10_000, ge=0, description="quarantine rows keep the original text up to this length")
+
+
 class ModelSettings(_Strict):
     bundle: str = "models/demo-bert"
     build_demo_if_missing: bool = True
@@ -65,6 +79,8 @@ class TokenizerSettings(_Strict):
 class EmbeddingsSettings(_Strict):
     max_sentence_length: int = Field(128, ge=3, le=512)
     batch_size: int = Field(8, ge=1)
+    max_tokens_per_chunk: int = Field(
+        8192, ge=64, description="tokens embedded at once in a worker: bounds memory, whatever the document size")
     pooling: Literal["first", "mean"] = "first"
     intra_op_threads: int = Field(0, ge=0, description="0: spark.task.cpus")
 
@@ -77,10 +93,14 @@ class StageSettings(_Strict):
 
 class JobConfig(_Strict):
     engine: Literal["native", "sparknlp"] = "native"
+    incremental: bool = Field(False, description="annotate only partitions not yet done with this pipeline")
+    partitions: list[str] = Field(default_factory=list, description="limit the run, e.g. ['lang=de']")
+    full_refresh: bool = Field(False, description="redo every partition even when incremental")
     spark: SparkSettings = Field(default_factory=SparkSettings)
     input: InputSettings = Field(default_factory=InputSettings)
     output: OutputSettings = Field(default_factory=OutputSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
+    policies: PolicySettings = Field(default_factory=PolicySettings)
     stages: StageSettings = Field(default_factory=StageSettings)
 
 

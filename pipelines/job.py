@@ -1,8 +1,17 @@
-"""The annotate job: partitioned Parquet corpus in, token embeddings (and annotations) in the lake out."""
+"""The annotate job: partitioned Parquet corpus in, token embeddings (and annotations) in the lake out.
+
+Every input row ends in exactly one place: the ``token_embeddings`` table (through its tokens), the
+``quarantine`` table (with its reason), or, under ``policies.empty_text: keep``, the count of kept
+empty documents. The run manifest records the counts and the job fails when they do not add up.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -10,16 +19,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlparse
 
-from pipelines import native
+from pipelines import state, tables
 from pipelines.config import JobConfig
+from pipelines.text.sentences import VISIBLE_CHAR_REGEX
 
 TOKEN_TABLE = "token_embeddings"
 ANNOTATIONS_TABLE = "annotations"
+QUARANTINE_TABLE = "quarantine"
 RUNS_DIR = "_runs"
+# Test-only failure injection (tests/integration/test_faults.py); never set them in production.
+KILL_WORKER_ONCE = "spark.corpusnlp.test.killWorkerOnce"
+KILL_DRIVER_DURING_WRITE = "spark.corpusnlp.test.killDriverDuringWrite"
 
 
 class JobError(RuntimeError):
-    """A problem with the job's inputs, phrased with what to do about it."""
+    """A problem with the job's inputs or outputs, phrased with what to do about it."""
 
 
 @dataclass
@@ -30,7 +44,7 @@ class RunResult:
     manifest: dict = field(default_factory=dict)
 
 
-# --- inputs ---------------------------------------------------------------------------------------
+# --- paths ---------------------------------------------------------------------------------------
 def _is_local(path: str) -> bool:
     return urlparse(path).scheme in ("", "file")
 
@@ -39,6 +53,72 @@ def _local(path: str) -> Path:
     return Path(urlparse(path).path if path.startswith("file:") else path)
 
 
+def _hadoop_fs(spark, path: str):
+    jvm = spark._jvm
+    hpath = jvm.org.apache.hadoop.fs.Path(path)
+    return hpath.getFileSystem(spark._jsc.hadoopConfiguration()), hpath
+
+
+def write_text(spark, path: str, text: str) -> None:
+    """Write a small file next to the tables, on a local disk or any Hadoop file system."""
+    if _is_local(path):
+        target = _local(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(target)  # atomic: a reader never sees half a manifest
+        return
+    fs, hpath = _hadoop_fs(spark, path)
+    stream = fs.create(hpath, True)
+    stream.write(bytearray(text.encode("utf-8")))
+    stream.close()
+
+
+def read_manifests(spark, runs_dir: str) -> list[dict]:
+    texts = []
+    if _is_local(runs_dir):
+        local = _local(runs_dir)
+        texts = [p.read_text(encoding="utf-8") for p in sorted(local.glob("*.json"))] if local.exists() else []
+    else:
+        fs, hpath = _hadoop_fs(spark, runs_dir)
+        if fs.exists(hpath):
+            for status in fs.listStatus(hpath):
+                if status.getPath().getName().endswith(".json"):
+                    stream = fs.open(status.getPath())
+                    texts.append(spark._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
+                    stream.close()
+    manifests = []
+    for t in texts:
+        try:
+            manifests.append(json.loads(t))
+        except json.JSONDecodeError:  # a manifest cut short by a crash: that run committed nothing
+            continue
+    return manifests
+
+
+def _delete_dir(spark, path: str) -> None:
+    if _is_local(path):
+        shutil.rmtree(_local(path), ignore_errors=True)
+    else:
+        fs, hpath = _hadoop_fs(spark, path)
+        fs.delete(hpath, True)
+
+
+def check_output_writable(path: str) -> None:
+    if not _is_local(path):
+        return  # remote stores report their own permission errors at write time
+    target = _local(path)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        probe = target / f".write-test-{uuid.uuid4().hex}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise JobError(f"output path {path} is not writable ({e.strerror}): choose another output.path / "
+                       "--output, or fix its permissions") from e
+
+
+# --- inputs --------------------------------------------------------------------------------------
 def ensure_model(config: JobConfig) -> str:
     """The bundle directory to use, building the demo model first when the config allows it."""
     bundle = config.model.bundle
@@ -54,7 +134,7 @@ def ensure_model(config: JobConfig) -> str:
 
 
 def read_corpus(spark, config: JobConfig):
-    """The input rows and their partition columns; clear errors for a missing path or column."""
+    """The input rows (with their file and row position) and partition columns; clear errors."""
     settings = config.input
     path = settings.path
     if _is_local(path):
@@ -62,7 +142,8 @@ def read_corpus(spark, config: JobConfig):
         if not local.exists():
             raise JobError(f"input path {path} does not exist: point input.path (or --input) at a Parquet corpus")
         if not any(local.rglob("*.parquet")):
-            raise JobError(f"input path {path} holds no Parquet files: nothing to annotate")
+            raise JobError(f"input path {path} holds no Parquet files: nothing to annotate (check the path, "
+                           "or that the corpus was written as Parquet)")
     try:
         df = spark.read.option("basePath", path).parquet(path)
     except Exception as e:  # AnalysisException: path not found, not Parquet, ...
@@ -72,17 +153,30 @@ def read_corpus(spark, config: JobConfig):
             key = "text_col" if role == "text" else "id_col"
             raise JobError(f"input {path} has no {role} column {col!r} (set input.{key}); its columns are: "
                            f"{', '.join(df.columns)}")
-    return df, partition_columns(df, path)
-
-
-def partition_columns(df, root: str) -> list[str]:
-    """Hive-style partition columns (``lang=de/``) of the files under ``root``, outermost first."""
     files = df.inputFiles()
+    partitions = partition_columns(files, path, df.columns)
+    return df, partitions, files
+
+
+def partition_columns(files: list[str], root: str, columns: list[str]) -> list[str]:
+    """Hive-style partition columns (``lang=de/``) of the files under ``root``, outermost first."""
     if not files:
         return []
     relative = files[0].split(root.rstrip("/").split("://")[-1], 1)[-1]
     names = [seg.split("=", 1)[0] for seg in relative.strip("/").split("/")[:-1] if "=" in seg]
-    return [n for n in names if n in df.columns]
+    return [n for n in names if n in columns]
+
+
+def _partition_condition(partitions: list[state.Partition]):
+    from pyspark.sql import functions as F
+
+    cond = F.lit(False)
+    for p in partitions:
+        term = F.lit(True)
+        for k, v in p.values:
+            term = term & (F.col(k).isNull() if v is None else (F.col(k).cast("string") == F.lit(v)))
+        cond = cond | term
+    return cond
 
 
 # --- pipeline ------------------------------------------------------------------------------------
@@ -90,22 +184,20 @@ def build_stages(config: JobConfig, bundle: str, columns: list[str]):
     from pipelines.stages import BertEmbeddings, DocumentAssembler, SentenceDetector, Tokenizer
 
     s = config.stages
-    detector = SentenceDetector(language=s.sentence_detector.language).setCustomBounds(
-        s.sentence_detector.custom_bounds
-    ).setUseCustomBoundsOnly(s.sentence_detector.use_custom_bounds_only).setMinLength(
-        s.sentence_detector.min_length
-    ).setMaxLength(s.sentence_detector.max_length)
-    if s.sentence_detector.split_length:
-        detector.setSplitLength(s.sentence_detector.split_length)
+    sd = s.sentence_detector
+    detector = (SentenceDetector(language=sd.language).setCustomBounds(sd.custom_bounds)
+                .setUseCustomBoundsOnly(sd.use_custom_bounds_only).setMinLength(sd.min_length)
+                .setMaxLength(sd.max_length))
+    if sd.split_length:
+        detector.setSplitLength(sd.split_length)
     if config.input.language_col and config.input.language_col in columns:
         detector.setLanguageCol(config.input.language_col)
-    tokenizer = (
-        Tokenizer().setTargetPattern(s.tokenizer.target_pattern).setExceptions(s.tokenizer.exceptions)
-        .setCaseSensitiveExceptions(s.tokenizer.case_sensitive_exceptions).setSplitChars(s.tokenizer.split_chars)
-        .setMinLength(s.tokenizer.min_length).setMaxLength(s.tokenizer.max_length)
-    )
-    if s.tokenizer.context_chars is not None:
-        tokenizer.setContextChars(s.tokenizer.context_chars)
+    tk = s.tokenizer
+    tokenizer = (Tokenizer().setTargetPattern(tk.target_pattern).setExceptions(tk.exceptions)
+                 .setCaseSensitiveExceptions(tk.case_sensitive_exceptions).setSplitChars(tk.split_chars)
+                 .setMinLength(tk.min_length).setMaxLength(tk.max_length))
+    if tk.context_chars is not None:
+        tokenizer.setContextChars(tk.context_chars)
     embeddings = BertEmbeddings(
         modelPath=bundle, maxSentenceLength=s.embeddings.max_sentence_length, batchSize=s.embeddings.batch_size,
         pooling=s.embeddings.pooling, intraOpThreads=s.embeddings.intra_op_threads,
@@ -114,28 +206,26 @@ def build_stages(config: JobConfig, bundle: str, columns: list[str]):
     return [DocumentAssembler(inputCol=config.input.text_col), detector, tokenizer, embeddings]
 
 
-def with_token_embeddings(stages, keep: list[str]):
+def with_token_embeddings(stages, keep: list[str], max_tokens: int = 8192, on_batch=None, fault_marker=None):
     """``df.transform(with_token_embeddings(stages, ["doc_id", "lang"]))``: one row per token.
 
-    Runs the fused native stages and flattens in the same Python pass, so the per-token annotation
-    structs are never materialised in the JVM.
+    Runs the fused native stages and flattens in the same Python pass, in units of at most
+    ``max_tokens`` tokens, so per-token annotation structs never reach the JVM and a worker's memory
+    does not grow with the document.
     """
     from pyspark.sql.types import ArrayType, FloatType, IntegerType, StringType, StructField, StructType
 
     from pipelines.stages import _check_inputs
 
     steps = [s._step() for s in stages]
-    embeddings_col = steps[-1].output_col
+    text_steps, model_steps = steps[:3], steps[3:]
 
     def flatten(batches):
-        for rb in batches:
-            columns = native.apply_steps(rb, steps)
-            yield native.token_rows(columns, rb, embeddings_col, keep)
+        return tables.stream_token_table(batches, text_steps, model_steps, keep, max_tokens, on_batch, fault_marker)
 
     def transform(df):
         _check_inputs(df, steps)
-        kept = [df.schema[c] for c in keep]
-        schema = StructType(kept + [
+        schema = StructType([df.schema[c] for c in keep] + [
             StructField("sentence", IntegerType(), False), StructField("token_index", IntegerType(), False),
             StructField("begin", IntegerType(), False), StructField("end", IntegerType(), False),
             StructField("token", StringType(), False), StructField("embedding", ArrayType(FloatType(), False), False),
@@ -159,62 +249,168 @@ def tokens_from_annotations(annotations_df, keep: list[str], embeddings_col: str
     )
 
 
+def classify_rows(df, config: JobConfig, partitions: list[str]):
+    """Add ``_reason``: why a row goes to quarantine, or null when it is annotated."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    p = config.policies
+    id_col, text = F.col(config.input.id_col), F.col(config.input.text_col)
+    empty = p.empty_text == "quarantine"
+    reason = (
+        F.when(id_col.isNull(), F.lit("null_id"))
+        .when(text.isNull() & F.lit(empty), F.lit("null_text"))
+        .when((F.length(text) == 0) & F.lit(empty), F.lit("empty_text"))
+        .when(~text.rlike(VISIBLE_CHAR_REGEX) & F.lit(empty), F.lit("blank_text"))
+        .when((F.length(text) > p.max_chars) & F.lit(p.too_long == "quarantine"), F.lit("too_long"))
+    )
+    df = df.withColumn("_reason", reason)
+    # Duplicates: count ids first (a small shuffle), and rank only the duplicated rows.
+    dup_ids = (df.where(id_col.isNotNull()).groupBy(config.input.id_col).count().where("count > 1")
+               .select(config.input.id_col))
+    if dup_ids.take(1):
+        if p.duplicate_id == "fail":
+            sample = [r[0] for r in dup_ids.limit(5).collect()]
+            raise JobError(f"duplicate {config.input.id_col} values in the input (e.g. {sample}): make ids unique, "
+                           "or set policies.duplicate_id: quarantine to keep the first and quarantine the rest")
+        order = Window.partitionBy(config.input.id_col).orderBy(*partitions, "_file", "_row")
+        later = (df.join(F.broadcast(dup_ids), config.input.id_col, "left_semi")
+                 .withColumn("_n", F.row_number().over(order)).where("_n > 1")
+                 .select("_file", "_row", F.lit("duplicate_id").alias("_dup")))
+        df = (df.join(F.broadcast(later), ["_file", "_row"], "left")
+              .withColumn("_reason", F.coalesce("_reason", "_dup")).drop("_dup"))
+    return df
+
+
+def quarantine_rows(classified, config: JobConfig, keep: list[str], run_id: str):
+    from pyspark.sql import functions as F
+
+    text = F.col(config.input.text_col)
+    limit = config.policies.quarantine_text_max_chars
+    return classified.where(F.col("_reason").isNotNull()).select(
+        *keep,
+        F.col("_reason").alias("reason"),
+        F.coalesce(F.length(text), F.lit(0)).alias("text_length"),
+        F.when(F.length(text) <= limit, text).alias("text"),
+        F.lit(run_id).alias("run_id"),
+    )
+
+
 # --- the job -------------------------------------------------------------------------------------
 def run_annotate(config: JobConfig, spark=None) -> RunResult:
+    from pyspark.sql import functions as F
+
+    from pipelines.progress import JobProgress
     from pipelines.session import configure, get_spark
     from pipelines.stages import run_native_stages
 
     started = time.time()
     run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+    out = config.output.path.rstrip("/")
+    check_output_writable(out)
     spark = configure(spark, config.spark) if spark is not None else get_spark(config.spark)
     bundle_path = ensure_model(config)
-    df, partitions = read_corpus(spark, config)
+    raw, partitions, files = read_corpus(spark, config)
     id_col, text_col = config.input.id_col, config.input.text_col
-    extra = [config.input.language_col] if config.input.language_col in df.columns and \
-        config.input.language_col not in partitions else []
-    df = df.select(id_col, text_col, *partitions, *extra)
-    stages = build_stages(config, bundle_path, df.columns)
+    lang = config.input.language_col
+    extra = [lang] if lang and lang in raw.columns and lang not in partitions else []
+    stages = build_stages(config, bundle_path, raw.columns)
     bundle = stages[-1].bundle()
+    pipeline_fp = state.fingerprint(config, bundle.manifest)
     keep = [id_col, *partitions]
-
-    out = config.output.path.rstrip("/")
-    tables = {TOKEN_TABLE: f"{out}/{TOKEN_TABLE}"}
+    tables_ = {TOKEN_TABLE: f"{out}/{TOKEN_TABLE}", QUARANTINE_TABLE: f"{out}/{QUARANTINE_TABLE}"}
     if config.output.annotations:
-        tables[ANNOTATIONS_TABLE] = f"{out}/{ANNOTATIONS_TABLE}"
-        annotated = run_native_stages(df, stages).drop(text_col, *extra)
-        _write(annotated, tables[ANNOTATIONS_TABLE], partitions)
-        written = spark.read.parquet(tables[ANNOTATIONS_TABLE])
-        tokens = tokens_from_annotations(written, keep, stages[-1].getOutputCol())
-    else:
-        tokens = df.transform(with_token_embeddings(stages, keep))
-    _write(tokens, tables[TOKEN_TABLE], partitions)
+        tables_[ANNOTATIONS_TABLE] = f"{out}/{ANNOTATIONS_TABLE}"
 
-    input_partitions = [r.asDict() for r in df.select(*partitions).distinct().orderBy(*partitions).collect()] \
-        if partitions else []
-    counts = _counts(spark, df, tables[TOKEN_TABLE], id_col, partitions, input_partitions)
+    # Which partitions this run annotates.
+    try:
+        filters = state.parse_partition_filters(config.partitions, partitions)
+    except ValueError as e:
+        raise JobError(str(e)) from None
+    selected = state.select(state.input_partitions(files, config.input.path, partitions), filters)
+    if filters and not selected:
+        raise JobError(f"no input partition matches {config.partitions}")
+    todo = selected
+    if config.incremental and not config.full_refresh:
+        todo = state.pending(selected, state.done_partitions(read_manifests(spark, f"{out}/{RUNS_DIR}"), pipeline_fp))
+
     manifest = {
-        "run_id": run_id,
-        "engine": config.engine,
+        "run_id": run_id, "status": "running", "engine": config.engine, "fingerprint": pipeline_fp,
         "started_at": datetime.fromtimestamp(started, timezone.utc).isoformat(),
-        "duration_s": round(time.time() - started, 3),
-        "model": {
-            "storage_ref": bundle.manifest.storage_ref,
-            "kind": bundle.manifest.kind,
-            "name": bundle.manifest.name,
-            "precision": bundle.manifest.precision,
-            "dimension": bundle.manifest.dimension,
-            "bundle": str(bundle_path),
-            **({"warning": "DEMO MODEL: random weights, the vectors carry no meaning"}
-               if bundle.manifest.kind == "demo" else {}),
-        },
-        "input": {"path": config.input.path, "partition_columns": partitions, "partitions": input_partitions},
-        "counts": counts,
-        "tables": tables,
-        "config": config.model_dump(mode="json"),
+        "model": _model_summary(bundle, bundle_path),
+        "input": {"path": config.input.path, "partition_columns": partitions,
+                  "selected_partitions": len(selected), "skipped_as_done": len(selected) - len(todo),
+                  "annotated_partitions": [p.as_dict() for p in todo]},
+        "tables": tables_, "config": config.model_dump(mode="json"),
     }
     manifest_path = f"{out}/{RUNS_DIR}/{run_id}.json"
     write_text(spark, manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False))
-    return RunResult(run_id, manifest_path, tables, manifest)
+    if not todo:
+        manifest.update(status="committed", counts=_zero_counts(), duration_s=round(time.time() - started, 3))
+        write_text(spark, manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False))
+        return RunResult(run_id, manifest_path, tables_, manifest)
+
+    df = raw.select(id_col, text_col, *partitions, *extra, F.col("_metadata.file_path").alias("_file"),
+                    F.col("_metadata.row_index").alias("_row"))
+    if partitions:
+        df = df.where(_partition_condition(todo))
+    classified = classify_rows(df, config, partitions).persist()
+    try:
+        visible = F.col(text_col).rlike(VISIBLE_CHAR_REGEX)
+        totals = classified.groupBy(*partitions).agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.sum(F.when(F.col("_reason").isNotNull(), 1).otherwise(0)).alias("quarantined"),
+            F.sum(F.when(F.col("_reason").isNull() & visible, 1).otherwise(0)).alias("to_annotate"),
+            F.sum(F.when(F.col("_reason").isNull() & ~F.coalesce(visible, F.lit(False)), 1).otherwise(0))
+            .alias("kept_empty"),
+        ).collect()
+        # Partitions that end up empty in a table lose their old files now; the others are replaced by the write.
+        for table, column in ((TOKEN_TABLE, "to_annotate"), (QUARANTINE_TABLE, "quarantined")):
+            has_rows = {tuple(str(r[c]) if r[c] is not None else None for c in partitions) for r in totals if r[column]}
+            for p in todo:
+                if tuple(v for _, v in p.values) not in has_rows and p.values:
+                    _delete_dir(spark, f"{tables_[table]}/{p.spec}")
+
+        quarantine = quarantine_rows(classified, config, keep, run_id)
+        if sum(r["quarantined"] for r in totals):
+            _write(quarantine, tables_[QUARANTINE_TABLE], partitions)
+        kept = classified.where(F.col("_reason").isNull() & visible).select(id_col, text_col, *partitions, *extra)
+        to_annotate = sum(r["to_annotate"] for r in totals)
+        with JobProgress(spark, to_annotate) as progress, _driver_fault(spark, tables_[TOKEN_TABLE]):
+            if config.output.annotations:
+                annotated = run_native_stages(kept, stages).drop(text_col, *extra)
+                _write(annotated, tables_[ANNOTATIONS_TABLE], partitions)
+                written = spark.read.parquet(tables_[ANNOTATIONS_TABLE]).where(_partition_condition(todo)) \
+                    if partitions else spark.read.parquet(tables_[ANNOTATIONS_TABLE])
+                tokens = tokens_from_annotations(written, keep, stages[-1].getOutputCol())
+            else:
+                tokens = kept.transform(with_token_embeddings(
+                    stages, keep, config.stages.embeddings.max_tokens_per_chunk, progress.callback(),
+                    spark.conf.get(KILL_WORKER_ONCE, None)))
+            _write(tokens, tables_[TOKEN_TABLE], partitions)
+        counts = _counts(spark, tables_, id_col, partitions, todo, totals)
+    finally:
+        classified.unpersist()
+
+    manifest["counts"] = counts
+    manifest["duration_s"] = round(time.time() - started, 3)
+    if counts["input_rows"] != counts["annotated_rows"] + counts["quarantined_rows"]:
+        manifest["status"] = "failed"
+        write_text(spark, manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False))
+        raise JobError(f"rows lost: {counts['input_rows']} input rows but {counts['annotated_rows']} annotated + "
+                       f"{counts['quarantined_rows']} quarantined; see {manifest_path}")
+    manifest["status"] = "committed"
+    write_text(spark, manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False))
+    return RunResult(run_id, manifest_path, tables_, manifest)
+
+
+def _model_summary(bundle, bundle_path) -> dict:
+    m = bundle.manifest
+    return {
+        "storage_ref": m.storage_ref, "kind": m.kind, "name": m.name, "precision": m.precision,
+        "dimension": m.dimension, "bundle": str(bundle_path),
+        **({"warning": "DEMO MODEL: random weights, the vectors carry no meaning"} if m.kind == "demo" else {}),
+    }
 
 
 def _write(df, path: str, partitions: list[str]) -> None:
@@ -224,40 +420,65 @@ def _write(df, path: str, partitions: list[str]) -> None:
     writer.parquet(path)
 
 
-def _counts(spark, df, token_path: str, id_col: str, partitions: list[str], touched: list[dict]) -> dict:
+def _zero_counts() -> dict:
+    return {"input_rows": 0, "annotated_rows": 0, "rows_with_tokens": 0, "kept_empty_rows": 0,
+            "quarantined_rows": 0, "quarantined_by_reason": {}, "tokens": 0}
+
+
+def _counts(spark, tables_: dict, id_col: str, partitions: list[str], todo, totals) -> dict:
+    """Counts read back from what was written, so a lost row shows up as a mismatch."""
     from pyspark.sql import functions as F
 
-    tokens = spark.read.parquet(token_path)
-    if partitions and touched:
-        cond = None
-        for p in touched:
-            c = None
-            for k, v in p.items():
-                term = F.col(k).isNull() if v is None else (F.col(k) == F.lit(v))
-                c = term if c is None else c & term
-            cond = c if cond is None else cond | c
-        tokens = tokens.where(cond)
-    stats = tokens.agg(F.count(F.lit(1)).alias("tokens"), F.countDistinct(id_col).alias("docs")).first()
-    rows = df.count()
+    def written(table):
+        path = tables_[table]
+        if not _exists(spark, path):
+            return None
+        df = spark.read.parquet(path)
+        return df.where(_partition_condition(todo)) if partitions else df
+
+    tokens = written(TOKEN_TABLE)
+    stats = tokens.agg(F.count(F.lit(1)).alias("n"), F.countDistinct(id_col).alias("docs")).first() \
+        if tokens is not None else {"n": 0, "docs": 0}
+    quarantine = written(QUARANTINE_TABLE)
+    by_reason = {r["reason"]: r["count"] for r in quarantine.groupBy("reason").count().collect()} \
+        if quarantine is not None else {}
+    kept_empty = sum(r["kept_empty"] for r in totals)
     return {
-        "input_rows": rows,
+        "input_rows": sum(r["rows"] for r in totals),
+        "annotated_rows": stats["docs"] + kept_empty,
         "rows_with_tokens": stats["docs"],
-        "rows_without_tokens": rows - stats["docs"],  # null, empty or whitespace-only text
-        "tokens": stats["tokens"],
+        "kept_empty_rows": kept_empty,
+        "quarantined_rows": sum(by_reason.values()),
+        "quarantined_by_reason": dict(sorted(by_reason.items())),
+        "tokens": stats["n"],
     }
 
 
-def write_text(spark, path: str, text: str) -> None:
-    """Write a small file next to the tables, on a local disk or any Hadoop file system."""
+def _exists(spark, path: str) -> bool:
     if _is_local(path):
-        target = _local(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(target)  # atomic: a reader never sees half a manifest
-        return
-    jvm = spark._jvm
-    hpath = jvm.org.apache.hadoop.fs.Path(path)
-    stream = hpath.getFileSystem(spark._jsc.hadoopConfiguration()).create(hpath, True)
-    stream.write(bytearray(text.encode("utf-8")))
-    stream.close()
+        return _local(path).exists()
+    fs, hpath = _hadoop_fs(spark, path)
+    return bool(fs.exists(hpath))
+
+
+class _driver_fault:
+    """Test-only: SIGKILL this driver once the token table's write has started staging files."""
+
+    def __init__(self, spark, table_path: str):
+        self.armed = (spark.conf.get(KILL_DRIVER_DURING_WRITE, "false") == "true") and _is_local(table_path)
+        self.table = _local(table_path)
+
+    def _watch(self):
+        while True:
+            staged = list(self.table.glob(".spark-staging-*/**/*.parquet")) if self.table.exists() else []
+            if staged:
+                os.kill(os.getpid(), signal.SIGKILL)
+            time.sleep(0.05)
+
+    def __enter__(self):
+        if self.armed:
+            threading.Thread(target=self._watch, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        return False

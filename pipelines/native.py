@@ -198,35 +198,3 @@ def annotate_batches(batches: Iterator[pa.RecordBatch], steps: list) -> Iterator
         columns = apply_steps(rb, steps)
         arrays = list(rb.columns) + [A.to_arrow(columns[s.output_col]) for s in steps]
         yield pa.RecordBatch.from_arrays(arrays, names=list(rb.schema.names) + [s.output_col for s in steps])
-
-
-# --- the flat token table the job writes --------------------------------------------------------
-TOKEN_TABLE_COLUMNS = ("sentence", "token_index", "begin", "end", "token", "embedding")
-
-
-def token_rows(columns: Batch, record_batch: pa.RecordBatch, embeddings_col: str, keep: list[str]) -> pa.RecordBatch:
-    """One output row per token: ``keep`` columns repeated, then the token table columns."""
-    rows, sentence, index, begin, end, token, vectors = [], [], [], [], [], [], []
-    for r, anns in enumerate(columns[embeddings_col]):
-        for i, a in enumerate(anns):
-            rows.append(r)
-            sentence.append(int(a.metadata["sentence"]))
-            index.append(i)
-            begin.append(a.begin)
-            end.append(a.end)
-            token.append(a.result)
-            vectors.append(a.embeddings)
-    take = pa.array(rows, pa.int64())
-    kept = [record_batch.column(name).take(take) for name in keep]
-    dim = len(vectors[0]) if vectors else 0
-    flat = np.concatenate(vectors).astype(np.float32, copy=False) if vectors else np.zeros(0, np.float32)
-    offsets = pa.array(np.arange(len(vectors) + 1, dtype=np.int32) * dim)
-    arrays = kept + [
-        pa.array(sentence, pa.int32()),
-        pa.array(index, pa.int32()),
-        pa.array(begin, pa.int32()),
-        pa.array(end, pa.int32()),
-        pa.array(token, pa.string()),
-        pa.ListArray.from_arrays(offsets, pa.array(flat, pa.float32())),
-    ]
-    return pa.RecordBatch.from_arrays(arrays, names=list(keep) + list(TOKEN_TABLE_COLUMNS))

@@ -1,8 +1,9 @@
 """Encoder throughput benchmark for a model bundle (or an .onnx file).
 
-    python -m pipelines.model.bench BUNDLE_OR_ONNX [--threads 2] [--shapes 8x64,32x128] [--seconds 10]
+    python -m pipelines.model.bench BUNDLE_OR_ONNX [...] [--threads 2] [--shapes 8x64,4x128] [--reps 8]
 
-Prints real tokens per second (batch * seq, all positions real) per batch shape.
+Prints tokens per second (batch * seq, all positions real, no padding) per batch
+shape, best and median over ``--reps`` runs; several models are timed interleaved.
 Never imports torch.
 """
 
@@ -37,46 +38,51 @@ def feeds(batch: int, seq: int, vocab: int, seed: int = 0, pad_to: int | None = 
     return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
 
 
-def tokens_per_second(sess, batch: int, seq: int, vocab: int, seconds: float = 10.0,
-                      min_runs: int = 3) -> tuple[float, float]:
-    """(tokens/s, seconds per run), after one warm-up run."""
+def time_runs(sessions: dict[str, object], batch: int, seq: int, vocab: int, reps: int) -> dict[str, list[float]]:
+    """Seconds per run for each session, runs interleaved (so background load hits all alike)."""
     f = feeds(batch, seq, vocab)
-    sess.run(None, f)
-    runs, t0 = 0, time.perf_counter()
-    while True:
-        sess.run(None, f)
-        runs += 1
-        el = time.perf_counter() - t0
-        if runs >= min_runs and el >= seconds:
-            break
-    return batch * seq * runs / el, el / runs
+    for sess in sessions.values():
+        sess.run(None, f)  # warm-up
+    times: dict[str, list[float]] = {k: [] for k in sessions}
+    for _ in range(reps):
+        for k, sess in sessions.items():
+            t = time.perf_counter()
+            sess.run(None, f)
+            times[k].append(time.perf_counter() - t)
+    return times
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model", help="bundle directory or .onnx file")
+    ap.add_argument("models", nargs="+", help="bundle directories or .onnx files (compared interleaved)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--shapes", default="1x128,8x64,16x128,4x256")
-    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--shapes", default="1x32,1x128,8x64,4x128,2x256")
+    ap.add_argument("--reps", type=int, default=8)
     ap.add_argument("--vocab", type=int, default=None)
     a = ap.parse_args(argv)
-    p = Path(a.model)
-    vocab = a.vocab
-    if p.is_dir():
-        from .bundle import ModelBundle
+    sessions, vocab = {}, a.vocab
+    for m in a.models:
+        p = Path(m)
+        if p.is_dir():
+            from .bundle import ModelBundle
 
-        b = ModelBundle.load(p, verify=False)
-        onnx_path, vocab = b.onnx_path, vocab or b.manifest.vocab_size
-    else:
-        onnx_path = p
-        vocab = vocab or 1000
-    t = time.perf_counter()
-    sess = make_session(onnx_path, a.threads)
-    print(f"{onnx_path}: session created in {time.perf_counter() - t:.1f}s, threads={a.threads}")
+            b = ModelBundle.load(p, verify=False)
+            onnx_path = b.onnx_path
+            vocab = vocab or b.manifest.vocab_size
+            label = f"{p.name}[{b.manifest.precision}]"
+        else:
+            onnx_path, label = p, p.name
+        t = time.perf_counter()
+        sessions[label] = make_session(onnx_path, a.threads)
+        print(f"{label}: session created in {time.perf_counter() - t:.1f}s (threads={a.threads})")
+    vocab = vocab or 1000
     for shape in a.shapes.split(","):
         bsz, seq = (int(x) for x in shape.lower().split("x"))
-        tps, per = tokens_per_second(sess, bsz, seq, vocab, a.seconds)
-        print(f"  batch {bsz:3d} x seq {seq:4d}: {tps:8.1f} tokens/s  ({per * 1000:.1f} ms/batch)")
+        times = time_runs(sessions, bsz, seq, vocab, a.reps)
+        for label, ts in times.items():
+            best, med = min(ts), float(np.median(ts))
+            print(f"  {label:28s} {bsz:3d}x{seq:<4d} best {bsz * seq / best:7.1f} tok/s "
+                  f"({best * 1000:7.1f} ms)  median {bsz * seq / med:7.1f} tok/s")
 
 
 if __name__ == "__main__":

@@ -167,7 +167,7 @@ class ModelBundle:
         # File-type allow-list: bundles never contain pickles or anything executable.
         for f in sorted(p.rglob("*")):
             rel = f.relative_to(p).as_posix()
-            if f.is_dir():
+            if f.is_dir() and not f.is_symlink():
                 if rel == CHECKPOINT_DIR:
                     continue
                 raise BundleError(

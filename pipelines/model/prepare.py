@@ -37,7 +37,7 @@ _TORCH_PATTERNS = ["pytorch_model.bin", "pytorch_model*.bin", "pytorch_model.bin
 
 # Dynamic int8 quantization settings (measured on mBERT-shaped random models, see report).
 INT8_PER_CHANNEL = True
-INT8_REDUCE_RANGE = False
+INT8_REDUCE_RANGE = True
 
 
 # ------------------------------------------------------------------ weights
@@ -256,6 +256,13 @@ def _slug(s: str) -> str:
     return re.sub(r"[^0-9a-z]+", "_", s.lower()).strip("_") or "model"
 
 
+def _hub_cache_info(ckpt: Path) -> tuple[str, str] | None:
+    """(repo id, commit) when ``ckpt`` is a hub cache snapshot (models--org--name/snapshots/SHA)."""
+    if ckpt.parent.name == "snapshots" and ckpt.parent.parent.name.startswith("models--"):
+        return ckpt.parent.parent.name[len("models--"):].replace("--", "/"), ckpt.name
+    return None
+
+
 def _download(hf_id: str) -> Path:
     try:
         from huggingface_hub import snapshot_download
@@ -329,10 +336,13 @@ def prepare_model(
         raise BundleError(f"precision {precision!r} is not supported: use 'fp32' or 'int8'")
     if kind not in ("demo", "real"):
         raise BundleError(f"kind {kind!r} is not supported: use 'real' or 'demo'")
+    out = Path(out_dir)
+    _prepare_out_dir(out)  # fail before the expensive part
 
     if hf_id is not None:
         ckpt = _download(hf_id)
-        source = f"huggingface:{hf_id}"
+        cache = _hub_cache_info(ckpt)
+        source = f"huggingface:{hf_id}" + (f"@{cache[1]}" if cache else "")
     else:
         ckpt = Path(from_dir).expanduser().resolve()
         if not ckpt.is_dir():
@@ -368,7 +378,8 @@ def prepare_model(
         raise BundleError(f"checkpoint {ckpt}: {e}") from e
     del weights
 
-    base_name = config.get("_name_or_path") or (hf_id if hf_id else ckpt.name)
+    cache = _hub_cache_info(ckpt)
+    base_name = hf_id or config.get("_name_or_path") or (cache[0] if cache else ckpt.name)
     if kind == "demo":
         storage_ref = f"demo_bert_{weights_sha[:12]}"
     elif hf_id is not None:
@@ -392,8 +403,6 @@ def prepare_model(
         notes=DEMO_NOTES if kind == "demo" else "",
     )
 
-    out = Path(out_dir)
-    _prepare_out_dir(out)
     if precision == "fp32":
         return write_bundle(out, model, tokenizer, **fields)
 
@@ -401,7 +410,11 @@ def prepare_model(
 
     with tempfile.TemporaryDirectory(prefix="corpus-nlp-int8-") as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
-        save_onnx(model, fp32)
+        if len(save_onnx(model, fp32)) > 1:
+            raise BundleError(
+                f"{ckpt} is larger than 2 GB as an ONNX graph; int8 bundles of such models are not "
+                "supported: use precision fp32"
+            )
         del model
         q = Path(tmp) / "int8.onnx"
         try:

@@ -17,6 +17,13 @@ import sentencex
 DEFAULT_LANGUAGE = "xx"
 
 
+# Exactly the characters Python's str.isspace() (and so re's \s) calls whitespace, spelled so that both
+# Python's re and Java's regex (Spark's rlike) read it: the job decides "blank text" in Spark with it,
+# and the stages decide what is a token in Python; they must agree (tests/unit/test_sentences.py).
+WHITESPACE_CLASS = r"\t\n\x0B\f\r\x1C-\x1F \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000"
+VISIBLE_CHAR_REGEX = f"[^{WHITESPACE_CLASS}]"
+
+
 @dataclass(frozen=True, slots=True)
 class Span:
     begin: int  # 0-based, into the document

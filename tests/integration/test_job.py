@@ -79,10 +79,14 @@ def test_run_manifest_accounts_for_every_row(spark, first_run, demo_bundle):
     assert Path(first_run.manifest_path).parent.name == "_runs"
     written = spark.read.parquet(first_run.tables["token_embeddings"]).count()
     assert written == 8 + 4 + 16 + 3  # de-1, de-2, zh-1 (one token per ideograph), xx-4 ("ok", "\x07", "🙂")
-    assert manifest["counts"] == {"input_rows": 7, "rows_with_tokens": 4, "rows_without_tokens": 3, "tokens": written}
+    assert manifest["status"] == "committed"
+    assert manifest["counts"] == {
+        "input_rows": 7, "annotated_rows": 4, "rows_with_tokens": 4, "kept_empty_rows": 0, "quarantined_rows": 3,
+        "quarantined_by_reason": {"blank_text": 1, "empty_text": 1, "null_text": 1}, "tokens": written}
     assert manifest["model"]["storage_ref"] == demo_bundle.manifest.storage_ref
     assert manifest["model"]["kind"] == "demo" and "DEMO MODEL" in manifest["model"]["warning"]
-    assert manifest["input"]["partitions"] == [{"lang": "de"}, {"lang": "xx"}, {"lang": "zh"}]
+    assert [p["values"] for p in manifest["input"]["annotated_partitions"]] == [
+        {"lang": "de"}, {"lang": "xx"}, {"lang": "zh"}]
     assert manifest["config"]["input"]["path"].endswith("corpus0") and manifest["duration_s"] > 0
 
 
@@ -95,6 +99,8 @@ def test_rerun_replaces_only_the_partitions_it_writes(spark, tmp_path, corpus_di
     by_lang = {r.lang: sorted(set(r.ids)) for r in tokens.groupBy("lang").agg({"doc_id": "collect_list"})
                .withColumnRenamed("collect_list(doc_id)", "ids").collect()}
     assert by_lang == {"de": ["de-9"], "zh": ["zh-1"], "xx": ["xx-4"]}
+    quarantined = spark.read.parquet(str(tmp_path / "lake" / "quarantine"))
+    assert sorted(r.doc_id for r in quarantined.collect()) == ["xx-1", "xx-2", "xx-3"]
     assert len(list((tmp_path / "lake" / "_runs").glob("*.json"))) == 2
 
 
@@ -147,7 +153,7 @@ def test_cli_and_spark_submit_give_the_same_lake(spark, tmp_path, corpus_dir, de
             "--model", str(demo_bundle.path)]
     cli = CliRunner().invoke(main, ["annotate", *args, "--output", str(tmp_path / "cli"), "--show", "0"])
     assert cli.exit_code == 0, cli.output
-    assert "tokens 31" in cli.output
+    assert "tokens 31" in cli.output and "quarantined 3 (blank_text 1, empty_text 1, null_text 1)" in cli.output
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
     submit = Path(sys.executable).parent / "spark-submit"
     proc = subprocess.run(

@@ -1,8 +1,11 @@
 """Sentence spans: boundaries in many scripts, offsets into the original, no character lost."""
 
+import re
+import sys
+
 import pytest
 
-from pipelines.text.sentences import split_sentences
+from pipelines.text.sentences import VISIBLE_CHAR_REGEX, split_sentences
 
 
 def sentences(text, lang="xx", **kw):
@@ -49,3 +52,10 @@ def test_short_sentences_merge_into_the_next():
 
 def test_custom_bounds_only():
     assert sentences("a;b;c", custom_bounds=(";",), use_custom_bounds_only=True) == ["a;", "b;", "c"]
+
+
+def test_visible_character_regex_agrees_with_python_whitespace_on_every_code_point():
+    visible = re.compile(VISIBLE_CHAR_REGEX)
+    mismatches = [c for c in range(sys.maxunicode + 1)
+                  if (visible.fullmatch(chr(c)) is None) != chr(c).isspace()]
+    assert mismatches == []

@@ -1,0 +1,67 @@
+"""Progress a person can follow on a long run: tasks done, rows and tokens done, tokens/s.
+
+Rows and tokens come from accumulators the workers add to after each Arrow batch (Spark applies them
+when a task finishes, so they move task by task); tasks come from the status tracker.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+from rich.console import Console
+
+
+class JobProgress:
+    def __init__(self, spark, total_rows: int, interval_s: float = 2.0):
+        self.sc = spark.sparkContext
+        self.total_rows = total_rows
+        self.rows = self.sc.accumulator(0)
+        self.tokens = self.sc.accumulator(0)
+        self.interval_s = interval_s if sys.stderr.isatty() else max(interval_s, 15.0)
+        self.console = Console(stderr=True)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="corpus-nlp-progress")
+        self.started = time.time()
+
+    def callback(self):
+        """What the workers call per batch (pickled with the mapInArrow function)."""
+        rows, tokens = self.rows, self.tokens
+
+        def on_batch(n_rows: int, n_tokens: int) -> None:
+            rows.add(n_rows)
+            tokens.add(n_tokens)
+
+        return on_batch
+
+    def _tasks(self) -> tuple[int, int]:
+        tracker = self.sc.statusTracker()
+        done = total = 0
+        for stage_id in tracker.getActiveStageIds():
+            info = tracker.getStageInfo(stage_id)
+            if info is not None:
+                done += info.numCompletedTasks
+                total += info.numTasks
+        return done, total
+
+    def line(self) -> str:
+        elapsed = max(time.time() - self.started, 1e-9)
+        done, total = self._tasks()
+        rows, tokens = self.rows.value, self.tokens.value
+        tasks = f"tasks {done}/{total}, " if total else ""
+        return (f"{tasks}rows {rows:,}/{self.total_rows:,}, tokens {tokens:,}, "
+                f"{tokens / elapsed:,.0f} tokens/s, {elapsed:,.0f}s")
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.console.print(f"[dim]annotating:[/dim] {self.line()}", highlight=False)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=1)
+        return False

@@ -1,0 +1,132 @@
+"""The lake's flat tables, produced straight from the fused native pass (no per-token structs in the JVM).
+
+Memory stays bounded by the settings, not by the document: the text steps (document, sentences,
+tokens) run on the whole Arrow batch, then the model steps run on *units* of whole sentences holding
+at most ``max_tokens`` tokens, and each unit's rows leave the worker as soon as they are built. A
+million-character document is just many units.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from pipelines import native
+from pipelines.annotation import Ann
+
+TOKEN_COLUMNS = ("sentence", "token_index", "begin", "end", "token", "embedding")
+
+
+@dataclass(frozen=True)
+class Unit:
+    row: int  # row of the Arrow batch
+    first_token: int  # index in the document of the unit's first token
+    tokens: list[Ann]
+
+
+def units(token_rows: list[list[Ann]], max_tokens: int) -> Iterator[Unit]:
+    """Split each row's tokens into runs of whole sentences of at most ``max_tokens`` tokens.
+
+    A single sentence longer than that stays whole (the embedder windows it); its size is bounded by
+    the SentenceDetector's maxLength, not by the document.
+    """
+    for row, tokens in enumerate(token_rows):
+        start = 0
+        while start < len(tokens):
+            stop = min(start + max_tokens, len(tokens))
+            if stop < len(tokens):
+                # back off to the start of the sentence that the cut would split
+                cut_sentence = tokens[stop].metadata["sentence"]
+                back = stop
+                while back > start and tokens[back - 1].metadata["sentence"] == cut_sentence:
+                    back -= 1
+                if back > start:
+                    stop = back
+                else:  # one sentence longer than max_tokens: take all of it
+                    while stop < len(tokens) and tokens[stop].metadata["sentence"] == cut_sentence:
+                        stop += 1
+            yield Unit(row, start, tokens[start:stop])
+            start = stop
+
+
+def chunks(all_units: Iterator[Unit], max_tokens: int) -> Iterator[list[Unit]]:
+    """Group units (of any rows) so each group embeds at most about ``max_tokens`` tokens at once."""
+    group, size = [], 0
+    for u in all_units:
+        if group and size + len(u.tokens) > max_tokens:
+            yield group
+            group, size = [], 0
+        group.append(u)
+        size += len(u.tokens)
+    if group:
+        yield group
+
+
+def stream_token_table(
+    batches: Iterator[pa.RecordBatch],
+    text_steps: list,
+    model_steps: list,
+    keep: list[str],
+    max_tokens: int,
+    on_batch: Callable[[int, int], None] | None = None,
+    fault_marker: str | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """The ``mapInArrow`` body of the job: Arrow rows in, one row per token out."""
+    token_col = text_steps[-1].output_col
+    embeddings_col = model_steps[0].output_col
+    for rb in batches:
+        if fault_marker:
+            _die_once(fault_marker)
+        columns = native.apply_steps(rb, text_steps)
+        n_tokens = 0
+        for group in chunks(units(columns[token_col], max_tokens), max_tokens):
+            sub: native.Batch = {name: [columns[name][u.row] for u in group] for name in columns}
+            sub[token_col] = [u.tokens for u in group]
+            for step in model_steps:
+                sub[step.output_col] = step.apply(sub)
+            n_tokens += sum(len(u.tokens) for u in group)
+            yield token_rows(group, sub[embeddings_col], rb, keep)
+        if on_batch is not None:
+            on_batch(rb.num_rows, n_tokens)
+
+
+def token_rows(group: list[Unit], embedded: list[list[Ann]], rb: pa.RecordBatch, keep: list[str]) -> pa.RecordBatch:
+    rows, sentence, index, begin, end, token, vectors = [], [], [], [], [], [], []
+    for unit, anns in zip(group, embedded):
+        if len(anns) != len(unit.tokens):  # the guarantee the whole product rests on
+            raise AssertionError(f"{len(unit.tokens)} tokens but {len(anns)} embeddings")
+        for i, a in enumerate(anns):
+            rows.append(unit.row)
+            sentence.append(int(a.metadata["sentence"]))
+            index.append(unit.first_token + i)
+            begin.append(a.begin)
+            end.append(a.end)
+            token.append(a.result)
+            vectors.append(a.embeddings)
+    take = pa.array(rows, pa.int64())
+    dim = len(vectors[0]) if vectors else 0
+    flat = np.concatenate(vectors).astype(np.float32, copy=False) if vectors else np.zeros(0, np.float32)
+    offsets = pa.array(np.arange(len(vectors) + 1, dtype=np.int32) * dim)
+    arrays = [rb.column(name).take(take) for name in keep] + [
+        pa.array(sentence, pa.int32()),
+        pa.array(index, pa.int32()),
+        pa.array(begin, pa.int32()),
+        pa.array(end, pa.int32()),
+        pa.array(token, pa.string()),
+        pa.ListArray.from_arrays(offsets, pa.array(flat, pa.float32())),
+    ]
+    return pa.RecordBatch.from_arrays(arrays, names=list(keep) + list(TOKEN_COLUMNS))
+
+
+def _die_once(marker: str) -> None:
+    """Failure injection for tests only: the first worker to get here dies like an OOM-killed process."""
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return
+    os.close(fd)
+    os._exit(137)
