@@ -12,8 +12,9 @@ import pytest
 from chispa import assert_df_equality
 from click.testing import CliRunner
 
+from lake_helpers import job_config, write_corpus
+
 from pipelines.cli import main
-from pipelines.config import parse_config
 from pipelines.job import JobError, run_annotate
 from pipelines.model.bundle import BundleError
 
@@ -26,21 +27,8 @@ CORPUS = {
 }
 
 
-def write_corpus(root: Path, corpus: dict) -> Path:
-    for lang, rows in corpus.items():
-        part = root / f"lang={lang}"
-        part.mkdir(parents=True)
-        table = pa.table({"doc_id": [r[0] for r in rows], "text": [r[1] for r in rows]})
-        pq.write_table(table, part / "part-00000.parquet")
-    return root
-
-
 def config(tmp_path, corpus_dir, bundle, **output):
-    return parse_config({
-        "input": {"path": str(corpus_dir)},
-        "output": {"path": str(tmp_path / "lake"), **output},
-        "model": {"bundle": str(bundle), "build_demo_if_missing": False},
-    })
+    return job_config(tmp_path / "lake", corpus_dir, bundle, **{f"output__{k}": v for k, v in output.items()})
 
 
 @pytest.fixture(scope="module")

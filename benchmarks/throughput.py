@@ -1,0 +1,575 @@
+"""Throughput of the annotate job against its raw bound and the Hugging Face baseline, in one run.
+
+    python -m benchmarks.throughput [--sentences 5000] [--out benchmarks/results] [--tiny]
+
+On one generated multilingual corpus (benchmarks.corpus) and a random-weight model of exactly
+bert-base-multilingual-cased's shape (built once under models/bench-mbert{,-int8}), measures tokens/s
+(tokens = our Tokenizer's tokens, the unit the lake stores) of:
+
+  raw       the bundle's ONNX model called directly in this process on the same windows of pieces,
+            sorted by length over the whole corpus, same max_sentence_length and batch size, one
+            session with one thread per core (model calls only: the ceiling for the job);
+  pipeline  pipelines.job.run_annotate end to end (Parquet in, token_embeddings Parquet out), local[2];
+            again on twice the corpus (scaling check), and again with the int8 bundle;
+  hf        a pandas UDF running transformers' BertModel (PyTorch) on the same checkpoint and texts,
+            written as Parquet (benchmarks.hf_baseline).
+
+Prints a table and writes <out>/<YYYY-MM-DD>-<machine>.json. The machine is shared with other work:
+each phase records the CPU time other processes took from it (``foreign_cpu_share``), so a contended
+number can be recognised as such.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGETS = {  # key -> (comparison, threshold)
+    "pipeline_vs_raw": (">=", 0.90),
+    "pipeline_vs_hf": (">=", 1.2),
+    "int8_vs_hf": (">=", 2.5),
+    "int8_cosine": (">=", 0.99),
+    "padding_ratio": ("<=", 0.10),
+    "peak_rss_mb": ("<=", 3072),
+    "scaling_2x": ("<=", 2.1),
+}
+
+
+# --- machine and contention ----------------------------------------------------------------------
+def machine_info() -> dict:
+    import psutil
+
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "hostname": socket.gethostname(),
+        "cpu_model": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def _versions() -> dict:
+    out = {}
+    for name in ("onnxruntime", "torch", "transformers", "pyspark", "pyarrow", "tokenizers", "numpy"):
+        try:
+            out[name] = __import__(name).__version__
+        except Exception:
+            out[name] = None
+    return out
+
+
+class Monitor:
+    """Samples this process tree during a phase: peak RSS of each Spark Python worker, CPU time used by
+    the tree, and the CPU time the rest of the machine took (other users' work on a shared box)."""
+
+    def __init__(self, interval: float = 0.2):
+        import psutil
+
+        self.psutil = psutil
+        self.interval = interval
+        self.me = psutil.Process()
+        self.cpu0: dict[int, float] = {}
+        self.rss: dict[int, float] = {}  # pid -> peak MB, Python workers only
+        self.role: dict[int, str] = {}
+        self.cpu: dict[int, float] = {}  # pid -> last seen user+system seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._sample()
+        self.cpu0 = dict(self.cpu)  # processes that exist already count from here
+        self.t0 = time.perf_counter()
+        self.sys0 = self._busy()
+        self.self0 = self._own_cpu()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        self.wall = time.perf_counter() - self.t0
+        busy = self._busy() - self.sys0
+        ours = self._tree_cpu_total() - self.self0
+        cores = os.cpu_count() or 1
+        self.ours_cpu_s = ours
+        self.foreign_cpu_share = max(0.0, busy - ours) / (self.wall * cores)
+        self.our_cpu_share = ours / (self.wall * cores)
+
+    def _busy(self) -> float:
+        t = self.psutil.cpu_times()
+        return t.user + t.nice + t.system + getattr(t, "irq", 0) + getattr(t, "softirq", 0) + getattr(t, "steal", 0)
+
+    def _tree_cpu_total(self) -> float:
+        # processes seen now plus the last reading of those that have exited
+        return sum(v - self.cpu0.get(pid, 0.0) for pid, v in self.cpu.items()) + self._own_cpu()
+
+    def _own_cpu(self) -> float:
+        t = self.me.cpu_times()
+        return t.user + t.system
+
+    def _sample(self) -> None:
+        try:
+            children = self.me.children(recursive=True)
+        except self.psutil.Error:
+            return
+        for p in children:
+            try:
+                with p.oneshot():
+                    t = p.cpu_times()
+                    self.cpu[p.pid] = t.user + t.system
+                    if p.pid not in self.role:
+                        cmd = " ".join(p.cmdline())
+                        if "pyspark.daemon" in cmd or "pyspark.worker" in cmd:
+                            parent = p.parent()
+                            parent_cmd = " ".join(parent.cmdline()) if parent else ""
+                            self.role[p.pid] = "worker" if "pyspark.daemon" in parent_cmd else "daemon"
+                        else:
+                            self.role[p.pid] = p.name()
+                    if self.role[p.pid] == "worker":
+                        mb = p.memory_info().rss / 2**20
+                        self.rss[p.pid] = max(self.rss.get(p.pid, 0.0), mb)
+            except self.psutil.Error:
+                continue
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def summary(self) -> dict:
+        return {
+            "wall_s": round(self.wall, 2),
+            "peak_rss_mb": round(max(self.rss.values()), 1) if self.rss else None,
+            "worker_peak_rss_mb": sorted(round(v, 1) for v in self.rss.values()),
+            "our_cpu_share": round(self.our_cpu_share, 3),
+            "foreign_cpu_share": round(self.foreign_cpu_share, 3),
+        }
+
+
+# --- inputs --------------------------------------------------------------------------------------
+@dataclass
+class Settings:
+    sentences: int
+    tiny: bool
+    work: Path
+    models: Path
+    out: Path
+    batch_size: int = 8
+    max_sentence_length: int = 128
+    arrow_batch_rows: int = 256
+    master: str = "local[2]"
+    docs_per_file: int = 0
+    raw_threads: int = 0
+    hf_threads: int = 1
+    hf_batch_size: int = 16
+    skip: set = field(default_factory=set)
+
+
+def model_paths(s: Settings) -> tuple[Path, Path]:
+    name = "bench-tiny" if s.tiny else "bench-mbert"
+    return s.models / name, s.models / f"{name}-int8"
+
+
+def ensure_models(s: Settings) -> tuple[Path, Path]:
+    """Build the fp32 bundle (with its HF checkpoint) and the int8 bundle of the same weights, once."""
+    from benchmarks.corpus import seed_texts
+    from pipelines.model.bundle import CHECKPOINT_DIR, MANIFEST
+    from pipelines.model.demo import DEMO_SHAPE, build_mbert_shaped_random_model
+    from pipelines.model.prepare import prepare_model
+
+    fp32, int8 = model_paths(s)
+    texts = seed_texts()
+    stamp = {"texts": __import__("hashlib").sha256("\n".join(texts).encode()).hexdigest()[:16], "tiny": s.tiny}
+    stamp_file = s.models / f".{fp32.name}.stamp.json"
+    fresh = stamp_file.exists() and json.loads(stamp_file.read_text()) == stamp
+    if not (fresh and (fp32 / MANIFEST).exists() and (fp32 / CHECKPOINT_DIR / "config.json").exists()):
+        t = time.perf_counter()
+        shutil.rmtree(fp32, ignore_errors=True)
+        shutil.rmtree(int8, ignore_errors=True)
+        if s.tiny:
+            from pipelines.model.checkpoint import train_wordpiece_tokenizer, write_random_checkpoint
+
+            tok = train_wordpiece_tokenizer(texts, vocab_size=2000, cased=True)
+            ckpt = write_random_checkpoint(fp32 / CHECKPOINT_DIR, tok, seed=0, name="bench-tiny", **DEMO_SHAPE)
+            prepare_model(fp32, from_dir=ckpt, kind="demo", name="bench-tiny")
+        else:
+            build_mbert_shaped_random_model(fp32, texts)
+        print(f"built {fp32} in {time.perf_counter() - t:.0f}s", flush=True)
+        stamp_file.parent.mkdir(parents=True, exist_ok=True)
+        stamp_file.write_text(json.dumps(stamp))
+    if not (int8 / MANIFEST).exists():
+        t = time.perf_counter()
+        prepare_model(int8, from_dir=fp32 / CHECKPOINT_DIR, precision="int8", kind="demo",
+                      name=f"{fp32.name}-int8")
+        print(f"built {int8} in {time.perf_counter() - t:.0f}s", flush=True)
+    return fp32, int8
+
+
+def job_config(s: Settings, corpus: Path, out: Path, bundle: Path):
+    from pipelines.config import parse_config
+
+    return parse_config({
+        "spark": {"master": s.master, "app_name": "corpus-nlp-bench", "arrow_batch_rows": s.arrow_batch_rows,
+                  "conf": {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"}},
+        "input": {"path": str(corpus)},
+        "output": {"path": str(out)},
+        "model": {"bundle": str(bundle), "build_demo_if_missing": False},
+        "stages": {"embeddings": {"batch_size": s.batch_size, "max_sentence_length": s.max_sentence_length}},
+    })
+
+
+# --- the job's embed step, replayed in-process without the model ---------------------------------
+@dataclass
+class Replay:
+    tokens: int
+    sentences: int
+    windows: list  # every _Window the job's embedder builds, in the job's order
+    stats: dict  # the embedder's stats: pieces / padded_pieces / model_calls, as in the workers
+    prep_s: float  # sentence split + tokenize + WordPiece + windows, one core
+
+
+def replay_embed_step(s: Settings, corpus_dir: Path, bundle: Path, threads: int) -> Replay:
+    """Run the job's own steps over the corpus files in Spark's Arrow batches, with a model that
+    returns zeros: gives the exact windows and padding statistics the workers' embedders see.
+
+    Spark reads each (small) Parquet file as one task and cuts it into batches of ``arrow_batch_rows``
+    rows; the EmbedStep sorts windows by length within each such batch.
+    """
+    import pyarrow.parquet as pq
+
+    from pipelines import native
+    from pipelines.embed import TokenEmbedder
+    from pipelines.job import build_stages
+    from pipelines.model.bundle import ModelBundle
+
+    cfg = job_config(s, corpus_dir, s.work / "unused", bundle)
+    stages = build_stages(cfg, str(bundle), ["doc_id", "text", "lang"])
+    steps = [st._step() for st in stages]
+    embed = steps[-1]
+    mb = ModelBundle.load(bundle, verify=False)
+    dim = mb.manifest.dimension
+
+    class ZeroSession:
+        def get_outputs(self):
+            return [type("Output", (), {"shape": [None, None, dim]})]
+
+        def run(self, names, feeds):
+            return [np.zeros(feeds["input_ids"].shape + (dim,), dtype=np.float32)]
+
+    class Recorder(TokenEmbedder):
+        windows: list = []
+
+        def _run(self, batch):
+            self.windows.extend(batch)
+            return super()._run(batch)
+
+    rec = Recorder(ZeroSession(), mb.load_tokenizer(), max_sentence_length=embed.max_sentence_length,
+                   batch_size=embed.batch_size, pooling=embed.pooling)
+    rec.windows = []
+    key = (embed.bundle_path, embed.max_sentence_length, embed.batch_size, embed.pooling,
+           native._intra_op_threads(embed.intra_op_threads))
+    saved = native._EMBEDDERS.get(key)
+    native._EMBEDDERS[key] = rec
+    tokens = sentences = 0
+    t = time.perf_counter()
+    try:
+        for f in sorted(corpus_dir.rglob("*.parquet")):
+            lang = f.parent.name.split("=", 1)[1]
+            table = pq.read_table(f)
+            table = table.append_column("lang", __import__("pyarrow").array([lang] * table.num_rows))
+            for rb in table.to_batches(max_chunksize=s.arrow_batch_rows):
+                cols = native.apply_steps(rb, steps)
+                tokens += sum(len(r) for r in cols[embed.output_col])
+                sentences += sum(len(r) for r in cols[embed.sentence_col])
+    finally:
+        if saved is None:
+            native._EMBEDDERS.pop(key, None)
+        else:
+            native._EMBEDDERS[key] = saved
+    prep = time.perf_counter() - t
+    return Replay(tokens, sentences, rec.windows, dict(rec.stats), prep)
+
+
+# --- (a) raw bound -------------------------------------------------------------------------------
+def run_raw(s: Settings, bundle: Path, windows: list, threads: int, keep: bool = False) -> dict:
+    """The same windows, sorted by length over the whole corpus, through one ONNX Runtime session."""
+    from pipelines.embed import TokenEmbedder
+    from pipelines.model.bundle import ModelBundle
+
+    mb = ModelBundle.load(bundle, verify=False)
+    session = mb.create_session(intra_op_threads=threads)
+    emb = TokenEmbedder(session, mb.load_tokenizer(), max_sentence_length=s.max_sentence_length,
+                        batch_size=s.batch_size)
+    order = sorted(windows, key=lambda w: len(w.ids))
+    emb._run(order[: min(len(order), s.batch_size)])  # warm-up (first-call allocations)
+    emb.stats = {"pieces": 0, "padded_pieces": 0, "model_calls": 0}
+    kept = []
+    model_s = 0.0
+    with Monitor() as mon:
+        for b in range(0, len(order), s.batch_size):
+            batch = order[b : b + s.batch_size]
+            t = time.perf_counter()
+            hidden = emb._run(batch)
+            model_s += time.perf_counter() - t
+            if keep:
+                kept.append(np.concatenate([h[w.rows] for w, h in zip(batch, hidden)]))
+    tokens = sum(len(w.rows) for w in windows)
+    return {"model_s": model_s, "tokens": tokens, "tokens_per_s": tokens / model_s, "threads": threads,
+            "stats": dict(emb.stats), "monitor": mon.summary(), "vectors": kept if keep else None}
+
+
+# --- (b) the job, (c) the baseline -----------------------------------------------------------------
+def fresh_spark(s: Settings):
+    from pipelines.config import SparkSettings
+    from pipelines.session import get_spark
+
+    spark = get_spark(SparkSettings(master=s.master, app_name="corpus-nlp-bench", arrow_batch_rows=s.arrow_batch_rows,
+                                    conf={"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"}))
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def run_pipeline(s: Settings, corpus: Path, bundle: Path, name: str) -> dict:
+    """run_annotate end to end in a fresh SparkContext (fresh Python workers: clean RSS, cold models)."""
+    from pipelines.job import run_annotate
+
+    spark = fresh_spark(s)
+    out = s.work / "lake" / name
+    shutil.rmtree(out, ignore_errors=True)
+    cfg = job_config(s, corpus, out, bundle)
+    try:
+        with Monitor() as mon:
+            result = run_annotate(cfg, spark=spark)
+    finally:
+        spark.stop()
+    return {"seconds": mon.wall, "tokens": result.manifest["counts"]["tokens"], "monitor": mon.summary(),
+            "table": result.tables["token_embeddings"]}
+
+
+def run_hf(s: Settings, corpus: Path, checkpoint: Path) -> dict:
+    from benchmarks import hf_baseline
+
+    spark = fresh_spark(s)
+    out = s.work / "lake" / "hf"
+    shutil.rmtree(out, ignore_errors=True)
+    try:
+        with Monitor() as mon:
+            words = hf_baseline.run(spark, str(corpus), str(out), str(checkpoint), batch_size=s.hf_batch_size,
+                                    max_length=s.max_sentence_length, threads=s.hf_threads)
+    finally:
+        spark.stop()
+    shutil.rmtree(out, ignore_errors=True)
+    return {"seconds": mon.wall, "words": words, "monitor": mon.summary()}
+
+
+def lowest_cosine(table_a: str, table_b: str) -> tuple[float, int]:
+    """Lowest cosine similarity between the vectors of the same token in two token tables."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    keys = ["doc_id", "sentence", "token_index"]
+
+    def load(path):
+        t = ds.dataset(path, format="parquet", partitioning="hive").to_table(columns=keys + ["embedding"])
+        t = t.take(pc.sort_indices(t, sort_keys=[(k, "ascending") for k in keys]))
+        emb = t.column("embedding").combine_chunks()
+        return t.select(keys), emb
+
+    ka, ea = load(table_a)
+    kb, eb = load(table_b)
+    if not ka.equals(kb):
+        raise RuntimeError(f"{table_a} and {table_b} do not hold the same tokens")
+    n = len(ea)
+    dim = len(ea.flatten()) // max(n, 1)
+    a = ea.flatten().to_numpy().reshape(n, dim)
+    b = eb.flatten().to_numpy().reshape(n, dim)
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
+    return float(cos.min()), n
+
+
+# --- main ----------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sentences", type=int, default=None, help="corpus size N (default 5000; --tiny 50)")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="directory for the JSON result")
+    ap.add_argument("--tiny", action="store_true", help="2-layer demo-shaped model, 50 sentences (tests)")
+    ap.add_argument("--work", default=str(ROOT / "out" / "bench"), help="scratch: corpora, lake outputs")
+    ap.add_argument("--models", default=str(ROOT / "models"), help="where the benchmark bundles are cached")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--max-sentence-length", type=int, default=128)
+    ap.add_argument("--arrow-batch-rows", type=int, default=256)
+    ap.add_argument("--docs-per-file", type=int, default=0, help="corpus files per language (0: one file a language)")
+    ap.add_argument("--hf-threads", type=int, default=1, help="torch threads per Spark task in the baseline")
+    ap.add_argument("--hf-batch-size", type=int, default=16)
+    ap.add_argument("--skip", default="", help="comma list of phases to skip: raw,scaling,int8,hf")
+    a = ap.parse_args(argv)
+
+    s = Settings(sentences=a.sentences or (50 if a.tiny else 5000), tiny=a.tiny, work=Path(a.work).resolve(),
+                 models=Path(a.models).resolve(), out=Path(a.out), batch_size=a.batch_size,
+                 max_sentence_length=a.max_sentence_length, arrow_batch_rows=a.arrow_batch_rows,
+                 docs_per_file=a.docs_per_file, hf_threads=a.hf_threads, hf_batch_size=a.hf_batch_size,
+                 skip={x for x in a.skip.split(",") if x})
+    cores = os.cpu_count() or 1
+    s.raw_threads = cores
+    # Spark's Python workers must import benchmarks.hf_baseline and use this interpreter.
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    started = time.perf_counter()
+    machine = machine_info()
+    print(f"machine: {machine['cpu_model']}, {cores} cores, load {machine['load_avg_at_start']}", flush=True)
+
+    from benchmarks.corpus import generate, write_parquet
+
+    corpus = generate(s.sentences)
+    corpus2 = generate(2 * s.sentences)
+    corpus_dir = write_parquet(corpus, s.work / "corpus-1x", s.docs_per_file)
+    corpus2_dir = write_parquet(corpus2, s.work / "corpus-2x", s.docs_per_file)
+    fp32, int8 = ensure_models(s)
+
+    replay = replay_embed_step(s, corpus_dir, fp32, threads=1)
+    stats = replay.stats
+    real = stats["pieces"]
+    print(f"corpus: {len(corpus.docs)} docs, {replay.sentences} sentences, {replay.tokens} tokens, "
+          f"{real} pieces (with [CLS]/[SEP]), {len(replay.windows)} windows", flush=True)
+
+    phases: dict[str, dict] = {}
+    cosine = cosine_tokens = None
+    if "raw" not in s.skip:
+        print("(a) raw ONNX bound ...", flush=True)
+        raw = run_raw(s, fp32, replay.windows, s.raw_threads)
+        phases["raw_fp32"] = {"seconds": raw["model_s"], "tokens_per_s": raw["tokens_per_s"],
+                              "threads": raw["threads"], "padding_ratio": raw["stats"]["padded_pieces"] / raw["stats"]["pieces"],
+                              "monitor": raw["monitor"]}
+    print("(b) pipeline fp32 ...", flush=True)
+    p1 = run_pipeline(s, corpus_dir, fp32, "fp32-1x")
+    if p1["tokens"] != replay.tokens:
+        print(f"warning: the job wrote {p1['tokens']} tokens, the replay counted {replay.tokens}", flush=True)
+    phases["pipeline_fp32"] = {"seconds": p1["seconds"], "tokens_per_s": p1["tokens"] / p1["seconds"],
+                               "tokens": p1["tokens"], "monitor": p1["monitor"]}
+    if "scaling" not in s.skip:
+        print("(b) pipeline fp32, 2x corpus ...", flush=True)
+        p2 = run_pipeline(s, corpus2_dir, fp32, "fp32-2x")
+        shutil.rmtree(Path(p2["table"]).parent, ignore_errors=True)
+        phases["pipeline_fp32_2x"] = {"seconds": p2["seconds"], "tokens_per_s": p2["tokens"] / p2["seconds"],
+                                      "tokens": p2["tokens"], "monitor": p2["monitor"]}
+    if "int8" not in s.skip:
+        print("(b) pipeline int8 ...", flush=True)
+        p8 = run_pipeline(s, corpus_dir, int8, "int8-1x")
+        phases["pipeline_int8"] = {"seconds": p8["seconds"], "tokens_per_s": p8["tokens"] / p8["seconds"],
+                                   "tokens": p8["tokens"], "monitor": p8["monitor"]}
+        cosine, cosine_tokens = lowest_cosine(p1["table"], p8["table"])
+        shutil.rmtree(Path(p8["table"]).parent, ignore_errors=True)
+    shutil.rmtree(Path(p1["table"]).parent, ignore_errors=True)
+    if "hf" not in s.skip:
+        print("(c) Hugging Face pandas UDF baseline ...", flush=True)
+        hf = run_hf(s, corpus_dir, fp32 / "checkpoint")
+        phases["hf_fp32"] = {"seconds": hf["seconds"], "tokens_per_s": replay.tokens / hf["seconds"],
+                             "hf_words": hf["words"], "threads_per_task": s.hf_threads,
+                             "batch_size": s.hf_batch_size, "monitor": hf["monitor"]}
+
+    tps = {k: v["tokens_per_s"] for k, v in phases.items()}
+
+    def ratio(x, y):
+        return round(tps[x] / tps[y], 3) if x in tps and y in tps else None
+
+    result = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": "python -m benchmarks.throughput " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": {**machine, "load_avg_at_end": [round(x, 2) for x in os.getloadavg()]},
+        "versions": _versions(),
+        "settings": {
+            "sentences_generated": corpus.sentences, "sentences": replay.sentences, "docs": len(corpus.docs),
+            "tokens": replay.tokens, "words_generated": corpus.words, "corpus_digest": corpus.digest(),
+            "pieces_per_token": round((real - 2 * len(replay.windows)) / replay.tokens, 3),
+            "model": "bench-tiny (2 layers, 128 dims)" if s.tiny else
+                     "random weights, bert-base-multilingual-cased shape (12 layers, 768 dims, 12 heads, 119547 vocab)",
+            "master": s.master, "batch_size": s.batch_size, "max_sentence_length": s.max_sentence_length,
+            "arrow_batch_rows": s.arrow_batch_rows, "docs_per_file": s.docs_per_file,
+            "corpus_files": len(list(corpus_dir.rglob("*.parquet"))),
+            "raw_threads": s.raw_threads, "pipeline_intra_op_threads": "spark.task.cpus (1)",
+            "hf_threads_per_task": s.hf_threads, "hf_batch_size": s.hf_batch_size,
+        },
+        "tokens_per_s": {k: round(v, 1) for k, v in tps.items()},
+        "seconds": {k: round(v["seconds"], 2) for k, v in phases.items()},
+        "pipeline_vs_raw": ratio("pipeline_fp32", "raw_fp32"),
+        "pipeline_vs_hf": ratio("pipeline_fp32", "hf_fp32"),
+        "int8_vs_hf": ratio("pipeline_int8", "hf_fp32"),
+        "int8_vs_fp32": ratio("pipeline_int8", "pipeline_fp32"),
+        "int8_cosine": round(cosine, 5) if cosine is not None else None,
+        "int8_cosine_tokens": cosine_tokens,
+        "padding_ratio": round(stats["padded_pieces"] / stats["pieces"], 4),
+        "padding_ratio_global_sort": round(phases["raw_fp32"]["padding_ratio"], 4) if "raw_fp32" in phases else None,
+        "embedder_stats": stats,
+        "prep_tokens_per_s_one_core": round(replay.tokens / replay.prep_s, 1),
+        "peak_rss_mb": phases["pipeline_fp32"]["monitor"]["peak_rss_mb"],
+        "peak_rss_mb_by_run": {k: v["monitor"]["peak_rss_mb"] for k, v in phases.items() if k != "raw_fp32"},
+        "scaling_2x": round(phases["pipeline_fp32_2x"]["seconds"] / phases["pipeline_fp32"]["seconds"], 3)
+        if "pipeline_fp32_2x" in phases else None,
+        "contention": {k: v["monitor"]["foreign_cpu_share"] for k, v in phases.items()},
+        "phases": {k: {kk: vv for kk, vv in v.items()} for k, v in phases.items()},
+        "total_seconds": round(time.perf_counter() - started, 1),
+    }
+    result["targets"] = {
+        k: {"target": f"{op} {thr}", "value": result[k],
+            "met": None if result[k] is None else (result[k] >= thr if op == ">=" else result[k] <= thr)}
+        for k, (op, thr) in TARGETS.items()
+    }
+    s.out.mkdir(parents=True, exist_ok=True)
+    host = "tiny-" if s.tiny else ""
+    path = s.out / f"{datetime.now():%Y-%m-%d}-{host}{_machine_slug(machine)}.json"
+    path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    print_table(result)
+    print(f"wrote {path}")
+    return result
+
+
+def _machine_slug(machine: dict) -> str:
+    import re
+
+    cpu = re.sub(r"\(R\)|\(TM\)|CPU|Processor|@.*", "", machine["cpu_model"])
+    cpu = re.sub(r"[^A-Za-z0-9]+", "-", cpu).strip("-").lower()
+    return f"{cpu}-{machine['cores']}c"
+
+
+def print_table(r: dict) -> None:
+    st = r["settings"]
+    print()
+    print(f"corpus: {st['docs']} docs, {st['sentences']} sentences, {st['tokens']} tokens "
+          f"({st['pieces_per_token']} pieces/token); {st['model']}")
+    print(f"{'run':<20}{'tokens/s':>10}{'seconds':>10}{'peak RSS/worker MB':>20}{'foreign CPU':>13}")
+    for k, v in r["phases"].items():
+        m = v["monitor"]
+        rss = m["peak_rss_mb"] if m["peak_rss_mb"] is not None else "-"
+        print(f"{k:<20}{v['tokens_per_s']:>10.1f}{v['seconds']:>10.1f}{rss:>20}{m['foreign_cpu_share']:>12.0%}")
+    print()
+    for k, t in r["targets"].items():
+        mark = "-" if t["met"] is None else ("ok" if t["met"] else "MISSED")
+        print(f"  {k:<18}{str(t['value']):>10}   target {t['target']:<8} {mark}")
+    print(f"  padding (global sort, raw): {r['padding_ratio_global_sort']}; int8/fp32 pipeline: {r['int8_vs_fp32']}; "
+          f"total {r['total_seconds']}s")
+
+
+if __name__ == "__main__":
+    main()

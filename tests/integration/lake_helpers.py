@@ -1,0 +1,44 @@
+"""Helpers shared by the job tests: write a small partitioned corpus, compare two lakes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from chispa import assert_df_equality
+
+from pipelines.config import parse_config
+
+
+def write_corpus(root: Path, corpus: dict, file_name: str = "part-00000.parquet") -> Path:
+    for lang, rows in corpus.items():
+        part = root / f"lang={lang}"
+        part.mkdir(parents=True, exist_ok=True)
+        table = pa.table({"doc_id": [r[0] for r in rows], "text": [r[1] for r in rows]},
+                         schema=pa.schema([("doc_id", pa.string()), ("text", pa.string())]))
+        pq.write_table(table, part / file_name)
+    return root
+
+
+def job_config(lake: Path, corpus_dir: Path, bundle, **overrides):
+    raw = {
+        "input": {"path": str(corpus_dir)},
+        "output": {"path": str(lake)},
+        "model": {"bundle": str(bundle), "build_demo_if_missing": False},
+    }
+    for key, value in overrides.items():
+        node = raw
+        *parents, leaf = key.split("__")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return parse_config(raw)
+
+
+def assert_same_table(spark, path_a, path_b, order=("doc_id", "token_index")):
+    a = spark.read.parquet(str(path_a))
+    b = spark.read.parquet(str(path_b))
+    cols = sorted(a.columns)
+    assert cols == sorted(b.columns)
+    assert_df_equality(a.select(cols).orderBy(*order), b.select(cols).orderBy(*order), ignore_nullable=True)

@@ -1,0 +1,135 @@
+"""Scheduled runs: incremental partitions, idempotence, row policies and clear errors."""
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from lake_helpers import assert_same_table, job_config, write_corpus
+
+from pipelines.job import JobError, run_annotate
+from pipelines.session import EnvironmentProblem, check_java
+
+DAY1 = {"de": [("de-1", "Der Hund schläft."), ("de-2", "Die Katze auch!")], "fr": [("fr-1", "Bonjour à tous.")]}
+
+
+def manifest(result):
+    return json.loads(Path(result.manifest_path).read_text())
+
+
+def test_incremental_runs_annotate_only_new_or_changed_partitions(spark, tmp_path, demo_bundle):
+    corpus = write_corpus(tmp_path / "corpus", DAY1)
+    lake = tmp_path / "lake"
+    cfg = job_config(lake, corpus, demo_bundle.path, incremental=True)
+
+    first = manifest(run_annotate(cfg, spark=spark))
+    assert [p["values"]["lang"] for p in first["input"]["annotated_partitions"]] == ["de", "fr"]
+
+    again = manifest(run_annotate(cfg, spark=spark))
+    assert again["input"]["annotated_partitions"] == [] and again["input"]["skipped_as_done"] == 2
+    assert again["status"] == "committed" and again["counts"]["input_rows"] == 0
+
+    write_corpus(corpus, {"es": [("es-1", "Hola, mundo.")]})  # a new day's partition
+    third = manifest(run_annotate(cfg, spark=spark))
+    assert [p["values"]["lang"] for p in third["input"]["annotated_partitions"]] == ["es"]
+
+    write_corpus(corpus, {"fr": [("fr-2", "Une nouvelle ligne.")]}, file_name="part-00001.parquet")  # fr grew
+    fourth = manifest(run_annotate(cfg, spark=spark))
+    assert [p["values"]["lang"] for p in fourth["input"]["annotated_partitions"]] == ["fr"]
+    assert fourth["counts"]["input_rows"] == 2
+
+    tokens = spark.read.parquet(str(lake / "token_embeddings"))
+    assert sorted({r.doc_id for r in tokens.collect()}) == ["de-1", "de-2", "es-1", "fr-1", "fr-2"]
+
+    changed = job_config(lake, corpus, demo_bundle.path, incremental=True, stages__embeddings__pooling="mean")
+    assert len(manifest(run_annotate(changed, spark=spark))["input"]["annotated_partitions"]) == 3
+
+
+def test_partition_filter_and_full_refresh(spark, tmp_path, demo_bundle):
+    corpus = write_corpus(tmp_path / "corpus", DAY1)
+    lake = tmp_path / "lake"
+    only_de = manifest(run_annotate(job_config(lake, corpus, demo_bundle.path, incremental=True,
+                                               partitions=["lang=de"]), spark=spark))
+    assert [p["values"] for p in only_de["input"]["annotated_partitions"]] == [{"lang": "de"}]
+    refresh = manifest(run_annotate(job_config(lake, corpus, demo_bundle.path, incremental=True,
+                                               full_refresh=True), spark=spark))
+    assert len(refresh["input"]["annotated_partitions"]) == 2
+    with pytest.raises(JobError, match=r"does not name the input's partition columns \(lang\)"):
+        run_annotate(job_config(lake, corpus, demo_bundle.path, partitions=["year=2024"]), spark=spark)
+
+
+def test_the_same_run_twice_gives_the_same_lake(spark, tmp_path, demo_bundle):
+    corpus = write_corpus(tmp_path / "corpus", {**DAY1, "xx": [("xx-1", None), ("xx-2", "ok")]})
+    run_annotate(job_config(tmp_path / "once", corpus, demo_bundle.path), spark=spark)
+    run_annotate(job_config(tmp_path / "twice", corpus, demo_bundle.path), spark=spark)
+    run_annotate(job_config(tmp_path / "twice", corpus, demo_bundle.path), spark=spark)
+    assert_same_table(spark, tmp_path / "once" / "token_embeddings", tmp_path / "twice" / "token_embeddings")
+    once = spark.read.parquet(str(tmp_path / "once" / "quarantine")).drop("run_id")
+    twice = spark.read.parquet(str(tmp_path / "twice" / "quarantine")).drop("run_id")
+    assert sorted(map(tuple, once.collect())) == sorted(map(tuple, twice.collect()))
+
+
+def test_empty_text_can_be_kept_as_an_empty_document(spark, tmp_path, demo_bundle):
+    corpus = write_corpus(tmp_path / "corpus", {"xx": [("a", None), ("b", ""), ("c", " \u3000\n"), ("d", "ok")]})
+    m = manifest(run_annotate(job_config(tmp_path / "lake", corpus, demo_bundle.path,
+                                         policies__empty_text="keep"), spark=spark))
+    assert m["counts"]["kept_empty_rows"] == 3 and m["counts"]["quarantined_rows"] == 0
+    assert m["counts"]["annotated_rows"] == 4 == m["counts"]["input_rows"]
+
+
+def test_duplicate_ids_quarantine_the_later_rows_or_fail(spark, tmp_path, demo_bundle):
+    corpus = write_corpus(tmp_path / "corpus", {"de": [("x", "erste Fassung"), ("y", "anders"), ("x", "zweite")]})
+    result = run_annotate(job_config(tmp_path / "lake", corpus, demo_bundle.path), spark=spark)
+    q = spark.read.parquet(result.tables["quarantine"]).collect()
+    assert [(r.doc_id, r.reason, r.text) for r in q] == [("x", "duplicate_id", "zweite")]
+    tokens = spark.read.parquet(result.tables["token_embeddings"]).where("doc_id = 'x'").orderBy("token_index")
+    assert [r.token for r in tokens.collect()] == ["erste", "Fassung"]
+    with pytest.raises(JobError, match=r"duplicate doc_id values in the input \(e\.g\. \['x'\]\)"):
+        run_annotate(job_config(tmp_path / "lake2", corpus, demo_bundle.path, policies__duplicate_id="fail"),
+                     spark=spark)
+
+
+def test_too_long_documents_can_be_quarantined_with_their_length(spark, tmp_path, demo_bundle):
+    corpus = write_corpus(tmp_path / "corpus", {"en": [("long", "word " * 50), ("short", "fine")]})
+    result = run_annotate(job_config(tmp_path / "lake", corpus, demo_bundle.path, policies__max_chars=100,
+                                     policies__too_long="quarantine", policies__quarantine_text_max_chars=20),
+                          spark=spark)
+    q = spark.read.parquet(result.tables["quarantine"]).collect()
+    assert [(r.doc_id, r.reason, r.text_length, r.text) for r in q] == [("long", "too_long", 250, None)]
+
+
+def test_output_path_that_cannot_be_written(spark, tmp_path, demo_bundle):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    corpus = write_corpus(tmp_path / "corpus", DAY1)
+    with pytest.raises(JobError, match="output path .* is not writable"):
+        run_annotate(job_config(blocker / "lake", corpus, demo_bundle.path), spark=spark)
+
+
+def test_empty_input_directory(spark, tmp_path, demo_bundle):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(JobError, match="holds no Parquet files"):
+        run_annotate(job_config(tmp_path / "lake", tmp_path / "empty", demo_bundle.path), spark=spark)
+
+
+def _fake_java(tmp_path, version_line):
+    home = tmp_path / "jdk"
+    (home / "bin").mkdir(parents=True)
+    java = home / "bin" / "java"
+    java.write_text(f"#!/bin/sh\necho '{version_line}' >&2\n")
+    java.chmod(java.stat().st_mode | stat.S_IEXEC)
+    return home
+
+
+def test_java_missing_or_too_old_is_explained(tmp_path, monkeypatch):
+    monkeypatch.setenv("JAVA_HOME", str(_fake_java(tmp_path, 'openjdk version "11.0.22" 2024-01-16')))
+    with pytest.raises(EnvironmentProblem, match="Java 11.0.22 found .* needs Java 17 or newer"):
+        check_java()
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-jdk"))
+    with pytest.raises(EnvironmentProblem, match="Java was not found: install Java 17"):
+        check_java()
+    monkeypatch.delenv("JAVA_HOME")
+    check_java()  # the machine's real Java 17
