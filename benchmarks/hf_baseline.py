@@ -22,9 +22,15 @@ _MODELS: dict[tuple, tuple] = {}
 def load(checkpoint: str, threads: int):
     key = (checkpoint, threads)
     if key not in _MODELS:
+        import os
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import torch
+        import transformers
         from transformers import AutoTokenizer, BertModel
 
+        transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
         torch.set_num_threads(threads)
         try:
             torch.set_num_interop_threads(1)

@@ -90,12 +90,10 @@ class CRF(nn.Module):
         maskf = mask.to(emissions.dtype)
         rows = torch.arange(b, device=emissions.device)
         # gold path score
-        gold = start[tags[:, 0]] + emissions[rows, 0, tags[:, 0]]
-        for i in range(1, t):
-            step = trans[tags[:, i - 1], tags[:, i]] + emissions[rows, i, tags[:, i]]
-            gold = gold + step * maskf[:, i]
-        last = tags[rows, mask.sum(1) - 1]
-        gold = gold + end[last]
+        gold = (emissions.gather(2, tags.unsqueeze(2)).squeeze(2) * maskf).sum(1) + start[tags[:, 0]]
+        if t > 1:
+            gold = gold + (trans[tags[:, :-1], tags[:, 1:]] * maskf[:, 1:]).sum(1)
+        gold = gold + end[tags[rows, mask.sum(1) - 1]]
         # partition function
         alpha = start.unsqueeze(0) + emissions[:, 0]
         for i in range(1, t):

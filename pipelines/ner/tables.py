@@ -1,0 +1,108 @@
+"""The lake's entities table: one row per NER chunk, built in the Python pass like the token table.
+
+Columns: the kept columns (``doc_id`` and the partition columns), then :data:`ENTITY_COLUMNS`::
+
+    sentence int, chunk_index int, begin int, end int, text string, entity string, confidence float (null
+    when NerDLModel ran without includeConfidence)
+
+``text == original_text[begin:end + 1]`` (offsets into the original document, end inclusive).
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from pipelines.native import Batch
+
+ENTITY_COLUMNS = ("sentence", "chunk_index", "begin", "end", "text", "entity", "confidence")
+
+
+def entity_rows(columns: Batch, record_batch: pa.RecordBatch, chunk_col: str, keep: list[str],
+                rows: list[int] | None = None, counters: dict[int, int] | None = None) -> pa.RecordBatch:
+    """One output row per ``chunk`` annotation of ``columns[chunk_col]``: ``keep`` columns, then ENTITY_COLUMNS.
+
+    ``rows``: for each row of ``columns``, its row in ``record_batch`` (default: the same row; give it when
+    ``columns`` holds sub-batches of the record batch, e.g. the job's units). ``counters``: when one
+    document's chunks come in several calls, a dict (row of ``record_batch`` -> chunks already written)
+    that this function reads and advances, so ``chunk_index`` counts over the whole document.
+    """
+    take, sentence, index, begin, end, text, entity, confidence = [], [], [], [], [], [], [], []
+    for r, anns in enumerate(columns[chunk_col]):
+        row = rows[r] if rows is not None else r
+        base = counters.get(row, 0) if counters is not None else 0
+        for i, a in enumerate(anns):
+            take.append(row)
+            sentence.append(int(a.metadata.get("sentence", "0")))
+            index.append(base + i)
+            begin.append(a.begin)
+            end.append(a.end)
+            text.append(a.result)
+            entity.append(a.metadata.get("entity", ""))
+            c = a.metadata.get("confidence")
+            confidence.append(float(c) if c is not None else None)
+        if counters is not None:
+            counters[row] = base + len(anns)
+    indices = pa.array(take, pa.int64())
+    arrays = [record_batch.column(name).take(indices) for name in keep] + [
+        pa.array(sentence, pa.int32()),
+        pa.array(index, pa.int32()),
+        pa.array(begin, pa.int32()),
+        pa.array(end, pa.int32()),
+        pa.array(text, pa.string()),
+        pa.array(entity, pa.string()),
+        pa.array(confidence, pa.float32()),
+    ]
+    return pa.RecordBatch.from_arrays(arrays, names=list(keep) + list(ENTITY_COLUMNS))
+
+
+def entity_schema(kept_fields: list):
+    """The Spark schema of :func:`entity_rows`' output; ``kept_fields``: ``[df.schema[c] for c in keep]``."""
+    from pyspark.sql.types import FloatType, IntegerType, StringType, StructField, StructType
+
+    return StructType(list(kept_fields) + [
+        StructField("sentence", IntegerType(), False), StructField("chunk_index", IntegerType(), False),
+        StructField("begin", IntegerType(), False), StructField("end", IntegerType(), False),
+        StructField("text", StringType(), False), StructField("entity", StringType(), False),
+        StructField("confidence", FloatType(), True),
+    ])
+
+
+def with_entities(stages, keep: list[str]):
+    """``df.transform(with_entities(stages, keep))``: one row per entity, from one fused Python pass.
+
+    ``stages``: the native stages up to and including NerConverter (its output column is the chunks).
+    """
+    from pipelines import native
+    from pipelines.stages import _check_inputs
+
+    steps = [s._step() for s in stages]
+    chunk_col = steps[-1].output_col
+    for s in stages:  # NerDLModel's storage-ref rule, on the driver, before any task runs
+        check = getattr(s, "_check_embeddings_of_stages", None)
+        if check is not None:
+            check(stages)
+
+    def flatten(batches):
+        for rb in batches:
+            yield entity_rows(native.apply_steps(rb, steps), rb, chunk_col, keep)
+
+    def transform(df):
+        _check_inputs(df, steps)
+        return df.mapInArrow(flatten, entity_schema([df.schema[c] for c in keep]))
+
+    return transform
+
+
+def entities_from_annotations(annotations_df, keep: list[str], chunk_col: str = "ner_chunk"):
+    """The entities table derived from a written annotations table (when the job writes one)."""
+    from pyspark.sql import functions as F
+
+    exploded = annotations_df.select(*keep, F.posexplode(chunk_col).alias("chunk_index", "a"))
+    return exploded.select(
+        *keep,
+        F.col("a.metadata").getItem("sentence").cast("int").alias("sentence"),
+        F.col("chunk_index").cast("int").alias("chunk_index"),
+        F.col("a.begin").alias("begin"), F.col("a.end").alias("end"), F.col("a.result").alias("text"),
+        F.col("a.metadata").getItem("entity").alias("entity"),
+        F.col("a.metadata").getItem("confidence").cast("float").alias("confidence"),
+    )
