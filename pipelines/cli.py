@@ -129,5 +129,9 @@ def _describe(bundle) -> None:
                f"{m.num_layers} layers x {m.dimension} dims, vocabulary {m.vocab_size}")
 
 
+from pipelines.ner.cli import train_ner_cmd  # noqa: E402
+
+main.add_command(train_ner_cmd)
+
 if __name__ == "__main__":
     main()

@@ -302,7 +302,6 @@ def run_annotate(config: JobConfig, spark=None) -> RunResult:
 
     from pipelines.progress import JobProgress
     from pipelines.session import configure, get_spark
-    from pipelines.stages import run_native_stages
 
     started = time.time()
     run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
@@ -376,18 +375,10 @@ def run_annotate(config: JobConfig, spark=None) -> RunResult:
             _write(quarantine, tables_[QUARANTINE_TABLE], partitions)
         kept = classified.where(F.col("_reason").isNull() & visible).select(id_col, text_col, *partitions, *extra)
         to_annotate = sum(r["to_annotate"] for r in totals)
-        with JobProgress(spark, to_annotate) as progress, _driver_fault(spark, tables_[TOKEN_TABLE]):
-            if config.output.annotations:
-                annotated = run_native_stages(kept, stages).drop(text_col, *extra)
-                _write(annotated, tables_[ANNOTATIONS_TABLE], partitions)
-                written = spark.read.parquet(tables_[ANNOTATIONS_TABLE]).where(_partition_condition(todo)) \
-                    if partitions else spark.read.parquet(tables_[ANNOTATIONS_TABLE])
-                tokens = tokens_from_annotations(written, keep, stages[-1].getOutputCol())
-            else:
-                tokens = kept.transform(with_token_embeddings(
-                    stages, keep, config.stages.embeddings.max_tokens_per_chunk, progress.callback(),
-                    spark.conf.get(KILL_WORKER_ONCE, None)))
-            _write(tokens, tables_[TOKEN_TABLE], partitions)
+        if to_annotate:  # else every row was quarantined or kept empty: nothing to write
+            with JobProgress(spark, to_annotate) as progress, _driver_fault(spark, tables_[TOKEN_TABLE]):
+                tokens = _token_table(spark, config, kept, stages, keep, partitions, todo, tables_, progress)
+                _write(tokens, tables_[TOKEN_TABLE], partitions)
         counts = _counts(spark, tables_, id_col, partitions, todo, totals)
     finally:
         classified.unpersist()
@@ -402,6 +393,22 @@ def run_annotate(config: JobConfig, spark=None) -> RunResult:
     manifest["status"] = "committed"
     write_text(spark, manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False))
     return RunResult(run_id, manifest_path, tables_, manifest)
+
+
+def _token_table(spark, config, kept, stages, keep, partitions, todo, tables_, progress):
+    """The token rows to write: straight from the fused pass, or via the written annotations table."""
+    from pipelines.stages import run_native_stages
+
+    if not config.output.annotations:
+        return kept.transform(with_token_embeddings(
+            stages, keep, config.stages.embeddings.max_tokens_per_chunk, progress.callback(),
+            spark.conf.get(KILL_WORKER_ONCE, None)))
+    annotated = run_native_stages(kept, stages).select(*keep, *[s.getOutputCol() for s in stages])
+    _write(annotated, tables_[ANNOTATIONS_TABLE], partitions)
+    written = spark.read.parquet(tables_[ANNOTATIONS_TABLE])
+    if partitions:
+        written = written.where(_partition_condition(todo))
+    return tokens_from_annotations(written, keep, stages[-1].getOutputCol())
 
 
 def _model_summary(bundle, bundle_path) -> dict:
@@ -433,7 +440,10 @@ def _counts(spark, tables_: dict, id_col: str, partitions: list[str], todo, tota
         path = tables_[table]
         if not _exists(spark, path):
             return None
-        df = spark.read.parquet(path)
+        try:
+            df = spark.read.parquet(path)
+        except Exception:  # a table directory without a single data file (everything went elsewhere)
+            return None
         return df.where(_partition_condition(todo)) if partitions else df
 
     tokens = written(TOKEN_TABLE)

@@ -337,3 +337,28 @@ def _check_out_dir(out: Path) -> None:
 
 
 __all__ = ["train_ner", "NerTrainResult", "retokenize"]
+
+
+def train_from_config(config, log: Callable[[str], None] | None = print) -> NerTrainResult:
+    """Run :func:`train_ner` as a :class:`pipelines.ner.config.TrainNerConfig` describes."""
+    from pipelines.model.bundle import BundleError
+
+    bundle = Path(config.model.bundle)
+    if not (bundle / "manifest.json").exists():
+        if not config.model.build_demo_if_missing:
+            raise BundleError(f"model bundle {bundle} not found: build it with `corpus-nlp prepare-model "
+                              f"--from-dir CHECKPOINT --out {bundle}` (or `corpus-nlp demo-model --out {bundle}`)")
+        from pipelines.model.demo import build_demo_model
+
+        (log or print)(f"Model bundle {bundle} is missing: building the demo model (random weights) there...")
+        build_demo_model(bundle)
+    t, e = config.training, config.embeddings
+    return train_ner(
+        config.train, config.dev, bundle, config.out, t.epochs, test_file=config.test, batch_size=t.batch_size,
+        learning_rate=t.learning_rate, lr_decay=t.lr_decay, dropout=t.dropout, lstm_hidden=t.lstm_hidden,
+        char_dim=t.char_dim, char_filters=t.char_filters, char_window=t.char_window, max_chars=t.max_chars,
+        min_char_count=t.min_char_count, patience=t.patience, dev_fraction=t.dev_fraction, seed=t.seed,
+        retokenize_tokens=config.retokenize, max_sentence_length=e.max_sentence_length,
+        embed_batch_size=e.batch_size, pooling=e.pooling, threads=e.threads, torch_threads=t.torch_threads,
+        log=log,
+    )
