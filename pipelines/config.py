@@ -53,8 +53,11 @@ class PolicySettings(_Strict):
 
 
 class ModelSettings(_Strict):
-    bundle: str = "models/demo-bert"
-    build_demo_if_missing: bool = True
+    bundle: str = Field("models/demo-bert", description="native engine: model bundle directory")
+    build_demo_if_missing: bool = Field(True, description="native engine: build the demo model there if missing")
+    sparknlp_pretrained: str = Field("bert_base_multilingual_cased", description="sparknlp engine: pretrained name")
+    sparknlp_lang: str = Field("xx", description="sparknlp engine: pretrained model language")
+    sparknlp_model_path: str | None = Field(None, description="sparknlp engine: a saved BertEmbeddings instead")
 
 
 class SentenceDetectorSettings(_Strict):

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlparse
 
-from pipelines import state, tables
+from pipelines import sparknlp_engine, state, tables
 from pipelines.config import JobConfig
 from pipelines.text.sentences import VISIBLE_CHAR_REGEX
 
@@ -308,14 +308,20 @@ def run_annotate(config: JobConfig, spark=None) -> RunResult:
     out = config.output.path.rstrip("/")
     check_output_writable(out)
     spark = configure(spark, config.spark) if spark is not None else get_spark(config.spark)
-    bundle_path = ensure_model(config)
+    native_engine = config.engine == "native"
+    if not native_engine:
+        try:
+            sparknlp_engine.require_jar(spark)
+        except sparknlp_engine.SparkNlpUnavailable as e:
+            raise JobError(str(e)) from None
+    bundle_path = ensure_model(config) if native_engine else None
     raw, partitions, files = read_corpus(spark, config)
     id_col, text_col = config.input.id_col, config.input.text_col
     lang = config.input.language_col
     extra = [lang] if lang and lang in raw.columns and lang not in partitions else []
-    stages = build_stages(config, bundle_path, raw.columns)
-    bundle = stages[-1].bundle()
-    pipeline_fp = state.fingerprint(config, bundle.manifest)
+    stages = build_stages(config, bundle_path, raw.columns) if native_engine else None
+    model = stages[-1].bundle().manifest if native_engine else sparknlp_engine.model_info(config)
+    pipeline_fp = state.fingerprint(config, model)
     keep = [id_col, *partitions]
     tables_ = {TOKEN_TABLE: f"{out}/{TOKEN_TABLE}", QUARANTINE_TABLE: f"{out}/{QUARANTINE_TABLE}"}
     if config.output.annotations:
@@ -336,7 +342,7 @@ def run_annotate(config: JobConfig, spark=None) -> RunResult:
     manifest = {
         "run_id": run_id, "status": "running", "engine": config.engine, "fingerprint": pipeline_fp,
         "started_at": datetime.fromtimestamp(started, timezone.utc).isoformat(),
-        "model": _model_summary(bundle, bundle_path),
+        "model": _model_summary(model, bundle_path),
         "input": {"path": config.input.path, "partition_columns": partitions,
                   "selected_partitions": len(selected), "skipped_as_done": len(selected) - len(todo),
                   "annotated_partitions": [p.as_dict() for p in todo]},
@@ -399,20 +405,25 @@ def _token_table(spark, config, kept, stages, keep, partitions, todo, tables_, p
     """The token rows to write: straight from the fused pass, or via the written annotations table."""
     from pipelines.stages import run_native_stages
 
-    if not config.output.annotations:
+    if stages is None:  # sparknlp engine: its annotation columns, flattened in Spark
+        annotated = sparknlp_engine.build_pipeline(config).fit(kept).transform(kept)
+        annotated = annotated.select(*keep, "document", "sentence", "token", "embeddings")
+        if not config.output.annotations:
+            return tokens_from_annotations(annotated, keep, "embeddings")
+    elif not config.output.annotations:
         return kept.transform(with_token_embeddings(
             stages, keep, config.stages.embeddings.max_tokens_per_chunk, progress.callback(),
             spark.conf.get(KILL_WORKER_ONCE, None)))
-    annotated = run_native_stages(kept, stages).select(*keep, *[s.getOutputCol() for s in stages])
+    else:
+        annotated = run_native_stages(kept, stages).select(*keep, *[s.getOutputCol() for s in stages])
     _write(annotated, tables_[ANNOTATIONS_TABLE], partitions)
     written = spark.read.parquet(tables_[ANNOTATIONS_TABLE])
     if partitions:
         written = written.where(_partition_condition(todo))
-    return tokens_from_annotations(written, keep, stages[-1].getOutputCol())
+    return tokens_from_annotations(written, keep, "embeddings" if stages is None else stages[-1].getOutputCol())
 
 
-def _model_summary(bundle, bundle_path) -> dict:
-    m = bundle.manifest
+def _model_summary(m, bundle_path) -> dict:
     return {
         "storage_ref": m.storage_ref, "kind": m.kind, "name": m.name, "precision": m.precision,
         "dimension": m.dimension, "bundle": str(bundle_path),

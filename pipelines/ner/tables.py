@@ -93,6 +93,34 @@ def with_entities(stages, keep: list[str]):
     return transform
 
 
+def stream_entity_table(batches, text_steps: list, model_steps: list, keep: list[str], max_tokens: int,
+                        on_batch=None):
+    """The entities twin of ``pipelines.tables.stream_token_table``: Arrow rows in, one row per entity out.
+
+    ``text_steps``: DocumentAssembler, SentenceDetector, Tokenizer steps; ``model_steps``: BertEmbeddings,
+    NerDLModel, NerConverter steps. The model steps run on units of whole sentences (at most about
+    ``max_tokens`` tokens), so memory stays bounded by the settings; ``chunk_index`` still counts over
+    the whole document.
+    """
+    from pipelines import native
+    from pipelines import tables as T
+
+    token_col, chunk_col = text_steps[-1].output_col, model_steps[-1].output_col
+    for rb in batches:
+        columns = native.apply_steps(rb, text_steps)
+        counters: dict[int, int] = {}
+        n_tokens = 0
+        for group in T.chunks(T.units(columns[token_col], max_tokens), max_tokens):
+            sub: native.Batch = {name: [columns[name][u.row] for u in group] for name in columns}
+            sub[token_col] = [u.tokens for u in group]
+            for step in model_steps:
+                sub[step.output_col] = step.apply(sub)
+            n_tokens += sum(len(u.tokens) for u in group)
+            yield entity_rows(sub, rb, chunk_col, keep, rows=[u.row for u in group], counters=counters)
+        if on_batch is not None:
+            on_batch(rb.num_rows, n_tokens)
+
+
 def entities_from_annotations(annotations_df, keep: list[str], chunk_col: str = "ner_chunk"):
     """The entities table derived from a written annotations table (when the job writes one)."""
     from pyspark.sql import functions as F

@@ -154,3 +154,10 @@ def test_cli_and_spark_submit_give_the_same_lake(spark, tmp_path, corpus_dir, de
     for lake in ("cli", "submit"):
         got = spark.read.parquet(str(tmp_path / lake / "token_embeddings")).orderBy("doc_id", "token_index")
         assert_df_equality(got, reference, ignore_nullable=True)
+
+
+def test_sparknlp_engine_without_the_jar_says_what_to_install(spark, tmp_path, corpus_dir, demo_bundle):
+    cfg = job_config(tmp_path / "lake", corpus_dir, demo_bundle.path, engine="sparknlp")
+    with pytest.raises(JobError, match=r"needs the Spark NLP jar .* com\.johnsnowlabs\.nlp:spark-nlp_2\.13"):
+        run_annotate(cfg, spark=spark)
+
