@@ -82,3 +82,17 @@ def test_not_utf8_and_missing_and_empty_files(tmp_path):
         read_conll(tmp_path / "nope.conll")
     with pytest.raises(ConllError, match=r":1: no sentences found"):
         read_conll(write(tmp_path, "-DOCSTART- O\n\n\n", "empty.conll"))
+
+
+def test_retokenize_cuts_like_the_pipeline_tokenizer_and_extends_entities():
+    from pipelines.ner.conll import Sentence
+    from pipelines.ner.train import retokenize
+    from pipelines.text.tokens import TokenizerRules
+
+    s = Sentence(("Dr.", "Weiß", "visited", "the", "U.S.", "and", "北京", "--"),
+                 ("O", "B-PER", "O", "O", "B-LOC", "O", "B-LOC", "O"), 7)
+    out = retokenize(s, TokenizerRules())
+    assert list(zip(out.tokens, out.tags)) == [
+        ("Dr", "O"), (".", "O"), ("Weiß", "B-PER"), ("visited", "O"), ("the", "O"), ("U.S", "B-LOC"),
+        (".", "I-LOC"), ("and", "O"), ("北", "B-LOC"), ("京", "I-LOC"), ("--", "O")]
+    assert out.line == 7
