@@ -138,3 +138,24 @@ def test_stages_chain_with_df_transform_and_batch_size_does_not_matter(corpus, a
 def test_missing_input_column_names_the_columns_there_are(corpus, demo_bundle):
     with pytest.raises(ValueError, match=r"input column 'sentence' not found; columns available .*'doc_id'"):
         corpus.transform(Tokenizer().transform)
+
+
+def test_vectors_equal_hugging_face_bert_on_the_converted_checkpoint(annotated, demo_bundle):
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    checkpoint = demo_bundle.path / "checkpoint"
+    model = transformers.BertModel.from_pretrained(checkpoint).eval()
+    hf_tokenizer = transformers.AutoTokenizer.from_pretrained(checkpoint)
+    compared = 0
+    for row in annotated.where("text is not null").collect():
+        for s in range(len(row.sentence)):
+            tokens = [e for e in row.embeddings if e.metadata["sentence"] == str(s)]
+            pieces = [hf_tokenizer.encode(t.result, add_special_tokens=False) or [hf_tokenizer.unk_token_id]
+                      for t in tokens]
+            ids = [hf_tokenizer.cls_token_id, *[p for ps in pieces for p in ps], hf_tokenizer.sep_token_id]
+            with torch.inference_mode():
+                hidden = model(input_ids=torch.tensor([ids])).last_hidden_state[0].numpy()
+            firsts = np.cumsum([1] + [len(p) for p in pieces])[:-1]
+            np.testing.assert_allclose(np.asarray([t.embeddings for t in tokens]), hidden[firsts], atol=1e-4)
+            compared += len(tokens)
+    assert compared > 100
