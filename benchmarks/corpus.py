@@ -149,7 +149,8 @@ def _pool(lang: str) -> list[str]:
 @dataclass(frozen=True)
 class Corpus:
     docs: list[tuple[str, str, str]]  # (doc_id, lang, text)
-    sentences: int  # generated sentences (the segmenter may find a few more or fewer)
+    sentences: int  # sentences as the job's SentenceDetector finds them (>= the requested number)
+    generated: int  # sentences generated (the detector merges a few, e.g. after a number)
     words: int
 
     def digest(self) -> str:
@@ -185,13 +186,16 @@ def _sentence(rng: np.random.Generator, lang: str, pool: list[str]) -> tuple[str
 
 
 def generate(n_sentences: int, seed: int = 0) -> Corpus:
-    """At least ``n_sentences`` sentences in documents of 1-5 sentences; a prefix of any larger corpus."""
+    """Documents of 1-5 sentences until the job's SentenceDetector finds at least ``n_sentences`` in
+    them; the corpus is a prefix of any larger one with the same seed."""
+    from pipelines.text.sentences import split_sentences
+
     rng = np.random.default_rng(seed)
     langs = sorted(WEIGHTS)
     p = np.array([WEIGHTS[lang] for lang in langs], dtype=float)
     p /= p.sum()
     pools = {lang: _pool(lang) for lang in langs}
-    docs, total, words = [], 0, 0
+    docs, total, generated, words = [], 0, 0, 0
     while total < n_sentences:
         lang = langs[int(rng.choice(len(langs), p=p))]
         k = int(rng.integers(1, 6))
@@ -201,9 +205,11 @@ def generate(n_sentences: int, seed: int = 0) -> Corpus:
             parts.append(s)
             words += n
         sep = "" if lang in CJK else " "
-        docs.append((f"{lang}-{len(docs):07d}", lang, sep.join(parts)))
-        total += k
-    return Corpus(docs, total, words)
+        text = sep.join(parts)
+        docs.append((f"{lang}-{len(docs):07d}", lang, text))
+        generated += k
+        total += len(split_sentences(text, lang))
+    return Corpus(docs, total, generated, words)
 
 
 def write_parquet(corpus: Corpus, root: str | Path, docs_per_file: int = 0) -> Path:

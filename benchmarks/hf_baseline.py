@@ -1,10 +1,11 @@
 """The baseline a Databricks user would write: a pandas UDF running Hugging Face transformers (PyTorch).
 
 One model per Python worker (module cache), torch threads set per task, inference_mode, sentences split
-with a regex, windows of ``max_length`` pieces with half-window overlap (``return_overflowing_tokens``),
-sorted by length inside each Arrow batch and run ``batch_size`` at a time. Output: one row per document,
-the first-piece vector of each word (array<array<float>>), written as Parquet partitioned by language.
-Every choice that could slow it down for no reason is made in its favour.
+with a regex, windows of ``max_length`` pieces with half-window overlap (``return_overflowing_tokens``,
+so every word gets a vector, as in the job), run ``batch_size`` at a time with dynamic padding (to the
+longest of the batch, like ``padding=True`` / the feature-extraction pipeline), in input order or, with
+``sort``, sorted by length inside each Arrow batch (what a performance-minded user adds). Output: one row
+per document, the first-piece vector of each word (array<array<float>>), Parquet partitioned by language.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ def load(checkpoint: str, threads: int):
     return _MODELS[key]
 
 
-def embed_texts(tokenizer, model, texts: list, batch_size: int, max_length: int) -> list[list[np.ndarray]]:
+def embed_texts(tokenizer, model, texts: list, batch_size: int, max_length: int,
+                sort: bool = False) -> list[list[np.ndarray]]:
     """Per text: the first-piece vector of each word, in order."""
     import torch
 
@@ -67,7 +69,7 @@ def embed_texts(tokenizer, model, texts: list, batch_size: int, max_length: int)
     hidden = model.config.hidden_size
     vectors = [np.zeros((n, hidden), dtype=np.float32) for n in n_words]
     filled = [np.zeros(n, dtype=bool) for n in n_words]
-    order = sorted(range(len(chunks)), key=lambda c: len(chunks[c]))
+    order = sorted(range(len(chunks)), key=lambda c: len(chunks[c])) if sort else list(range(len(chunks)))
     with torch.inference_mode():
         for b in range(0, len(order), batch_size):
             batch = order[b : b + batch_size]
@@ -90,7 +92,7 @@ def embed_texts(tokenizer, model, texts: list, batch_size: int, max_length: int)
     return out
 
 
-def make_udf(checkpoint: str, batch_size: int, max_length: int, threads: int):
+def make_udf(checkpoint: str, batch_size: int, max_length: int, threads: int, sort: bool = False):
     from pyspark.sql.functions import pandas_udf
     from pyspark.sql.types import ArrayType, FloatType
 
@@ -98,17 +100,18 @@ def make_udf(checkpoint: str, batch_size: int, max_length: int, threads: int):
     def embed(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
         tokenizer, model = load(checkpoint, threads)
         for texts in batches:
-            yield pd.Series(embed_texts(tokenizer, model, texts.tolist(), batch_size, max_length))
+            yield pd.Series(embed_texts(tokenizer, model, texts.tolist(), batch_size, max_length, sort))
 
     return embed
 
 
-def run(spark, corpus: str, out: str, checkpoint: str, *, batch_size: int, max_length: int, threads: int) -> int:
+def run(spark, corpus: str, out: str, checkpoint: str, *, batch_size: int, max_length: int, threads: int,
+        sort: bool = False) -> int:
     """Read the corpus, embed, write Parquet; returns the number of word vectors written."""
     from pyspark.sql import functions as F
 
     df = spark.read.parquet(corpus)
-    embed = make_udf(checkpoint, batch_size, max_length, threads)
+    embed = make_udf(checkpoint, batch_size, max_length, threads, sort)
     df.select("doc_id", "lang", embed("text").alias("embeddings")).write.mode("overwrite").partitionBy(
         "lang").parquet(out)
     return spark.read.parquet(out).select(F.sum(F.size("embeddings")).alias("n")).first()["n"] or 0

@@ -1,0 +1,10 @@
+"""Named entities, natively: Spark NLP's NerDLApproach -> NerDLModel -> NerConverter without Spark NLP.
+
+- :mod:`pipelines.ner.conll`   ``read_conll``: CoNLL files (IOB1/IOB2/BIOES -> IOB2), errors at ``file:line``
+- :mod:`pipelines.ner.train`   ``train_ner``: BERT embeddings of a model bundle -> char-CNN + BiLSTM + CRF
+  (PyTorch, training only) -> NER_DIR (``tagger.onnx``, ``ner.json``, ``metrics.json``)
+- :mod:`pipelines.ner.model`   ``NerModel``: NER_DIR at inference (ONNX Runtime + NumPy Viterbi, no torch)
+- :mod:`pipelines.ner.stages`  ``NerDLModel``, ``NerConverter``: native Spark stages (fused with the others)
+- :mod:`pipelines.ner.tables`  ``entity_rows`` / ``with_entities`` / ``stream_entity_table``: the entities table
+- :mod:`pipelines.ner.demo`    ``build_demo_ner``: the tagger trained on the bundled NER sample
+"""

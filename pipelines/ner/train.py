@@ -153,7 +153,6 @@ def train_ner(
     from pipelines.ner.tagger import NerTagger, export_onnx
 
     log = log or (lambda _m: None)
-    say = lambda m: log(m)  # noqa: E731
     started = time.time()
     out = Path(out_dir)
     _check_out_dir(out)
@@ -165,10 +164,10 @@ def train_ner(
     rng = np.random.default_rng(seed)
 
     train_data = read_conll(train_file)
-    say(train_data.summary())
+    log(train_data.summary())
     dev_data: ConllData | None = read_conll(dev_file) if dev_file else None
     if dev_data is not None:
-        say(dev_data.summary())
+        log(dev_data.summary())
     test_data = read_conll(test_file) if test_file else None
     train_sents = list(train_data.sentences)
     if dev_data is None:
@@ -178,7 +177,7 @@ def train_ner(
         n_dev = max(1, int(round(len(train_sents) * dev_fraction)))
         dev_sents = [train_sents[i] for i in order[:n_dev]]
         train_sents = [train_sents[i] for i in order[n_dev:]]
-        say(f"no dev file: holding out {n_dev} of the training sentences")
+        log(f"no dev file: holding out {n_dev} of the training sentences")
     else:
         dev_sents = list(dev_data.sentences)
     test_sents = list(test_data.sentences) if test_data else []
@@ -190,7 +189,7 @@ def train_ner(
     tags = sorted_tag_set(t for s in train_sents for t in s.tags)
     unseen = sorted({t for s in dev_sents + test_sents for t in s.tags} - set(tags))
     if unseen:
-        say(f"  warning: tags {unseen} occur in the evaluation data but never in training")
+        log(f"  warning: tags {unseen} occur in the evaluation data but never in training")
     tag_index = {t: i for i, t in enumerate(tags)}
     chars = _char_vocabulary(train_sents, min_char_count)
     char_ids = {c: i + 2 for i, c in enumerate(chars)}
@@ -198,11 +197,11 @@ def train_ner(
     bundle = ModelBundle.load(bundle_path, verify=True)
     embedder = TokenEmbedder(bundle.create_session(intra_op_threads=threads), bundle.load_tokenizer(),
                              max_sentence_length=max_sentence_length, batch_size=embed_batch_size, pooling=pooling)
-    say(f"embeddings: {bundle.manifest.name} ({bundle.manifest.storage_ref}, {embedder.dimension} dims, "
+    log(f"embeddings: {bundle.manifest.name} ({bundle.manifest.storage_ref}, {embedder.dimension} dims, "
         f"{bundle.manifest.kind})")
-    train = _embed(embedder, train_sents, tag_index, say, "training")
-    dev = _embed(embedder, dev_sents, tag_index, say, "dev")
-    test = _embed(embedder, test_sents, tag_index, say, "test") if test_sents else None
+    train = _embed(embedder, train_sents, tag_index, log, "training")
+    dev = _embed(embedder, dev_sents, tag_index, log, "dev")
+    test = _embed(embedder, test_sents, tag_index, log, "test") if test_sents else None
     dim = int(embedder.dimension)
 
     hyper = dict(char_dim=char_dim, char_filters=char_filters, char_window=char_window, lstm_hidden=lstm_hidden,
@@ -238,7 +237,7 @@ def train_ner(
         trans, start, end = (t.detach().double().numpy() for t in model.crf.constrained())
         return [[tags[k] for k in viterbi(em, trans, start, end)] for em in emissions]
 
-    say(f"training {len(train.tokens)} sentences, {len(tags)} tags, {len(chars)} characters, "
+    log(f"training {len(train.tokens)} sentences, {len(tags)} tags, {len(chars)} characters, "
         f"{sum(p.numel() for p in model.parameters())} parameters, {threads} threads")
     history: list[dict] = []
     best_f1, best_epoch, best_state = -1.0, 0, None
@@ -265,10 +264,10 @@ def train_ner(
         if f1 >= best_f1:
             best_f1, best_epoch, best_state = f1, epoch, copy.deepcopy(model.state_dict())
             marker = " *"
-        say(f"epoch {epoch:>3}/{epochs}  loss {total / max(n, 1):8.4f}  dev F1 {f1:.4f}  "
+        log(f"epoch {epoch:>3}/{epochs}  loss {total / max(n, 1):8.4f}  dev F1 {f1:.4f}  "
             f"({time.time() - t0:.1f}s){marker}")
         if patience and epoch - best_epoch >= patience:
-            say(f"no dev improvement for {patience} epochs: stopping")
+            log(f"no dev improvement for {patience} epochs: stopping")
             break
     model.load_state_dict(best_state)
     model.eval()
@@ -315,9 +314,9 @@ def train_ner(
     loaded = NerModel.load(out, verify=True, intra_op_threads=threads)
     seconds = time.time() - started
     m = metrics["dev"]
-    say(f"best epoch {best_epoch}: dev entity P {m['micro']['precision']:.4f} R {m['micro']['recall']:.4f} "
+    log(f"best epoch {best_epoch}: dev entity P {m['micro']['precision']:.4f} R {m['micro']['recall']:.4f} "
         f"F1 {m['micro']['f1']:.4f}; " + ", ".join(f"{k} {v['f1']:.3f}" for k, v in m["labels"].items()))
-    say(f"wrote {out} in {seconds:.1f}s")
+    log(f"wrote {out} in {seconds:.1f}s")
     return NerTrainResult(out, loaded, metrics, seconds, history)
 
 
