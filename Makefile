@@ -9,9 +9,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-# Annotating needs only the base install (no torch).
+# Annotating needs only the base install; the demo config also trains the demo NER model on first
+# use, which needs the torch extra (pinned to the CPU build).
 $(VENV)/.base: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q -e ".[torch]"
 	touch $@
 
 # Tests also compare with Hugging Face transformers on PyTorch (torch pinned to the CPU build).

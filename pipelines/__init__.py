@@ -3,11 +3,13 @@
 The stages live in :mod:`pipelines.stages` and mirror Spark NLP's Python classes::
 
     from pipelines import DocumentAssembler, SentenceDetector, Tokenizer, BertEmbeddings
+    from pipelines import NerDLModel, NerConverter
 """
 
 __version__ = "0.1.0"
 
 _STAGES = {"DocumentAssembler", "SentenceDetector", "Tokenizer", "BertEmbeddings"}
+_NER_STAGES = {"NerDLModel", "NerConverter"}
 
 
 def __getattr__(name):
@@ -16,4 +18,8 @@ def __getattr__(name):
         from pipelines import stages
 
         return getattr(stages, name)
+    if name in _NER_STAGES:
+        from pipelines.ner import stages as ner_stages
+
+        return getattr(ner_stages, name)
     raise AttributeError(name)

@@ -14,9 +14,10 @@ def _expected_errors():
     from pipelines.config import ConfigError
     from pipelines.job import JobError
     from pipelines.model.bundle import BundleError
+    from pipelines.ner.model import NerModelError
     from pipelines.session import EnvironmentProblem
 
-    return ConfigError, JobError, BundleError, EnvironmentProblem
+    return ConfigError, JobError, BundleError, EnvironmentProblem, NerModelError
 
 
 def friendly_errors(fn):
@@ -42,19 +43,21 @@ def main():
 @click.option("--input", "input_path", help="input corpus path (overrides input.path)")
 @click.option("--output", "output_path", help="lake path (overrides output.path)")
 @click.option("--model", "model_path", help="model bundle directory (overrides model.bundle)")
+@click.option("--ner", "ner_path", help="NER directory from train-ner (overrides ner.model)")
 @click.option("--incremental/--no-incremental", default=None,
               help="annotate only partitions not yet done with this pipeline (overrides `incremental`)")
 @click.option("--full-refresh", is_flag=True, default=None, help="redo every selected partition")
 @click.option("--partition", "partitions", multiple=True, help="limit the run, e.g. --partition 'lang=de' (repeatable)")
 @click.option("--show", default=5, show_default=True, help="print this many token rows at the end")
 @friendly_errors
-def annotate(config_path, input_path, output_path, model_path, incremental, full_refresh, partitions, show):
+def annotate(config_path, input_path, output_path, model_path, ner_path, incremental, full_refresh, partitions,
+             show):
     """Run the annotation job described by --config."""
     from pipelines.config import load_config
     from pipelines.job import run_annotate
 
     config = load_config(config_path, {
-        "input.path": input_path, "output.path": output_path, "model.bundle": model_path,
+        "input.path": input_path, "output.path": output_path, "model.bundle": model_path, "ner.model": ner_path,
         "incremental": incremental, "full_refresh": full_refresh, "partitions": list(partitions) or None,
     })
     result = run_annotate(config)
@@ -76,7 +79,8 @@ def report(result, show: int) -> None:
                f" (kept empty {c['kept_empty_rows']}), quarantined {c['quarantined_rows']}"
                + (f" ({reasons})" if reasons else ""))
     rate = c["tokens"] / m["duration_s"] if m["duration_s"] else 0
-    click.echo(f"  tokens {c['tokens']} ({rate:,.0f} tokens/s over the whole run)")
+    click.echo(f"  tokens {c['tokens']} ({rate:,.0f} tokens/s over the whole run)"
+               + (f", entities {c['entities']}" if "entities" in c else ""))
     for name, path in result.tables.items():
         click.echo(f"  table {name}: {path}")
     click.echo(f"  run manifest: {result.manifest_path}")

@@ -38,6 +38,17 @@ class OutputSettings(_Strict):
     annotations: bool = Field(False, description="also write the Spark NLP annotation columns")
 
 
+class NerSettings(_Strict):
+    """NerDLModel + NerConverter after the embeddings; off while `model` is unset."""
+
+    model: str | None = Field(None, description="NER directory (corpus-nlp train-ner); unset: no NER")
+    build_demo_if_missing: bool = Field(
+        False, description="train the demo NER model there when missing (needs the torch extra)")
+    include_confidence: bool = True
+    batch_size: int = Field(8, ge=1)
+    white_list: list[str] = Field(default_factory=list, description="keep only these entity labels")
+
+
 class PolicySettings(_Strict):
     """What happens to rows that cannot be annotated as they are; every row ends somewhere."""
 
@@ -104,6 +115,7 @@ class JobConfig(_Strict):
     output: OutputSettings = Field(default_factory=OutputSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
     policies: PolicySettings = Field(default_factory=PolicySettings)
+    ner: NerSettings = Field(default_factory=NerSettings)
     stages: StageSettings = Field(default_factory=StageSettings)
 
 

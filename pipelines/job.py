@@ -26,6 +26,7 @@ from pipelines.text.sentences import VISIBLE_CHAR_REGEX
 TOKEN_TABLE = "token_embeddings"
 ANNOTATIONS_TABLE = "annotations"
 QUARANTINE_TABLE = "quarantine"
+ENTITIES_TABLE = "entities"
 RUNS_DIR = "_runs"
 # Test-only failure injection (tests/integration/test_faults.py); never set them in production.
 KILL_WORKER_ONCE = "spark.corpusnlp.test.killWorkerOnce"
@@ -133,6 +134,26 @@ def ensure_model(config: JobConfig) -> str:
     return bundle
 
 
+def ensure_ner(config: JobConfig, bundle: str) -> str | None:
+    """The NER directory to use (None: no NER), training the demo NER model when the config allows it."""
+    ner = config.ner.model
+    if not ner or not _is_local(ner) or (_local(ner) / "ner.json").exists():
+        return ner
+    if not config.ner.build_demo_if_missing:
+        raise JobError(f"NER model {ner} not found: train one with `corpus-nlp train-ner --config "
+                       f"conf/train_ner.yaml --model {bundle} --out {ner}`, or unset ner.model")
+    try:
+        import torch  # noqa: F401  (training only; annotating never needs it)
+    except ImportError:
+        raise JobError(f"NER model {ner} is missing and training the demo one needs PyTorch: "
+                       "`pip install -e '.[torch]'` (CPU build), or unset ner.model to annotate without NER") from None
+    from pipelines.ner.demo import build_demo_ner
+
+    print(f"NER model {ner} is missing: training the demo NER model on the bundled NER sample...")
+    build_demo_ner(_local(ner), bundle)
+    return ner
+
+
 def read_corpus(spark, config: JobConfig):
     """The input rows (with their file and row position) and partition columns; clear errors."""
     settings = config.input
@@ -180,7 +201,8 @@ def _partition_condition(partitions: list[state.Partition]):
 
 
 # --- pipeline ------------------------------------------------------------------------------------
-def build_stages(config: JobConfig, bundle: str, columns: list[str]):
+def build_stages(config: JobConfig, bundle: str, columns: list[str], ner_dir: str | None = None):
+    """The native stages; with ``ner_dir``, NerDLModel and NerConverter after the embeddings."""
     from pipelines.stages import BertEmbeddings, DocumentAssembler, SentenceDetector, Tokenizer
 
     s = config.stages
@@ -203,7 +225,21 @@ def build_stages(config: JobConfig, bundle: str, columns: list[str]):
         pooling=s.embeddings.pooling, intraOpThreads=s.embeddings.intra_op_threads,
     )
     embeddings._sync_with_bundle()
-    return [DocumentAssembler(inputCol=config.input.text_col), detector, tokenizer, embeddings]
+    stages = [DocumentAssembler(inputCol=config.input.text_col), detector, tokenizer, embeddings]
+    if ner_dir:
+        from pipelines.ner.stages import NerConverter, NerDLModel
+
+        tagger = NerDLModel(modelPath=ner_dir, includeConfidence=config.ner.include_confidence,
+                            batchSize=config.ner.batch_size, intraOpThreads=s.embeddings.intra_op_threads)
+        try:
+            tagger.checkEmbeddingsMetadata(embeddings._column_metadata())
+        except ValueError as e:
+            raise JobError(str(e)) from None
+        converter = NerConverter()
+        if config.ner.white_list:
+            converter.setWhiteList(config.ner.white_list)
+        stages += [tagger, converter]
+    return stages
 
 
 def with_token_embeddings(stages, keep: list[str], max_tokens: int = 8192, on_batch=None, fault_marker=None):
@@ -217,6 +253,10 @@ def with_token_embeddings(stages, keep: list[str], max_tokens: int = 8192, on_ba
 
     from pipelines.stages import _check_inputs
 
+    for stage in stages:  # NerDLModel's storage-ref rule, on the driver, before any task runs
+        check = getattr(stage, "_check_embeddings_of_stages", None)
+        if check is not None:
+            check(stages)
     steps = [s._step() for s in stages]
     text_steps, model_steps = steps[:3], steps[3:]
 
@@ -225,12 +265,18 @@ def with_token_embeddings(stages, keep: list[str], max_tokens: int = 8192, on_ba
 
     def transform(df):
         _check_inputs(df, steps)
-        schema = StructType([df.schema[c] for c in keep] + [
+        fields = [df.schema[c] for c in keep] + [
             StructField("sentence", IntegerType(), False), StructField("token_index", IntegerType(), False),
             StructField("begin", IntegerType(), False), StructField("end", IntegerType(), False),
             StructField("token", StringType(), False), StructField("embedding", ArrayType(FloatType(), False), False),
-        ])
-        return df.mapInArrow(flatten, schema)
+        ]
+        if len(model_steps) > 1:
+            chunk = StructType([StructField("chunk_index", IntegerType()), StructField("begin", IntegerType()),
+                                StructField("end", IntegerType()), StructField("text", StringType()),
+                                StructField("entity", StringType()), StructField("confidence", FloatType())])
+            fields += [StructField("ner", StringType(), False), StructField("ner_confidence", FloatType(), True),
+                       StructField("chunk", chunk, True)]
+        return df.mapInArrow(flatten, StructType(fields))
 
     return transform
 
@@ -315,17 +361,21 @@ def run_annotate(config: JobConfig, spark=None) -> RunResult:
         except sparknlp_engine.SparkNlpUnavailable as e:
             raise JobError(str(e)) from None
     bundle_path = ensure_model(config) if native_engine else None
+    ner_dir = ensure_ner(config, bundle_path) if native_engine else None
     raw, partitions, files = read_corpus(spark, config)
     id_col, text_col = config.input.id_col, config.input.text_col
     lang = config.input.language_col
     extra = [lang] if lang and lang in raw.columns and lang not in partitions else []
-    stages = build_stages(config, bundle_path, raw.columns) if native_engine else None
-    model = stages[-1].bundle().manifest if native_engine else sparknlp_engine.model_info(config)
-    pipeline_fp = state.fingerprint(config, model)
+    stages = build_stages(config, bundle_path, raw.columns, ner_dir) if native_engine else None
+    model = stages[3].bundle().manifest if native_engine else sparknlp_engine.model_info(config)
+    ner_model = stages[4].model() if ner_dir else None
+    pipeline_fp = state.fingerprint(config, model, {"ner": _ner_summary(ner_model)})
     keep = [id_col, *partitions]
     tables_ = {TOKEN_TABLE: f"{out}/{TOKEN_TABLE}", QUARANTINE_TABLE: f"{out}/{QUARANTINE_TABLE}"}
     if config.output.annotations:
         tables_[ANNOTATIONS_TABLE] = f"{out}/{ANNOTATIONS_TABLE}"
+    if ner_dir:
+        tables_[ENTITIES_TABLE] = f"{out}/{ENTITIES_TABLE}"
 
     # Which partitions this run annotates.
     try:
@@ -343,6 +393,7 @@ def run_annotate(config: JobConfig, spark=None) -> RunResult:
         "run_id": run_id, "status": "running", "engine": config.engine, "fingerprint": pipeline_fp,
         "started_at": datetime.fromtimestamp(started, timezone.utc).isoformat(),
         "model": _model_summary(model, bundle_path),
+        "ner": _ner_summary(ner_model),
         "input": {"path": config.input.path, "partition_columns": partitions,
                   "selected_partitions": len(selected), "skipped_as_done": len(selected) - len(todo),
                   "annotated_partitions": [p.as_dict() for p in todo]},
@@ -385,6 +436,8 @@ def run_annotate(config: JobConfig, spark=None) -> RunResult:
             with JobProgress(spark, to_annotate) as progress, _driver_fault(spark, tables_[TOKEN_TABLE]):
                 tokens = _token_table(spark, config, kept, stages, keep, partitions, todo, tables_, progress)
                 _write(tokens, tables_[TOKEN_TABLE], partitions)
+        if ner_dir:
+            _write_entities(spark, tables_, keep, partitions, todo, stages[-1].getOutputCol())
         counts = _counts(spark, tables_, id_col, partitions, todo, totals)
     finally:
         classified.unpersist()
@@ -420,7 +473,48 @@ def _token_table(spark, config, kept, stages, keep, partitions, todo, tables_, p
     written = spark.read.parquet(tables_[ANNOTATIONS_TABLE])
     if partitions:
         written = written.where(_partition_condition(todo))
-    return tokens_from_annotations(written, keep, "embeddings" if stages is None else stages[-1].getOutputCol())
+    return tokens_from_annotations(written, keep, "embeddings" if stages is None else stages[3].getOutputCol())
+
+
+def _write_entities(spark, tables_: dict, keep: list[str], partitions: list[str], todo, chunk_col: str) -> None:
+    """The entities table, read off what this run wrote (no second model pass): the chunk heads of the
+    token table, or the chunk column of the annotations table."""
+    from pyspark.sql import functions as F
+
+    from pipelines.ner.tables import entities_from_annotations
+
+    if ANNOTATIONS_TABLE in tables_:
+        annotations = _read_written(spark, tables_[ANNOTATIONS_TABLE], partitions, todo)
+        entities = None if annotations is None else entities_from_annotations(annotations, keep, chunk_col)
+    else:
+        tokens = _read_written(spark, tables_[TOKEN_TABLE], partitions, todo)
+        entities = None if tokens is None else tokens.where(F.col("chunk").isNotNull()).select(
+            *keep, "sentence", "chunk.chunk_index", "chunk.begin", "chunk.end", "chunk.text", "chunk.entity",
+            "chunk.confidence")
+    with_rows = {tuple(str(r[c]) if r[c] is not None else None for c in partitions)
+                 for r in entities.select(*partitions).distinct().collect()} if entities is not None else set()
+    for p in todo:
+        if p.values and tuple(v for _, v in p.values) not in with_rows:
+            _delete_dir(spark, f"{tables_[ENTITIES_TABLE]}/{p.spec}")
+    if entities is not None and (with_rows or not partitions) and entities.take(1):
+        _write(entities, tables_[ENTITIES_TABLE], partitions)
+
+
+def _read_written(spark, path: str, partitions: list[str], todo):
+    """A table as this run left it (its partitions only), or None when it has no data file."""
+    if not _exists(spark, path):
+        return None
+    try:
+        df = spark.read.parquet(path)
+    except Exception:  # a table directory without a single data file (everything went elsewhere)
+        return None
+    return df.where(_partition_condition(todo)) if partitions else df
+
+
+def _ner_summary(ner_model) -> dict | None:
+    if ner_model is None:
+        return None
+    return {"path": str(ner_model.path), "storage_ref": ner_model.storage_ref, "tags": list(ner_model.tags)}
 
 
 def _model_summary(m, bundle_path) -> dict:
@@ -448,14 +542,7 @@ def _counts(spark, tables_: dict, id_col: str, partitions: list[str], todo, tota
     from pyspark.sql import functions as F
 
     def written(table):
-        path = tables_[table]
-        if not _exists(spark, path):
-            return None
-        try:
-            df = spark.read.parquet(path)
-        except Exception:  # a table directory without a single data file (everything went elsewhere)
-            return None
-        return df.where(_partition_condition(todo)) if partitions else df
+        return _read_written(spark, tables_[table], partitions, todo) if table in tables_ else None
 
     tokens = written(TOKEN_TABLE)
     stats = tokens.agg(F.count(F.lit(1)).alias("n"), F.countDistinct(id_col).alias("docs")).first() \
@@ -464,6 +551,7 @@ def _counts(spark, tables_: dict, id_col: str, partitions: list[str], todo, tota
     by_reason = {r["reason"]: r["count"] for r in quarantine.groupBy("reason").count().collect()} \
         if quarantine is not None else {}
     kept_empty = sum(r["kept_empty"] for r in totals)
+    entities = written(ENTITIES_TABLE)
     return {
         "input_rows": sum(r["rows"] for r in totals),
         "annotated_rows": stats["docs"] + kept_empty,
@@ -472,6 +560,7 @@ def _counts(spark, tables_: dict, id_col: str, partitions: list[str], todo, tota
         "quarantined_rows": sum(by_reason.values()),
         "quarantined_by_reason": dict(sorted(by_reason.items())),
         "tokens": stats["n"],
+        **({"entities": entities.count() if entities is not None else 0} if ENTITIES_TABLE in tables_ else {}),
     }
 
 

@@ -75,13 +75,21 @@ def stream_token_table(
     on_batch: Callable[[int, int], None] | None = None,
     fault_marker: str | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """The ``mapInArrow`` body of the job: Arrow rows in, one row per token out."""
+    """The ``mapInArrow`` body of the job: Arrow rows in, one row per token out.
+
+    ``model_steps``: BertEmbeddings, then optionally NerDLModel and NerConverter, whose results ride
+    on the token rows (``ner``, ``ner_confidence``, and ``chunk`` on each entity's first token), so
+    the entities table needs no second pass over the model.
+    """
     token_col = text_steps[-1].output_col
     embeddings_col = model_steps[0].output_col
+    ner_col = model_steps[1].output_col if len(model_steps) > 1 else None
+    chunk_col = model_steps[2].output_col if len(model_steps) > 2 else None
     for rb in batches:
         if fault_marker:
             _die_once(fault_marker)
         columns = native.apply_steps(rb, text_steps)
+        chunks_done: dict[int, int] = {}  # row -> chunks already numbered (chunk_index counts per document)
         n_tokens = 0
         for group in chunks(units(columns[token_col], max_tokens), max_tokens):
             sub: native.Batch = {name: [columns[name][u.row] for u in group] for name in columns}
@@ -89,14 +97,22 @@ def stream_token_table(
             for step in model_steps:
                 sub[step.output_col] = step.apply(sub)
             n_tokens += sum(len(u.tokens) for u in group)
-            yield token_rows(group, sub[embeddings_col], rb, keep)
+            yield token_rows(group, sub[embeddings_col], rb, keep,
+                             sub[ner_col] if ner_col else None, sub[chunk_col] if chunk_col else None, chunks_done)
         if on_batch is not None:
             on_batch(rb.num_rows, n_tokens)
 
 
-def token_rows(group: list[Unit], embedded: list[list[Ann]], rb: pa.RecordBatch, keep: list[str]) -> pa.RecordBatch:
+CHUNK_TYPE = pa.struct([("chunk_index", pa.int32()), ("begin", pa.int32()), ("end", pa.int32()),
+                        ("text", pa.string()), ("entity", pa.string()), ("confidence", pa.float32())])
+
+
+def token_rows(group: list[Unit], embedded: list[list[Ann]], rb: pa.RecordBatch, keep: list[str],
+               tags: list[list[Ann]] | None = None, found: list[list[Ann]] | None = None,
+               chunks_done: dict[int, int] | None = None) -> pa.RecordBatch:
     rows, sentence, index, begin, end, token, vectors = [], [], [], [], [], [], []
-    for unit, anns in zip(group, embedded):
+    ner, ner_confidence, chunk = [], [], []
+    for k, (unit, anns) in enumerate(zip(group, embedded)):
         if len(anns) != len(unit.tokens):  # the guarantee the whole product rests on
             raise AssertionError(f"{len(unit.tokens)} tokens but {len(anns)} embeddings")
         for i, a in enumerate(anns):
@@ -107,6 +123,10 @@ def token_rows(group: list[Unit], embedded: list[list[Ann]], rb: pa.RecordBatch,
             end.append(a.end)
             token.append(a.result)
             vectors.append(a.embeddings)
+        if tags is not None:
+            ner.extend(t.result for t in tags[k])
+            ner_confidence.extend(_confidence(t) for t in tags[k])
+            chunk.extend(_chunk_heads(anns, found[k], chunks_done, unit.row))
     take = pa.array(rows, pa.int64())
     dim = len(vectors[0]) if vectors else 0
     flat = np.concatenate(vectors).astype(np.float32, copy=False) if vectors else np.zeros(0, np.float32)
@@ -119,7 +139,31 @@ def token_rows(group: list[Unit], embedded: list[list[Ann]], rb: pa.RecordBatch,
         pa.array(token, pa.string()),
         pa.ListArray.from_arrays(offsets, pa.array(flat, pa.float32())),
     ]
-    return pa.RecordBatch.from_arrays(arrays, names=list(keep) + list(TOKEN_COLUMNS))
+    names = list(keep) + list(TOKEN_COLUMNS)
+    if tags is not None:
+        arrays += [pa.array(ner, pa.string()), pa.array(ner_confidence, pa.float32()), pa.array(chunk, CHUNK_TYPE)]
+        names += list(NER_COLUMNS)
+    return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+NER_COLUMNS = ("ner", "ner_confidence", "chunk")
+
+
+def _confidence(a: Ann) -> float | None:
+    c = a.metadata.get("confidence")
+    return float(c) if c is not None else None
+
+
+def _chunk_heads(tokens: list[Ann], found: list[Ann], chunks_done: dict[int, int], row: int) -> list[dict | None]:
+    """For each token: its entity chunk when the token starts one, else None."""
+    heads: list[dict | None] = [None] * len(tokens)
+    position = {t.begin: i for i, t in enumerate(tokens)}
+    base = chunks_done.get(row, 0)
+    for n, c in enumerate(found):
+        heads[position[c.begin]] = {"chunk_index": base + n, "begin": c.begin, "end": c.end, "text": c.result,
+                                    "entity": c.metadata.get("entity", ""), "confidence": _confidence(c)}
+    chunks_done[row] = base + len(found)
+    return heads
 
 
 def _die_once(marker: str) -> None:

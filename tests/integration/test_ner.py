@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 from chispa import assert_df_equality
 from click.testing import CliRunner
+from lake_helpers import job_config, write_corpus
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.sql import functions as F
 
 from pipelines.annotation import spark_type
 from pipelines.cli import main
+from pipelines.job import JobError, run_annotate
 from pipelines.ner.conll import write_conll
 from pipelines.ner.model import NerModel, NerModelError
 from pipelines.ner.stages import NerConverter, NerDLModel
@@ -394,3 +396,38 @@ def test_streamed_entity_table_in_small_units_equals_the_fused_pass(annotated, d
     expected = sorted((r.doc_id, int(c.metadata["sentence"]), int(c.metadata["chunk"]), c.begin, c.end, c.result,
                        c.metadata["entity"]) for r in annotated.collect() for c in r.ner_chunk)
     assert got == expected and len(got) > 100
+
+
+# --- the job: tags and entities in the lake from the same pass as the embeddings ----------------------
+def _job(tmp_path, docs, bundle, ner_dir, **extra):
+    corpus = write_corpus(tmp_path / "corpus", {"xx": [(d, t) for d, t, _ in docs]})
+    return job_config(tmp_path / "lake", corpus, bundle, ner__model=str(ner_dir), **extra)
+
+
+def test_job_writes_entities_that_match_the_original_text_and_the_stages(spark, tmp_path, docs, demo_bundle,
+                                                                          trained, annotated):
+    result = run_annotate(_job(tmp_path, docs, demo_bundle.path, trained.path), spark=spark)
+    texts = {d: t for d, t, _ in docs}
+    entities = spark.read.parquet(result.tables["entities"])
+    assert entities.columns == ["doc_id", "sentence", "chunk_index", "begin", "end", "text", "entity", "confidence",
+                                "lang"]
+    rows = entities.collect()
+    assert len(rows) == result.manifest["counts"]["entities"] > 0
+    for r in rows:
+        assert texts[r.doc_id][r.begin : r.end + 1] == r.text
+    expected = sorted((r.doc_id, i, c.begin, c.end, c.result, c.metadata["entity"])
+                      for r in annotated.collect() for i, c in enumerate(r.ner_chunk))
+    assert sorted((r.doc_id, r.chunk_index, r.begin, r.end, r.text, r.entity) for r in rows) == expected
+    tokens = spark.read.parquet(result.tables["token_embeddings"])
+    assert tokens.where("ner is null").count() == 0
+    assert result.manifest["ner"]["storage_ref"] == demo_bundle.manifest.storage_ref
+
+
+def test_job_refuses_a_ner_model_trained_on_other_embeddings(spark, tmp_path, docs, demo_bundle, trained):
+    other = tmp_path / "other-ner"
+    shutil.copytree(trained.path, other)
+    meta = json.loads((other / "ner.json").read_text())
+    meta["storage_ref"] = "some_other_bert"
+    (other / "ner.json").write_text(json.dumps(meta))
+    with pytest.raises((JobError, NerModelError), match="some_other_bert"):
+        run_annotate(_job(tmp_path, docs, demo_bundle.path, other), spark=spark)
