@@ -2,34 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from functools import wraps
-
 import click
 
-EXPECTED_ERRORS = ()  # filled lazily: the library's own error types, shown without a traceback
-
-
-def _expected_errors():
-    from pipelines.config import ConfigError
-    from pipelines.job import JobError
-    from pipelines.model.bundle import BundleError
-    from pipelines.ner.model import NerModelError
-    from pipelines.session import EnvironmentProblem
-
-    return ConfigError, JobError, BundleError, EnvironmentProblem, NerModelError
-
-
-def friendly_errors(fn):
-    @wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except _expected_errors() as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(2)
-
-    return wrapper
+from pipelines.cli_errors import friendly_errors
 
 
 @click.group()

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class _Strict(BaseModel):
@@ -124,10 +127,19 @@ class ConfigError(ValueError):
 
 
 def load_config(path: str | Path, overrides: dict | None = None) -> JobConfig:
-    """Read and validate a YAML config; ``overrides`` are dotted keys, e.g. {"input.path": "/data"}."""
+    """Read and validate the job's YAML; ``overrides`` are dotted keys, e.g. {"input.path": "/data"}."""
+    return load_yaml_config(path, JobConfig, overrides, example="conf/local.yaml")
+
+
+def parse_config(raw: dict, source: str = "config") -> JobConfig:
+    return validate(raw, JobConfig, source)
+
+
+def load_yaml_config(path: str | Path, model: type[M], overrides: dict | None = None, example: str = "") -> M:
+    """Read a YAML file into ``model``, after applying dotted-key ``overrides`` (None values are skipped)."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file {path} not found (try conf/local.yaml)")
+        raise ConfigError(f"config file {path} not found" + (f" (try {example})" if example else ""))
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
@@ -142,26 +154,26 @@ def load_config(path: str | Path, overrides: dict | None = None) -> JobConfig:
         for key in parents:
             node = node.setdefault(key, {})
         node[leaf] = value
-    return parse_config(raw, source=str(path))
+    return validate(raw, model, source=str(path))
 
 
-def parse_config(raw: dict, source: str = "config") -> JobConfig:
+def validate(raw: dict, model: type[M], source: str = "config") -> M:
+    """``model.model_validate`` with one error message a person can act on, naming every bad key."""
     try:
-        return JobConfig.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as e:
         problems = []
         for err in e.errors():
             where = ".".join(str(p) for p in err["loc"])
             if err["type"] == "extra_forbidden":
-                problems.append(f"unknown key '{where}'{_suggestion(err['loc'])}")
+                problems.append(f"unknown key '{where}'{_suggestion(model, err['loc'])}")
             else:
                 problems.append(f"'{where}': {err['msg']}")
         raise ConfigError(f"{source}: " + "; ".join(problems)) from None
 
 
-def _suggestion(loc: tuple) -> str:
+def _suggestion(model: type[BaseModel], loc: tuple) -> str:
     """' (did you mean 'text_col'?)' for a misspelt key, from the fields allowed at that level."""
-    model: type[BaseModel] = JobConfig
     for key in loc[:-1]:
         field = model.model_fields.get(str(key))
         if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):

@@ -2,31 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from functools import wraps
-
 import click
 
-
-def _expected_errors():
-    from pipelines.config import ConfigError
-    from pipelines.model.bundle import BundleError
-    from pipelines.ner.conll import ConllError
-    from pipelines.ner.model import NerModelError
-
-    return ConfigError, BundleError, ConllError, NerModelError
-
-
-def _friendly(fn):
-    @wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except _expected_errors() as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(2)
-
-    return wrapper
+from pipelines.cli_errors import friendly_errors
 
 
 @click.command("train-ner")
@@ -36,7 +14,7 @@ def _friendly(fn):
 @click.option("--model", "bundle", type=click.Path(), help="embeddings model bundle (overrides model.bundle)")
 @click.option("--out", "out_dir", type=click.Path(), help="NER_DIR to write (overrides out)")
 @click.option("--epochs", type=int, help="overrides training.epochs")
-@_friendly
+@friendly_errors
 def train_ner_cmd(config_path, train_file, dev_file, bundle, out_dir, epochs):
     """Train the NER tagger (char-CNN + BiLSTM + CRF) on CoNLL over a bundle's BERT embeddings."""
     from pipelines.ner.config import load_train_ner_config

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
-from pipelines.config import ConfigError
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from pipelines.config import _Strict, load_yaml_config, validate
 
 
 class NerBundleSettings(_Strict):
@@ -59,46 +53,8 @@ class TrainNerConfig(_Strict):
 
 def load_train_ner_config(path: str | Path, overrides: dict | None = None) -> TrainNerConfig:
     """Read and validate a train-ner YAML; ``overrides``: dotted keys, e.g. {"out": "models/ner"}."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} not found (try conf/train_ner.yaml)")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {e}") from e
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path} must hold a mapping of settings, not {type(raw).__name__}")
-    for dotted, value in (overrides or {}).items():
-        if value is None:
-            continue
-        node = raw
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    return parse_train_ner_config(raw, source=str(path))
+    return load_yaml_config(path, TrainNerConfig, overrides, example="conf/train_ner.yaml")
 
 
 def parse_train_ner_config(raw: dict, source: str = "config") -> TrainNerConfig:
-    try:
-        return TrainNerConfig.model_validate(raw)
-    except ValidationError as e:
-        problems = []
-        for err in e.errors():
-            where = ".".join(str(p) for p in err["loc"])
-            if err["type"] == "extra_forbidden":
-                problems.append(f"unknown key '{where}'{_suggestion(err['loc'])}")
-            else:
-                problems.append(f"'{where}': {err['msg']}")
-        raise ConfigError(f"{source}: " + "; ".join(problems)) from None
-
-
-def _suggestion(loc: tuple) -> str:
-    model: type[BaseModel] = TrainNerConfig
-    for key in loc[:-1]:
-        field = model.model_fields.get(str(key))
-        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
-            return ""
-        model = field.annotation
-    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    return validate(raw, TrainNerConfig, source)
