@@ -5,6 +5,7 @@
   (PyTorch, training only) -> NER_DIR (``tagger.onnx``, ``ner.json``, ``metrics.json``)
 - :mod:`pipelines.ner.model`   ``NerModel``: NER_DIR at inference (ONNX Runtime + NumPy Viterbi, no torch)
 - :mod:`pipelines.ner.stages`  ``NerDLModel``, ``NerConverter``: native Spark stages (fused with the others)
-- :mod:`pipelines.ner.tables`  ``entity_rows`` / ``with_entities`` / ``stream_entity_table``: the entities table
+- :mod:`pipelines.ner.tables`  ``with_entities`` (a DataFrame of entities from the fused stages); the job's entities
+  table comes from the token pass (:mod:`pipelines.tables`)
 - :mod:`pipelines.ner.demo`    ``build_demo_ner``: the tagger trained on the bundled NER sample
 """

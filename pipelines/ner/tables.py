@@ -17,31 +17,20 @@ from pipelines.native import Batch
 ENTITY_COLUMNS = ("sentence", "chunk_index", "begin", "end", "text", "entity", "confidence")
 
 
-def entity_rows(columns: Batch, record_batch: pa.RecordBatch, chunk_col: str, keep: list[str],
-                rows: list[int] | None = None, counters: dict[int, int] | None = None) -> pa.RecordBatch:
-    """One output row per ``chunk`` annotation of ``columns[chunk_col]``: ``keep`` columns, then ENTITY_COLUMNS.
-
-    ``rows``: for each row of ``columns``, its row in ``record_batch`` (default: the same row; give it when
-    ``columns`` holds sub-batches of the record batch, e.g. the job's units). ``counters``: when one
-    document's chunks come in several calls, a dict (row of ``record_batch`` -> chunks already written)
-    that this function reads and advances, so ``chunk_index`` counts over the whole document.
-    """
+def entity_rows(columns: Batch, record_batch: pa.RecordBatch, chunk_col: str, keep: list[str]) -> pa.RecordBatch:
+    """One output row per ``chunk`` annotation of ``columns[chunk_col]``: ``keep`` columns, then ENTITY_COLUMNS."""
     take, sentence, index, begin, end, text, entity, confidence = [], [], [], [], [], [], [], []
-    for r, anns in enumerate(columns[chunk_col]):
-        row = rows[r] if rows is not None else r
-        base = counters.get(row, 0) if counters is not None else 0
+    for row, anns in enumerate(columns[chunk_col]):
         for i, a in enumerate(anns):
             take.append(row)
             sentence.append(int(a.metadata.get("sentence", "0")))
-            index.append(base + i)
+            index.append(i)
             begin.append(a.begin)
             end.append(a.end)
             text.append(a.result)
             entity.append(a.metadata.get("entity", ""))
             c = a.metadata.get("confidence")
             confidence.append(float(c) if c is not None else None)
-        if counters is not None:
-            counters[row] = base + len(anns)
     indices = pa.array(take, pa.int64())
     arrays = [record_batch.column(name).take(indices) for name in keep] + [
         pa.array(sentence, pa.int32()),
@@ -91,34 +80,6 @@ def with_entities(stages, keep: list[str]):
         return df.mapInArrow(flatten, entity_schema([df.schema[c] for c in keep]))
 
     return transform
-
-
-def stream_entity_table(batches, text_steps: list, model_steps: list, keep: list[str], max_tokens: int,
-                        on_batch=None):
-    """The entities twin of ``pipelines.tables.stream_token_table``: Arrow rows in, one row per entity out.
-
-    ``text_steps``: DocumentAssembler, SentenceDetector, Tokenizer steps; ``model_steps``: BertEmbeddings,
-    NerDLModel, NerConverter steps. The model steps run on units of whole sentences (at most about
-    ``max_tokens`` tokens), so memory stays bounded by the settings; ``chunk_index`` still counts over
-    the whole document.
-    """
-    from pipelines import native
-    from pipelines import tables as T
-
-    token_col, chunk_col = text_steps[-1].output_col, model_steps[-1].output_col
-    for rb in batches:
-        columns = native.apply_steps(rb, text_steps)
-        counters: dict[int, int] = {}
-        n_tokens = 0
-        for group in T.chunks(T.units(columns[token_col], max_tokens), max_tokens):
-            sub: native.Batch = {name: [columns[name][u.row] for u in group] for name in columns}
-            sub[token_col] = [u.tokens for u in group]
-            for step in model_steps:
-                sub[step.output_col] = step.apply(sub)
-            n_tokens += sum(len(u.tokens) for u in group)
-            yield entity_rows(sub, rb, chunk_col, keep, rows=[u.row for u in group], counters=counters)
-        if on_batch is not None:
-            on_batch(rb.num_rows, n_tokens)
 
 
 def entities_from_annotations(annotations_df, keep: list[str], chunk_col: str = "ner_chunk"):

@@ -383,16 +383,16 @@ def test_cli_trains_from_config_and_reports_errors_plainly(data, demo_bundle, tm
     assert result.exit_code == 2 and f"error: {broken}:2: malformed line 'said'" in result.output
 
 
-def test_streamed_entity_table_in_small_units_equals_the_fused_pass(annotated, docs, demo_bundle, trained):
+def test_job_pass_in_small_units_finds_the_same_chunks_as_the_fused_stages(annotated, docs, demo_bundle, trained):
     import pyarrow as pa
 
-    from pipelines.ner.tables import stream_entity_table
+    from pipelines.tables import stream_token_table
 
     rb = pa.RecordBatch.from_pydict({"doc_id": [d for d, _, _ in docs], "text": [t for _, t, _ in docs]})
     steps = [s._step() for s in stages(demo_bundle.path, trained.path)]
-    out = pa.Table.from_batches(list(stream_entity_table(iter([rb]), steps[:3], steps[3:], ["doc_id"], max_tokens=16)))
-    got = sorted(zip(*(out.column(c).to_pylist() for c in ("doc_id", "sentence", "chunk_index", "begin", "end",
-                                                             "text", "entity"))))
+    out = pa.Table.from_batches(list(stream_token_table(iter([rb]), steps[:3], steps[3:], ["doc_id"], max_tokens=16)))
+    got = sorted((d, s, c["chunk_index"], c["begin"], c["end"], c["text"], c["entity"])
+                 for d, s, c in zip(*(out.column(n).to_pylist() for n in ("doc_id", "sentence", "chunk"))) if c)
     expected = sorted((r.doc_id, int(c.metadata["sentence"]), int(c.metadata["chunk"]), c.begin, c.end, c.result,
                        c.metadata["entity"]) for r in annotated.collect() for c in r.ner_chunk)
     assert got == expected and len(got) > 100
