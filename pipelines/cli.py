@@ -73,7 +73,8 @@ def report(result, show: int) -> None:
 @click.option("--from-dir", type=click.Path(), help="local Hugging Face BERT checkpoint directory")
 @click.option("--hf-id", help="Hugging Face hub id, e.g. bert-base-multilingual-cased (needs the hub)")
 @click.option("--out", required=True, type=click.Path(), help="bundle directory to write")
-@click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True)
+@click.option("--precision", type=click.Choice(["fp32", "int8", "fp16"]), default="fp32", show_default=True,
+              help="int8: dynamic quantization for CPUs; fp16: for ONNX Runtime's CUDA provider on GPUs")
 @click.option("--name", help="model name recorded in the manifest")
 @friendly_errors
 def prepare_model_cmd(from_dir, hf_id, out, precision, name):

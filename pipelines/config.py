@@ -39,6 +39,8 @@ class InputSettings(_Strict):
 class OutputSettings(_Strict):
     path: str = "lake"
     annotations: bool = Field(False, description="also write the Spark NLP annotation columns")
+    embedding_dtype: Literal["float32", "float16"] = Field(
+        "float32", description="float16: the embedding column holds little-endian half floats as binary")
 
 
 class NerSettings(_Strict):
@@ -100,6 +102,9 @@ class EmbeddingsSettings(_Strict):
         8192, ge=64, description="tokens embedded at once in a worker: bounds memory, whatever the document size")
     pooling: Literal["first", "mean"] = "first"
     intra_op_threads: int = Field(0, ge=0, description="0: spark.task.cpus")
+    providers: list[str] = Field(
+        default_factory=lambda: ["CPUExecutionProvider"],
+        description="ONNX Runtime execution providers, e.g. [CUDAExecutionProvider, CPUExecutionProvider]")
 
 
 class StageSettings(_Strict):

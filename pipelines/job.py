@@ -223,7 +223,7 @@ def build_stages(config: JobConfig, bundle: str, columns: list[str], ner_dir: st
     embeddings = BertEmbeddings(
         modelPath=bundle, maxSentenceLength=s.embeddings.max_sentence_length, batchSize=s.embeddings.batch_size,
         pooling=s.embeddings.pooling, intraOpThreads=s.embeddings.intra_op_threads,
-    )
+    ).setProviders(s.embeddings.providers)
     embeddings._sync_with_bundle()
     stages = [DocumentAssembler(inputCol=config.input.text_col), detector, tokenizer, embeddings]
     if ner_dir:
@@ -242,14 +242,15 @@ def build_stages(config: JobConfig, bundle: str, columns: list[str], ner_dir: st
     return stages
 
 
-def with_token_embeddings(stages, keep: list[str], max_tokens: int = 8192, on_batch=None, fault_marker=None):
+def with_token_embeddings(stages, keep: list[str], max_tokens: int = 8192, on_batch=None, fault_marker=None,
+                          embedding_dtype: str = "float32"):
     """``df.transform(with_token_embeddings(stages, ["doc_id", "lang"]))``: one row per token.
 
     Runs the fused native stages and flattens in the same Python pass, in units of at most
     ``max_tokens`` tokens, so per-token annotation structs never reach the JVM and a worker's memory
     does not grow with the document.
     """
-    from pyspark.sql.types import ArrayType, FloatType, IntegerType, StringType, StructField, StructType
+    from pyspark.sql.types import ArrayType, BinaryType, FloatType, IntegerType, StringType, StructField, StructType
 
     from pipelines.stages import _check_inputs
 
@@ -261,14 +262,17 @@ def with_token_embeddings(stages, keep: list[str], max_tokens: int = 8192, on_ba
     text_steps, model_steps = steps[:3], steps[3:]
 
     def flatten(batches):
-        return tables.stream_token_table(batches, text_steps, model_steps, keep, max_tokens, on_batch, fault_marker)
+        return tables.stream_token_table(batches, text_steps, model_steps, keep, max_tokens, on_batch, fault_marker,
+                                         embedding_dtype)
 
     def transform(df):
         _check_inputs(df, steps)
         fields = [df.schema[c] for c in keep] + [
             StructField("sentence", IntegerType(), False), StructField("token_index", IntegerType(), False),
             StructField("begin", IntegerType(), False), StructField("end", IntegerType(), False),
-            StructField("token", StringType(), False), StructField("embedding", ArrayType(FloatType(), False), False),
+            StructField("token", StringType(), False),
+            StructField("embedding", BinaryType() if embedding_dtype == "float16" else ArrayType(FloatType(), False),
+                        False),
         ]
         if len(model_steps) > 1:
             chunk = StructType([StructField("chunk_index", IntegerType()), StructField("begin", IntegerType()),
@@ -281,18 +285,33 @@ def with_token_embeddings(stages, keep: list[str], max_tokens: int = 8192, on_ba
     return transform
 
 
-def tokens_from_annotations(annotations_df, keep: list[str], embeddings_col: str):
+def tokens_from_annotations(annotations_df, keep: list[str], embeddings_col: str, embedding_dtype: str = "float32"):
     """The token table derived from a written annotations table (when ``output.annotations`` is on)."""
     from pyspark.sql import functions as F
 
     exploded = annotations_df.select(*keep, F.posexplode(embeddings_col).alias("token_index", "a"))
+    embedding = F.col("a.embeddings")
+    if embedding_dtype == "float16":
+        embedding = _float16_bytes(embedding)
     return exploded.select(
         *keep,
         F.col("a.metadata").getItem("sentence").cast("int").alias("sentence"),
         F.col("token_index").cast("int").alias("token_index"),
         F.col("a.begin").alias("begin"), F.col("a.end").alias("end"), F.col("a.result").alias("token"),
-        F.col("a.embeddings").alias("embedding"),
+        embedding.alias("embedding"),
     )
+
+
+def _float16_bytes(column):
+    import numpy as np
+    import pandas as pd
+    from pyspark.sql.functions import pandas_udf
+
+    @pandas_udf("binary")
+    def to_float16(vectors: pd.Series) -> pd.Series:
+        return vectors.map(lambda v: np.asarray(v, dtype="<f2").tobytes())
+
+    return to_float16(column)
 
 
 def classify_rows(df, config: JobConfig, partitions: list[str]):
@@ -462,18 +481,19 @@ def _token_table(spark, config, kept, stages, keep, partitions, todo, tables_, p
         annotated = sparknlp_engine.build_pipeline(config).fit(kept).transform(kept)
         annotated = annotated.select(*keep, "document", "sentence", "token", "embeddings")
         if not config.output.annotations:
-            return tokens_from_annotations(annotated, keep, "embeddings")
+            return tokens_from_annotations(annotated, keep, "embeddings", config.output.embedding_dtype)
     elif not config.output.annotations:
         return kept.transform(with_token_embeddings(
             stages, keep, config.stages.embeddings.max_tokens_per_chunk, progress.callback(),
-            spark.conf.get(KILL_WORKER_ONCE, None)))
+            spark.conf.get(KILL_WORKER_ONCE, None), config.output.embedding_dtype))
     else:
         annotated = run_native_stages(kept, stages).select(*keep, *[s.getOutputCol() for s in stages])
     _write(annotated, tables_[ANNOTATIONS_TABLE], partitions)
     written = spark.read.parquet(tables_[ANNOTATIONS_TABLE])
     if partitions:
         written = written.where(_partition_condition(todo))
-    return tokens_from_annotations(written, keep, "embeddings" if stages is None else stages[3].getOutputCol())
+    return tokens_from_annotations(written, keep, "embeddings" if stages is None else stages[3].getOutputCol(),
+                                   config.output.embedding_dtype)
 
 
 def _write_entities(spark, tables_: dict, keep: list[str], partitions: list[str], todo, chunk_col: str) -> None:

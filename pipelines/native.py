@@ -122,6 +122,7 @@ class EmbedStep:
     batch_size: int = 8
     pooling: str = "first"
     intra_op_threads: int = 0
+    providers: tuple[str, ...] = ("CPUExecutionProvider",)
 
     def inputs(self) -> list[str]:
         return [self.sentence_col, self.token_col]
@@ -131,13 +132,13 @@ class EmbedStep:
         from pipelines.model.bundle import ModelBundle
 
         threads = _intra_op_threads(self.intra_op_threads)
-        key = (self.bundle_path, self.max_sentence_length, self.batch_size, self.pooling, threads)
+        key = (self.bundle_path, self.max_sentence_length, self.batch_size, self.pooling, threads, self.providers)
         with _EMBEDDERS_LOCK:
             if key not in _EMBEDDERS:
                 # The driver verified the hashes when the stage was built; workers trust the bundle.
                 bundle = ModelBundle.load(self.bundle_path, verify=False)
                 _EMBEDDERS[key] = TokenEmbedder(
-                    bundle.create_session(intra_op_threads=threads),
+                    bundle.create_session(intra_op_threads=threads, providers=list(self.providers)),
                     bundle.load_tokenizer(),
                     max_sentence_length=self.max_sentence_length,
                     batch_size=self.batch_size,

@@ -326,13 +326,16 @@ class BertEmbeddings(_NativeStage, _HasInputCols):
     intraOpThreads = _param("intraOpThreads", "ONNX Runtime threads per task; 0 = spark.task.cpus",
                             TypeConverters.toInt)
     storageRef = _param("storageRef", "which model produced the vectors (from the bundle)", TypeConverters.toString)
+    providers = _param("providers", "ONNX Runtime execution providers, in order of preference",
+                       TypeConverters.toListString)
 
     @keyword_only
     def __init__(self, *, inputCols=None, outputCol=None, modelPath=None, batchSize=None, maxSentenceLength=None,
                  pooling=None, intraOpThreads=None):
         super().__init__()
         self._setDefault(inputCols=["sentence", "token"], outputCol="embeddings", batchSize=8,
-                         maxSentenceLength=128, pooling="first", intraOpThreads=0)
+                         maxSentenceLength=128, pooling="first", intraOpThreads=0,
+                         providers=["CPUExecutionProvider"])
         self._set_init(self._input_kwargs)
 
     @classmethod
@@ -358,6 +361,10 @@ class BertEmbeddings(_NativeStage, _HasInputCols):
 
     def setIntraOpThreads(self, value):
         return self._set(intraOpThreads=value)
+
+    def setProviders(self, value):
+        """E.g. ["CUDAExecutionProvider", "CPUExecutionProvider"] on GPU executors (needs onnxruntime-gpu)."""
+        return self._set(providers=value)
 
     def setDimension(self, value):
         return self._set(dimension=value)
@@ -393,5 +400,5 @@ class BertEmbeddings(_NativeStage, _HasInputCols):
         sentence_col, token_col = self.getInputCols()
         return native.EmbedStep(
             sentence_col, token_col, self.getOutputCol(), str(self.bundle().path), g(self.maxSentenceLength),
-            g(self.batchSize), g(self.pooling), g(self.intraOpThreads),
+            g(self.batchSize), g(self.pooling), g(self.intraOpThreads), tuple(g(self.providers)),
         )

@@ -74,6 +74,7 @@ def stream_token_table(
     max_tokens: int,
     on_batch: Callable[[int, int], None] | None = None,
     fault_marker: str | None = None,
+    embedding_dtype: str = "float32",
 ) -> Iterator[pa.RecordBatch]:
     """The ``mapInArrow`` body of the job: Arrow rows in, one row per token out.
 
@@ -97,8 +98,8 @@ def stream_token_table(
             for step in model_steps:
                 sub[step.output_col] = step.apply(sub)
             n_tokens += sum(len(u.tokens) for u in group)
-            yield token_rows(group, sub[embeddings_col], rb, keep,
-                             sub[ner_col] if ner_col else None, sub[chunk_col] if chunk_col else None, chunks_done)
+            yield token_rows(group, sub[embeddings_col], rb, keep, sub[ner_col] if ner_col else None,
+                             sub[chunk_col] if chunk_col else None, chunks_done, embedding_dtype)
         if on_batch is not None:
             on_batch(rb.num_rows, n_tokens)
 
@@ -109,7 +110,7 @@ CHUNK_TYPE = pa.struct([("chunk_index", pa.int32()), ("begin", pa.int32()), ("en
 
 def token_rows(group: list[Unit], embedded: list[list[Ann]], rb: pa.RecordBatch, keep: list[str],
                tags: list[list[Ann]] | None = None, found: list[list[Ann]] | None = None,
-               chunks_done: dict[int, int] | None = None) -> pa.RecordBatch:
+               chunks_done: dict[int, int] | None = None, embedding_dtype: str = "float32") -> pa.RecordBatch:
     rows, sentence, index, begin, end, token, vectors = [], [], [], [], [], [], []
     ner, ner_confidence, chunk = [], [], []
     for k, (unit, anns) in enumerate(zip(group, embedded)):
@@ -128,16 +129,13 @@ def token_rows(group: list[Unit], embedded: list[list[Ann]], rb: pa.RecordBatch,
             ner_confidence.extend(_confidence(t) for t in tags[k])
             chunk.extend(_chunk_heads(anns, found[k], chunks_done, unit.row))
     take = pa.array(rows, pa.int64())
-    dim = len(vectors[0]) if vectors else 0
-    flat = np.concatenate(vectors).astype(np.float32, copy=False) if vectors else np.zeros(0, np.float32)
-    offsets = pa.array(np.arange(len(vectors) + 1, dtype=np.int32) * dim)
     arrays = [rb.column(name).take(take) for name in keep] + [
         pa.array(sentence, pa.int32()),
         pa.array(index, pa.int32()),
         pa.array(begin, pa.int32()),
         pa.array(end, pa.int32()),
         pa.array(token, pa.string()),
-        pa.ListArray.from_arrays(offsets, pa.array(flat, pa.float32())),
+        embedding_array(vectors, embedding_dtype),
     ]
     names = list(keep) + list(TOKEN_COLUMNS)
     if tags is not None:
@@ -147,6 +145,24 @@ def token_rows(group: list[Unit], embedded: list[list[Ann]], rb: pa.RecordBatch,
 
 
 NER_COLUMNS = ("ner", "ner_confidence", "chunk")
+
+
+def embedding_array(vectors: list[np.ndarray], dtype: str = "float32") -> pa.Array:
+    """float32: list<float>. float16: binary, each value the vector's little-endian half floats
+    (half the bytes; read back with :func:`decode_float16`)."""
+    dim = len(vectors[0]) if vectors else 0
+    flat = np.concatenate(vectors) if vectors else np.zeros(0, np.float32)
+    if dtype == "float16":
+        data = flat.astype("<f2").tobytes()
+        offsets = (np.arange(len(vectors) + 1, dtype=np.int32) * dim * 2).tobytes()
+        return pa.Array.from_buffers(pa.binary(), len(vectors), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    offsets = pa.array(np.arange(len(vectors) + 1, dtype=np.int32) * dim)
+    return pa.ListArray.from_arrays(offsets, pa.array(flat.astype(np.float32, copy=False), pa.float32()))
+
+
+def decode_float16(value: bytes) -> np.ndarray:
+    """A float16 ``embedding`` cell as a float32 vector."""
+    return np.frombuffer(value, dtype="<f2").astype(np.float32)
 
 
 def _confidence(a: Ann) -> float | None:

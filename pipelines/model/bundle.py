@@ -72,7 +72,7 @@ class ModelManifest(BaseModel):
     vocab_size: int
     max_position_embeddings: int
     case_sensitive: bool
-    precision: Literal["fp32", "int8"]
+    precision: Literal["fp32", "int8", "fp16"]
     files: dict[str, str]
     created_at: str
     notes: str = ""

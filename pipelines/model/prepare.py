@@ -323,7 +323,7 @@ def prepare_model(
     *,
     from_dir: str | os.PathLike[str] | None = None,
     hf_id: str | None = None,
-    precision: Literal["fp32", "int8"] = "fp32",
+    precision: Literal["fp32", "int8", "fp16"] = "fp32",
     kind: Literal["demo", "real"] = "real",
     name: str | None = None,
 ) -> ModelBundle:
@@ -332,8 +332,8 @@ def prepare_model(
         raise BundleError(
             "prepare-model needs exactly one source: --from-dir CHECKPOINT_DIR or --hf-id MODEL_ID"
         )
-    if precision not in ("fp32", "int8"):
-        raise BundleError(f"precision {precision!r} is not supported: use 'fp32' or 'int8'")
+    if precision not in ("fp32", "int8", "fp16"):
+        raise BundleError(f"precision {precision!r} is not supported: use 'fp32', 'int8' (CPU) or 'fp16' (GPU)")
     if kind not in ("demo", "real"):
         raise BundleError(f"kind {kind!r} is not supported: use 'real' or 'demo'")
     out = Path(out_dir)
@@ -405,6 +405,11 @@ def prepare_model(
 
     if precision == "fp32":
         return write_bundle(out, model, tokenizer, **fields)
+    if precision == "fp16":
+        # For ONNX Runtime's CUDA provider on GPU executors; inputs and output stay int64/float32.
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        return write_bundle(out, convert_float_to_float16(model, keep_io_types=True), tokenizer, **fields)
 
     from .bundle import save_onnx
 

@@ -161,3 +161,19 @@ def test_sparknlp_engine_without_the_jar_says_what_to_install(spark, tmp_path, c
     with pytest.raises(JobError, match=r"needs the Spark NLP jar .* com\.johnsnowlabs\.nlp:spark-nlp_2\.13"):
         run_annotate(cfg, spark=spark)
 
+
+
+def test_float16_embeddings_halve_the_vectors_and_decode_to_the_float32_ones(spark, tmp_path, corpus_dir,
+                                                                            demo_bundle, first_run):
+    import numpy as np
+
+    from pipelines.tables import decode_float16
+
+    result = run_annotate(config(tmp_path, corpus_dir, demo_bundle.path, embedding_dtype="float16"), spark=spark)
+    half = {(r.doc_id, r.token_index): r.embedding for r in spark.read.parquet(result.tables["token_embeddings"]).collect()}
+    full = {(r.doc_id, r.token_index): r.embedding for r in spark.read.parquet(first_run.tables["token_embeddings"]).collect()}
+    assert half.keys() == full.keys()
+    dim = demo_bundle.manifest.dimension
+    for key, value in half.items():
+        assert isinstance(value, (bytes, bytearray)) and len(value) == 2 * dim
+        np.testing.assert_allclose(decode_float16(value), np.asarray(full[key]), rtol=1e-3, atol=1e-3)

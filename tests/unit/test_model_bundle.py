@@ -320,3 +320,22 @@ print("ok")
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "ok"
+
+
+def test_fp16_bundle_for_gpus_gives_the_fp32_vectors_on_the_cpu_too(tmp_path):
+    """fp16 targets ONNX Runtime's CUDA provider; here we can only check the conversion on the CPU."""
+    import numpy as np
+
+    from pipelines.model.demo import build_demo_model
+    from pipelines.model.prepare import prepare_model
+
+    fp32 = build_demo_model(tmp_path / "fp32")
+    fp16 = prepare_model(tmp_path / "fp16", from_dir=fp32.path / "checkpoint", precision="fp16", kind="demo")
+    assert fp16.manifest.precision == "fp16" and fp16.manifest.storage_ref == fp32.manifest.storage_ref
+    assert fp16.onnx_path.stat().st_size < 0.6 * fp32.onnx_path.stat().st_size
+    x = np.asarray([[2, 40, 41, 42, 43, 3]], dtype=np.int64)
+    feeds = {"input_ids": x, "attention_mask": np.ones_like(x), "token_type_ids": np.zeros_like(x)}
+    a = fp32.create_session(1).run(None, feeds)[0][0]
+    b = fp16.create_session(1).run(None, feeds)[0][0]
+    cosine = (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
+    assert cosine.min() > 0.999
