@@ -396,18 +396,7 @@ def run_annotate(config: JobConfig, spark=None) -> RunResult:
     if ner_dir:
         tables_[ENTITIES_TABLE] = f"{out}/{ENTITIES_TABLE}"
 
-    # Which partitions this run annotates.
-    try:
-        filters = state.parse_partition_filters(config.partitions, partitions)
-    except ValueError as e:
-        raise JobError(str(e)) from None
-    selected = state.select(state.input_partitions(files, config.input.path, partitions), filters)
-    if filters and not selected:
-        raise JobError(f"no input partition matches {config.partitions}")
-    todo = selected
-    if config.incremental and not config.full_refresh:
-        todo = state.pending(selected, state.done_partitions(read_manifests(spark, f"{out}/{RUNS_DIR}"), pipeline_fp))
-
+    selected, todo = _plan_partitions(spark, config, files, partitions, pipeline_fp)
     manifest = {
         "run_id": run_id, "status": "running", "engine": config.engine, "fingerprint": pipeline_fp,
         "started_at": datetime.fromtimestamp(started, timezone.utc).isoformat(),
@@ -419,10 +408,14 @@ def run_annotate(config: JobConfig, spark=None) -> RunResult:
         "tables": tables_, "config": config.model_dump(mode="json"),
     }
     manifest_path = f"{out}/{RUNS_DIR}/{run_id}.json"
-    write_text(spark, manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False))
-    if not todo:
-        manifest.update(status="committed", counts=_zero_counts(), duration_s=round(time.time() - started, 3))
+
+    def save(status: str, counts: dict | None = None) -> None:
+        manifest.update(status=status, counts=counts, duration_s=round(time.time() - started, 3))
         write_text(spark, manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False))
+
+    save("running")
+    if not todo:
+        save("committed", _zero_counts())
         return RunResult(run_id, manifest_path, tables_, manifest)
 
     df = raw.select(id_col, text_col, *partitions, *extra, F.col("_metadata.file_path").alias("_file"),
@@ -461,16 +454,27 @@ def run_annotate(config: JobConfig, spark=None) -> RunResult:
     finally:
         classified.unpersist()
 
-    manifest["counts"] = counts
-    manifest["duration_s"] = round(time.time() - started, 3)
     if counts["input_rows"] != counts["annotated_rows"] + counts["quarantined_rows"]:
-        manifest["status"] = "failed"
-        write_text(spark, manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False))
+        save("failed", counts)
         raise JobError(f"rows lost: {counts['input_rows']} input rows but {counts['annotated_rows']} annotated + "
                        f"{counts['quarantined_rows']} quarantined; see {manifest_path}")
-    manifest["status"] = "committed"
-    write_text(spark, manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False))
+    save("committed", counts)
     return RunResult(run_id, manifest_path, tables_, manifest)
+
+
+def _plan_partitions(spark, config: JobConfig, files: list[str], partitions: list[str], pipeline_fp: str):
+    """(selected, to do): the partitions --partition selects, less those already done when incremental."""
+    try:
+        filters = state.parse_partition_filters(config.partitions, partitions)
+    except ValueError as e:
+        raise JobError(str(e)) from None
+    selected = state.select(state.input_partitions(files, config.input.path, partitions), filters)
+    if filters and not selected:
+        raise JobError(f"no input partition matches {config.partitions}")
+    if not config.incremental or config.full_refresh:
+        return selected, selected
+    runs = read_manifests(spark, f"{config.output.path.rstrip('/')}/{RUNS_DIR}")
+    return selected, state.pending(selected, state.done_partitions(runs, pipeline_fp))
 
 
 def _token_table(spark, config, kept, stages, keep, partitions, todo, tables_, progress):
