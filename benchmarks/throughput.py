@@ -290,10 +290,8 @@ def replay_embed_step(s: Settings, corpus_dir: Path, bundle: Path) -> Replay:
     rec = Recorder(ZeroSession(), mb.load_tokenizer(), max_sentence_length=embed.max_sentence_length,
                    batch_size=embed.batch_size, pooling=embed.pooling)
     rec.windows = []
-    key = (embed.bundle_path, embed.max_sentence_length, embed.batch_size, embed.pooling,
-           native._intra_op_threads(embed.intra_op_threads))
-    saved = native._EMBEDDERS.get(key)
-    native._EMBEDDERS[key] = rec
+    real_embedder = native.EmbedStep.embedder
+    native.EmbedStep.embedder = lambda self: rec  # every EmbedStep of this process gets the recorder
     tokens = 0
     max_tokens = cfg.stages.embeddings.max_tokens_per_chunk
     t = time.perf_counter()
@@ -306,10 +304,9 @@ def replay_embed_step(s: Settings, corpus_dir: Path, bundle: Path) -> Replay:
             for out in tables.stream_token_table(iter(batches), steps[:3], steps[3:], ["doc_id", "lang"], max_tokens):
                 tokens += out.num_rows
     finally:
-        if saved is None:
-            native._EMBEDDERS.pop(key, None)
-        else:
-            native._EMBEDDERS[key] = saved
+        native.EmbedStep.embedder = real_embedder
+    if tokens and not rec.stats["model_calls"]:
+        raise RuntimeError("the replay did not reach the job's embedder: pipelines.native.EmbedStep changed?")
     prep = time.perf_counter() - t
     sentences = sum(1 for w in rec.windows if w.start == 0)
     return Replay(tokens, sentences, rec.windows, dict(rec.stats), prep)

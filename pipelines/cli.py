@@ -19,20 +19,21 @@ def main():
 @click.option("--output", "output_path", help="lake path (overrides output.path)")
 @click.option("--model", "model_path", help="model bundle directory (overrides model.bundle)")
 @click.option("--ner", "ner_path", help="NER directory from train-ner (overrides ner.model)")
+@click.option("--no-ner", is_flag=True, help="annotate without NER, whatever ner.model says")
 @click.option("--incremental/--no-incremental", default=None,
               help="annotate only partitions not yet done with this pipeline (overrides `incremental`)")
 @click.option("--full-refresh", is_flag=True, default=None, help="redo every selected partition")
 @click.option("--partition", "partitions", multiple=True, help="limit the run, e.g. --partition 'lang=de' (repeatable)")
 @click.option("--show", default=5, show_default=True, help="print this many token rows at the end")
 @friendly_errors
-def annotate(config_path, input_path, output_path, model_path, ner_path, incremental, full_refresh, partitions,
-             show):
+def annotate(config_path, input_path, output_path, model_path, ner_path, no_ner, incremental, full_refresh,
+             partitions, show):
     """Run the annotation job described by --config."""
     from pipelines.config import load_config
     from pipelines.job import run_annotate
 
     config = load_config(config_path, {
-        "input.path": input_path, "output.path": output_path, "model.bundle": model_path, "ner.model": ner_path,
+        "input.path": input_path, "output.path": output_path, "model.bundle": model_path, "ner.model": "" if no_ner else ner_path,
         "incremental": incremental, "full_refresh": full_refresh, "partitions": list(partitions) or None,
     })
     result = run_annotate(config)

@@ -25,6 +25,9 @@ class SparkSettings(_Strict):
     app_name: str = "corpus-nlp"
     driver_memory: str = "4g"
     arrow_batch_rows: int = Field(256, ge=1, description="rows per Arrow batch sent to a Python worker")
+    tasks_per_core: int = Field(
+        4, ge=0, description="spread the rows to annotate over at least this many tasks per core, so no core "
+        "idles behind one big task; 0 keeps the input's partitioning")
     conf: dict[str, str] = Field(default_factory=dict, description="extra Spark settings")
 
 

@@ -136,7 +136,7 @@ def ensure_model(config: JobConfig) -> str:
 
 def ensure_ner(config: JobConfig, bundle: str) -> str | None:
     """The NER directory to use (None: no NER), training the demo NER model when the config allows it."""
-    ner = config.ner.model
+    ner = config.ner.model or None  # "" (--no-ner) turns NER off too
     if not ner or not _is_local(ner) or (_local(ner) / "ner.json").exists():
         return ner
     if not config.ner.build_demo_if_missing:
@@ -442,7 +442,8 @@ def run_annotate(config: JobConfig, spark=None) -> RunResult:
         quarantine = quarantine_rows(classified, config, keep, run_id)
         if sum(r["quarantined"] for r in totals):
             _write(quarantine, tables_[QUARANTINE_TABLE], partitions)
-        kept = classified.where(F.col("_reason").isNull() & visible).select(id_col, text_col, *partitions, *extra)
+        kept = _balanced(spark, config, classified.where(F.col("_reason").isNull() & visible)
+                         .select(id_col, text_col, *partitions, *extra))
         to_annotate = sum(r["to_annotate"] for r in totals)
         if to_annotate:  # else every row was quarantined or kept empty: nothing to write
             with JobProgress(spark, to_annotate) as progress, _driver_fault(spark, tables_[TOKEN_TABLE]):
@@ -460,6 +461,19 @@ def run_annotate(config: JobConfig, spark=None) -> RunResult:
                        f"{counts['quarantined_rows']} quarantined; see {manifest_path}")
     save("committed", counts)
     return RunResult(run_id, manifest_path, tables_, manifest)
+
+
+def _balanced(spark, config: JobConfig, df):
+    """Round-robin the rows over enough tasks that every core stays busy to the end.
+
+    A small corpus read from a few files gives a few tasks of very different sizes; the model pass is
+    so much dearer than the shuffle that evening them out pays for itself.
+    """
+    per_core = config.spark.tasks_per_core
+    wanted = per_core * spark.sparkContext.defaultParallelism
+    if per_core and df.rdd.getNumPartitions() < wanted:
+        return df.repartition(wanted)
+    return df
 
 
 def _plan_partitions(spark, config: JobConfig, files: list[str], partitions: list[str], pipeline_fp: str):

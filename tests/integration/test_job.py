@@ -138,7 +138,7 @@ def test_cli_reports_errors_without_a_traceback(tmp_path):
 
 def test_cli_and_spark_submit_give_the_same_lake(spark, tmp_path, corpus_dir, demo_bundle, first_run):
     args = ["--config", str(ROOT / "conf" / "local.yaml"), "--input", str(corpus_dir),
-            "--model", str(demo_bundle.path)]
+            "--model", str(demo_bundle.path), "--no-ner"]
     cli = CliRunner().invoke(main, ["annotate", *args, "--output", str(tmp_path / "cli"), "--show", "0"])
     assert cli.exit_code == 0, cli.output
     assert "tokens 31" in cli.output and "quarantined 3 (blank_text 1, empty_text 1, null_text 1)" in cli.output
