@@ -106,11 +106,13 @@ def make_udf(checkpoint: str, batch_size: int, max_length: int, threads: int, so
 
 
 def run(spark, corpus: str, out: str, checkpoint: str, *, batch_size: int, max_length: int, threads: int,
-        sort: bool = False) -> int:
+        sort: bool = False, repartition: int = 0) -> int:
     """Read the corpus, embed, write Parquet; returns the number of word vectors written."""
     from pyspark.sql import functions as F
 
     df = spark.read.parquet(corpus)
+    if repartition:
+        df = df.repartition(repartition)
     embed = make_udf(checkpoint, batch_size, max_length, threads, sort)
     df.select("doc_id", "lang", embed("text").alias("embeddings")).write.mode("overwrite").partitionBy(
         "lang").parquet(out)

@@ -158,11 +158,19 @@ class Monitor:
         while not self._stop.wait(self.interval):
             self._sample()
 
+    def cpu_by_role(self) -> dict:
+        out = {"driver": round(self._own_cpu() - self.self0, 2)}
+        for pid, v in self.cpu.items():
+            role = self.role.get(pid, "other")
+            out[role] = round(out.get(role, 0.0) + v - self.cpu0.get(pid, 0.0), 2)
+        return out
+
     def summary(self) -> dict:
         return {
             "wall_s": round(self.wall, 2),
             "peak_rss_mb": round(max(self.rss.values()), 1) if self.rss else None,
             "worker_peak_rss_mb": sorted(round(v, 1) for v in self.rss.values()),
+            "cpu_s_by_process": self.cpu_by_role(),
             "our_cpu_s": round(self.ours_cpu_s, 2),
             "our_cpu_share": round(self.our_cpu_share, 3),
             "foreign_cpu_share": round(self.foreign_cpu_share, 3),
@@ -185,7 +193,23 @@ class Settings:
     raw_threads: int = 0
     hf_threads: int = 1
     hf_batch_size: int = 16
+    hf_repartition: int = 0
+    conf: dict = field(default_factory=dict)  # extra Spark settings (--spark-conf), for what-if runs
     skip: set = field(default_factory=set)
+
+    def to_json(self) -> dict:
+        d = dict(self.__dict__)
+        d.update(work=str(self.work), models=str(self.models), out=str(self.out), skip=sorted(self.skip))
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Settings":
+        d = dict(d)
+        d.update(work=Path(d["work"]), models=Path(d["models"]), out=Path(d["out"]), skip=set(d["skip"]))
+        return cls(**d)
+
+    def spark_conf(self) -> dict:
+        return {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false", **self.conf}
 
 
 def model_paths(s: Settings) -> tuple[Path, Path]:
@@ -233,7 +257,7 @@ def job_config(s: Settings, corpus: Path, out: Path, bundle: Path):
 
     return parse_config({
         "spark": {"master": s.master, "app_name": "corpus-nlp-bench", "arrow_batch_rows": s.arrow_batch_rows,
-                  "conf": {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"}},
+                  "conf": s.spark_conf()},
         "input": {"path": str(corpus)},
         "output": {"path": str(out)},
         "model": {"bundle": str(bundle), "build_demo_if_missing": False},
@@ -351,49 +375,68 @@ def fresh_spark(s: Settings):
     from pipelines.session import get_spark
 
     spark = get_spark(SparkSettings(master=s.master, app_name="corpus-nlp-bench", arrow_batch_rows=s.arrow_batch_rows,
-                                    conf={"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"}))
+                                    conf=s.spark_conf()))
     spark.sparkContext.setLogLevel("ERROR")
     if s.tiny:
         _SHARED.append(spark)
     return spark
 
 
-def release_spark(s: Settings, spark) -> None:
-    if not s.tiny:
-        spark.stop()
+def spark_phase(s: Settings, spec: dict) -> dict:
+    """Run one Spark phase. Full size: in a child process of its own, so that every phase starts, like
+    a spark-submit, with a cold JVM and fresh Python workers (comparable runs, clean RSS). --tiny: in
+    this process, on one shared SparkContext (fast; JVM warm after the first phase)."""
+    if s.tiny:
+        return _run_spark_phase(s, spec)
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="corpus-nlp-bench-") as tmp:
+        out = Path(tmp) / "phase.json"
+        cmd = [sys.executable, "-m", "benchmarks.throughput", "--phase",
+               json.dumps({"settings": s.to_json(), "spec": spec}), "--phase-out", str(out)]
+        proc = subprocess.run(cmd, cwd=ROOT)
+        if proc.returncode != 0 or not out.exists():
+            raise RuntimeError(f"phase {spec['name']} failed (exit {proc.returncode})")
+        return json.loads(out.read_text())
+
+
+def _run_spark_phase(s: Settings, spec: dict) -> dict:
+    spark = fresh_spark(s)
+    out = s.work / "lake" / spec["name"]
+    shutil.rmtree(out, ignore_errors=True)
+    try:
+        if spec["kind"] == "pipeline":
+            from pipelines.job import run_annotate
+
+            cfg = job_config(s, Path(spec["corpus"]), out, Path(spec["bundle"]))
+            with Monitor() as mon:
+                result = run_annotate(cfg, spark=spark)
+            counts = result.manifest["counts"]
+            return {"seconds": mon.wall, "tokens": counts["tokens"], "monitor": mon.summary(),
+                    "table": result.tables["token_embeddings"], "embedder_stats": counts.get("embedder")}
+        from benchmarks import hf_baseline
+
+        with Monitor() as mon:
+            words = hf_baseline.run(spark, spec["corpus"], str(out), spec["checkpoint"], batch_size=s.hf_batch_size,
+                                    max_length=s.max_sentence_length, threads=s.hf_threads, sort=spec["sort"],
+                                    repartition=s.hf_repartition)
+        shutil.rmtree(out, ignore_errors=True)
+        return {"seconds": mon.wall, "words": words, "monitor": mon.summary()}
+    finally:
+        if not s.tiny:
+            spark.stop()
 
 
 def run_pipeline(s: Settings, corpus: Path, bundle: Path, name: str) -> dict:
-    """run_annotate end to end in a fresh SparkContext (fresh Python workers: clean RSS, cold models)."""
-    from pipelines.job import run_annotate
-
-    spark = fresh_spark(s)
-    out = s.work / "lake" / name
-    shutil.rmtree(out, ignore_errors=True)
-    cfg = job_config(s, corpus, out, bundle)
-    try:
-        with Monitor() as mon:
-            result = run_annotate(cfg, spark=spark)
-    finally:
-        release_spark(s, spark)
-    return {"seconds": mon.wall, "tokens": result.manifest["counts"]["tokens"], "monitor": mon.summary(),
-            "table": result.tables["token_embeddings"]}
+    """run_annotate end to end (Parquet in, token_embeddings Parquet out)."""
+    return spark_phase(s, {"kind": "pipeline", "name": name, "corpus": str(corpus), "bundle": str(bundle)})
 
 
 def run_hf(s: Settings, corpus: Path, checkpoint: Path, sort: bool) -> dict:
-    from benchmarks import hf_baseline
-
-    spark = fresh_spark(s)
-    out = s.work / "lake" / "hf"
-    shutil.rmtree(out, ignore_errors=True)
-    try:
-        with Monitor() as mon:
-            words = hf_baseline.run(spark, str(corpus), str(out), str(checkpoint), batch_size=s.hf_batch_size,
-                                    max_length=s.max_sentence_length, threads=s.hf_threads, sort=sort)
-    finally:
-        release_spark(s, spark)
-    shutil.rmtree(out, ignore_errors=True)
-    return {"seconds": mon.wall, "words": words, "monitor": mon.summary()}
+    name = "hf-sorted" if sort else "hf"
+    return spark_phase(s, {"kind": "hf", "name": name, "corpus": str(corpus), "checkpoint": str(checkpoint),
+                           "sort": sort})
 
 
 def lowest_cosine(table_a: str, table_b: str) -> tuple[float, int]:
@@ -429,19 +472,29 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--tiny", action="store_true", help="2-layer demo-shaped model, 50 sentences (tests)")
     ap.add_argument("--work", default=str(ROOT / "out" / "bench"), help="scratch: corpora, lake outputs")
     ap.add_argument("--models", default=str(ROOT / "models"), help="where the benchmark bundles are cached")
-    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--batch-size", type=int, default=32, help="windows per model call (the job config default)")
     ap.add_argument("--max-sentence-length", type=int, default=128)
     ap.add_argument("--arrow-batch-rows", type=int, default=256)
     ap.add_argument("--docs-per-file", type=int, default=0, help="corpus files per language (0: one file a language)")
     ap.add_argument("--hf-threads", type=int, default=1, help="torch threads per Spark task in the baseline")
     ap.add_argument("--hf-batch-size", type=int, default=16)
+    ap.add_argument("--hf-repartition", type=int, default=0, help="baseline: repartition the input first (0: no)")
+    ap.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE", help="extra Spark setting")
     ap.add_argument("--skip", default="", help="comma list of phases to skip: raw,scaling,int8,hf,hf_fp32_sorted")
+    ap.add_argument("--phase", help=argparse.SUPPRESS)  # internal: run one Spark phase (JSON spec)
+    ap.add_argument("--phase-out", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
+    if a.phase:
+        job = json.loads(a.phase)
+        s = Settings.from_json(job["settings"])
+        Path(a.phase_out).write_text(json.dumps(_run_spark_phase(s, job["spec"])))
+        return {}
 
     s = Settings(sentences=a.sentences or (50 if a.tiny else 5000), tiny=a.tiny, work=Path(a.work).resolve(),
                  models=Path(a.models).resolve(), out=Path(a.out), batch_size=a.batch_size,
                  max_sentence_length=a.max_sentence_length, arrow_batch_rows=a.arrow_batch_rows,
                  docs_per_file=a.docs_per_file, hf_threads=a.hf_threads, hf_batch_size=a.hf_batch_size,
+                 hf_repartition=a.hf_repartition, conf=dict(kv.split("=", 1) for kv in a.spark_conf),
                  skip={x for x in a.skip.split(",") if x})
     cores = os.cpu_count() or 1
     s.raw_threads = cores
@@ -471,7 +524,7 @@ def main(argv: list[str] | None = None) -> dict:
     if "raw" not in s.skip:
         print("(a) raw ONNX bound ...", flush=True)
         raw = run_raw(s, fp32, replay.windows, s.raw_threads)
-        phases["raw_fp32"] = {"seconds": raw["model_s"], "tokens_per_s": raw["tokens_per_s"],
+        phases["raw_fp32"] = {"seconds": raw["model_s"], "tokens_per_s": raw["tokens_per_s"], "tokens": raw["tokens"],
                               "threads": raw["threads"], "padding_ratio": raw["stats"]["padded_pieces"] / raw["stats"]["pieces"],
                               "monitor": raw["monitor"]}
     print("(b) pipeline fp32 ...", flush=True)
@@ -494,6 +547,9 @@ def main(argv: list[str] | None = None) -> dict:
         cosine, cosine_tokens = lowest_cosine(p1["table"], p8["table"])
         shutil.rmtree(Path(p8["table"]).parent, ignore_errors=True)
     shutil.rmtree(Path(p1["table"]).parent, ignore_errors=True)
+    padding_source = "replay of the job's worker code in-process (same steps, Arrow batches, chunks)"
+    if p1.get("embedder_stats"):  # the job reports its workers' embedder stats: use them
+        stats, padding_source = p1["embedder_stats"], "the job's workers (manifest counts.embedder)"
     for name, sort in (("hf_fp32", False), ("hf_fp32_sorted", True)):
         if name in s.skip or "hf" in s.skip:
             continue
@@ -526,6 +582,8 @@ def main(argv: list[str] | None = None) -> dict:
             "corpus_files": len(list(corpus_dir.rglob("*.parquet"))),
             "raw_threads": s.raw_threads, "pipeline_intra_op_threads": "spark.task.cpus (1)",
             "hf_threads_per_task": s.hf_threads, "hf_batch_size": s.hf_batch_size,
+            "hf_repartition": s.hf_repartition, "spark_conf": s.conf,
+            "spark_phases": "one shared SparkContext (--tiny)" if s.tiny else "each in its own process (cold JVM)",
         },
         "tokens_per_s": {k: round(v, 1) for k, v in tps.items()},
         "tokens_per_s_adjusted": {k: round(v["tokens_per_s_adjusted"], 1) for k, v in phases.items()},
@@ -539,6 +597,7 @@ def main(argv: list[str] | None = None) -> dict:
         "int8_cosine": round(cosine, 5) if cosine is not None else None,
         "int8_cosine_tokens": cosine_tokens,
         "padding_ratio": round(stats["padded_pieces"] / stats["pieces"], 4),
+        "padding_source": padding_source,
         "padding_ratio_global_sort": round(phases["raw_fp32"]["padding_ratio"], 4) if "raw_fp32" in phases else None,
         "embedder_stats": stats,
         "prep_tokens_per_s_one_core": round(replay.tokens / replay.prep_s, 1),

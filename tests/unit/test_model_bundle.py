@@ -148,7 +148,7 @@ def test_manifest_not_json(bundle_copy):
         (lambda m: m.update(kind="toy"), "kind"),
         (lambda m: m.pop("dimension"), "dimension"),
         (lambda m: m.update(extra_field=1), "extra_field"),
-        (lambda m: m.update(precision="fp16"), "precision"),
+        (lambda m: m.update(precision="fp8"), "precision"),
         (lambda m: m["files"].pop("model.onnx"), "does not list model.onnx"),
     ],
 )
