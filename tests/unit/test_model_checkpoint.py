@@ -229,7 +229,7 @@ def test_prepare_argument_errors(ckpt, tmp_path):
     with pytest.raises(BundleError, match="does not exist"):
         prepare_model(tmp_path / "x", from_dir=tmp_path / "missing")
     with pytest.raises(BundleError, match="precision"):
-        prepare_model(tmp_path / "x", from_dir=ckpt, precision="fp16")
+        prepare_model(tmp_path / "x", from_dir=ckpt, precision="fp8")
 
 
 @pytest.mark.parametrize(
