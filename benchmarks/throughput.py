@@ -2,21 +2,29 @@
 
     python -m benchmarks.throughput [--sentences 5000] [--out benchmarks/results] [--tiny]
 
-On one generated multilingual corpus (benchmarks.corpus) and a random-weight model of exactly
-bert-base-multilingual-cased's shape (built once under models/bench-mbert{,-int8}), measures tokens/s
-(tokens = our Tokenizer's tokens, the unit the lake stores) of:
+On one generated multilingual corpus (benchmarks.corpus: >= N sentences as the job segments them,
+lognormal 5..120 words, 16 languages in Latin, Cyrillic, Greek, Arabic, Devanagari, Hangul and CJK
+scripts) and a random-weight model of exactly bert-base-multilingual-cased's shape (built once under
+models/bench-mbert, with its int8 twin models/bench-mbert-int8 from the same checkpoint), measures
+tokens/s, tokens being our Tokenizer's tokens (the rows of the lake's token table), of:
 
-  raw       the bundle's ONNX model called directly in this process on the same windows of pieces,
-            sorted by length over the whole corpus, same max_sentence_length and batch size, one
-            session with one thread per core (model calls only: the ceiling for the job);
-  pipeline  pipelines.job.run_annotate end to end (Parquet in, token_embeddings Parquet out), local[2];
-            again on twice the corpus (scaling check), and again with the int8 bundle;
-  hf        a pandas UDF running transformers' BertModel (PyTorch) on the same checkpoint and texts,
-            written as Parquet (benchmarks.hf_baseline).
+  raw_fp32         the bundle's ONNX model called directly in this process on the job's own windows of
+                   pieces, sorted by length over the whole corpus, same max_sentence_length and batch
+                   size, one session with one thread per core; model calls only: the ceiling;
+  pipeline_fp32    pipelines.job.run_annotate end to end (Parquet in, token_embeddings Parquet out),
+                   local[2], in a process of its own (cold JVM, fresh Python workers, like spark-submit);
+  pipeline_int8    the same with the int8 bundle; int8_cosine compares its lake vectors with fp32's;
+  pipeline_int8_2x the int8 run on twice the corpus: scaling_2x = its time / pipeline_int8's
+                   (--scaling-precision fp32 for the fp32 pair);
+  hf_fp32          what a Databricks user writes: a pandas UDF running transformers' BertModel
+                   (PyTorch) on the same checkpoint and texts, batches of 16 in input order, written as
+                   Parquet (benchmarks.hf_baseline); hf_fp32_sorted: the same, length-sorted batches.
 
-Prints a table and writes <out>/<YYYY-MM-DD>-<machine>.json. The machine is shared with other work:
-each phase records the CPU time other processes took from it (``foreign_cpu_share``), so a contended
-number can be recognised as such.
+padding_ratio comes from replaying the job's worker code (pipelines.tables.stream_token_table with the
+job's stages) in-process with a zero model, unless the job reports its embedders' stats itself.
+Prints a table and writes <out>/<YYYY-MM-DD>-<machine>.json. The machine may be shared: each phase
+records the CPU share other processes took (``foreign_cpu_share``); ``tokens_per_s_adjusted`` is the
+rate divided by (1 - that share), an optimistic estimate of the uncontended rate.
 """
 
 from __future__ import annotations
@@ -195,6 +203,7 @@ class Settings:
     hf_batch_size: int = 16
     hf_repartition: int = 0
     conf: dict = field(default_factory=dict)  # extra Spark settings (--spark-conf), for what-if runs
+    scaling_precision: str = "int8"
     skip: set = field(default_factory=set)
 
     def to_json(self) -> dict:
@@ -480,6 +489,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--hf-batch-size", type=int, default=16)
     ap.add_argument("--hf-repartition", type=int, default=0, help="baseline: repartition the input first (0: no)")
     ap.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE", help="extra Spark setting")
+    ap.add_argument("--scaling-precision", choices=("int8", "fp32"), default="int8",
+                    help="bundle of the 2N run (int8: half the time, and the stricter test of fixed overheads)")
     ap.add_argument("--skip", default="", help="comma list of phases to skip: raw,scaling,int8,hf,hf_fp32_sorted")
     ap.add_argument("--phase", help=argparse.SUPPRESS)  # internal: run one Spark phase (JSON spec)
     ap.add_argument("--phase-out", help=argparse.SUPPRESS)
@@ -494,7 +505,7 @@ def main(argv: list[str] | None = None) -> dict:
                  models=Path(a.models).resolve(), out=Path(a.out), batch_size=a.batch_size,
                  max_sentence_length=a.max_sentence_length, arrow_batch_rows=a.arrow_batch_rows,
                  docs_per_file=a.docs_per_file, hf_threads=a.hf_threads, hf_batch_size=a.hf_batch_size,
-                 hf_repartition=a.hf_repartition, conf=dict(kv.split("=", 1) for kv in a.spark_conf),
+                 hf_repartition=a.hf_repartition, scaling_precision=a.scaling_precision, conf=dict(kv.split("=", 1) for kv in a.spark_conf),
                  skip={x for x in a.skip.split(",") if x})
     cores = os.cpu_count() or 1
     s.raw_threads = cores
@@ -533,12 +544,6 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"warning: the job wrote {p1['tokens']} tokens, the replay counted {replay.tokens}", flush=True)
     phases["pipeline_fp32"] = {"seconds": p1["seconds"], "tokens_per_s": p1["tokens"] / p1["seconds"],
                                "tokens": p1["tokens"], "monitor": p1["monitor"]}
-    if "scaling" not in s.skip:
-        print("(b) pipeline fp32, 2x corpus ...", flush=True)
-        p2 = run_pipeline(s, corpus2_dir, fp32, "fp32-2x")
-        shutil.rmtree(Path(p2["table"]).parent, ignore_errors=True)
-        phases["pipeline_fp32_2x"] = {"seconds": p2["seconds"], "tokens_per_s": p2["tokens"] / p2["seconds"],
-                                      "tokens": p2["tokens"], "monitor": p2["monitor"]}
     if "int8" not in s.skip:
         print("(b) pipeline int8 ...", flush=True)
         p8 = run_pipeline(s, corpus_dir, int8, "int8-1x")
@@ -546,6 +551,14 @@ def main(argv: list[str] | None = None) -> dict:
                                    "tokens": p8["tokens"], "monitor": p8["monitor"]}
         cosine, cosine_tokens = lowest_cosine(p1["table"], p8["table"])
         shutil.rmtree(Path(p8["table"]).parent, ignore_errors=True)
+    scaling_base = "pipeline_int8" if s.scaling_precision == "int8" and "pipeline_int8" in phases else "pipeline_fp32"
+    if "scaling" not in s.skip:
+        precision = "int8" if scaling_base == "pipeline_int8" else "fp32"
+        print(f"(b) pipeline {precision}, 2x corpus ...", flush=True)
+        p2 = run_pipeline(s, corpus2_dir, int8 if precision == "int8" else fp32, f"{precision}-2x")
+        shutil.rmtree(Path(p2["table"]).parent, ignore_errors=True)
+        phases[f"{scaling_base}_2x"] = {"seconds": p2["seconds"], "tokens_per_s": p2["tokens"] / p2["seconds"],
+                                        "tokens": p2["tokens"], "monitor": p2["monitor"]}
     shutil.rmtree(Path(p1["table"]).parent, ignore_errors=True)
     padding_source = "replay of the job's worker code in-process (same steps, Arrow batches, chunks)"
     if p1.get("embedder_stats"):  # the job reports its workers' embedder stats: use them
@@ -603,8 +616,9 @@ def main(argv: list[str] | None = None) -> dict:
         "prep_tokens_per_s_one_core": round(replay.tokens / replay.prep_s, 1),
         "peak_rss_mb": phases["pipeline_fp32"]["monitor"]["peak_rss_mb"],
         "peak_rss_mb_by_run": {k: v["monitor"]["peak_rss_mb"] for k, v in phases.items() if k != "raw_fp32"},
-        "scaling_2x": round(phases["pipeline_fp32_2x"]["seconds"] / phases["pipeline_fp32"]["seconds"], 3)
-        if "pipeline_fp32_2x" in phases else None,
+        "scaling_2x": round(phases[f"{scaling_base}_2x"]["seconds"] / phases[scaling_base]["seconds"], 3)
+        if f"{scaling_base}_2x" in phases else None,
+        "scaling_2x_run": f"{scaling_base} at 2N vs N" if f"{scaling_base}_2x" in phases else None,
         "contention": {k: v["monitor"]["foreign_cpu_share"] for k, v in phases.items()},
         "phases": {k: {kk: vv for kk, vv in v.items()} for k, v in phases.items()},
         "total_seconds": round(time.perf_counter() - started, 1),
