@@ -9,8 +9,9 @@ models/bench-mbert, with its int8 twin models/bench-mbert-int8 from the same che
 tokens/s, tokens being our Tokenizer's tokens (the rows of the lake's token table), of:
 
   raw_fp32         the bundle's ONNX model called directly in this process on the job's own windows of
-                   pieces, sorted by length over the whole corpus, same max_sentence_length and batch
-                   size, one session with one thread per core; model calls only: the ceiling;
+                   pieces, sorted by length over the whole corpus, batched by the job's planner with the
+                   same max_sentence_length, batch_size and max_batch_pieces, one session with one
+                   thread per core; model calls only: the ceiling;
   pipeline_fp32    pipelines.job.run_annotate end to end (Parquet in, token_embeddings Parquet out),
                    local[2], in a process of its own (cold JVM, fresh Python workers, like spark-submit);
   pipeline_int8    the same with the int8 bundle; int8_cosine compares its lake vectors with fp32's;
@@ -194,6 +195,7 @@ class Settings:
     models: Path
     out: Path
     batch_size: int = 8
+    max_batch_pieces: int = 0
     max_sentence_length: int = 128
     arrow_batch_rows: int = 256
     master: str = "local[2]"
@@ -270,7 +272,8 @@ def job_config(s: Settings, corpus: Path, out: Path, bundle: Path):
         "input": {"path": str(corpus)},
         "output": {"path": str(out)},
         "model": {"bundle": str(bundle), "build_demo_if_missing": False},
-        "stages": {"embeddings": {"batch_size": s.batch_size, "max_sentence_length": s.max_sentence_length}},
+        "stages": {"embeddings": {"batch_size": s.batch_size, "max_batch_pieces": s.max_batch_pieces,
+                                  "max_sentence_length": s.max_sentence_length}},
     })
 
 
@@ -321,7 +324,7 @@ def replay_embed_step(s: Settings, corpus_dir: Path, bundle: Path) -> Replay:
             return super()._run(batch)
 
     rec = Recorder(ZeroSession(), mb.load_tokenizer(), max_sentence_length=embed.max_sentence_length,
-                   batch_size=embed.batch_size, pooling=embed.pooling)
+                   batch_size=embed.batch_size, pooling=embed.pooling, max_batch_pieces=embed.max_batch_pieces)
     rec.windows = []
     real_embedder = native.EmbedStep.embedder
     native.EmbedStep.embedder = lambda self: rec  # every EmbedStep of this process gets the recorder
@@ -348,21 +351,22 @@ def replay_embed_step(s: Settings, corpus_dir: Path, bundle: Path) -> Replay:
 # --- (a) raw bound -------------------------------------------------------------------------------
 def run_raw(s: Settings, bundle: Path, windows: list, threads: int, keep: bool = False) -> dict:
     """The same windows, sorted by length over the whole corpus, through one ONNX Runtime session."""
-    from pipelines.embed import TokenEmbedder
+    from pipelines.embed import TokenEmbedder, empty_stats, plan_batches
     from pipelines.model.bundle import ModelBundle
 
     mb = ModelBundle.load(bundle, verify=False)
     session = mb.create_session(intra_op_threads=threads)
     emb = TokenEmbedder(session, mb.load_tokenizer(), max_sentence_length=s.max_sentence_length,
-                        batch_size=s.batch_size)
+                        batch_size=s.batch_size, max_batch_pieces=s.max_batch_pieces)
     order = sorted(windows, key=lambda w: len(w.ids))
     emb._run(order[: min(len(order), s.batch_size)])  # warm-up (first-call allocations)
-    emb.stats = {"pieces": 0, "padded_pieces": 0, "model_calls": 0}
+    emb.stats = empty_stats()
     kept = []
     model_s = 0.0
     with Monitor() as mon:
-        for b in range(0, len(order), s.batch_size):
-            batch = order[b : b + s.batch_size]
+        # the job's own batch planner, on the windows of the whole corpus at once
+        for start, stop in plan_batches([len(w.ids) + 2 for w in order], s.batch_size, s.max_batch_pieces):
+            batch = order[start:stop]
             t = time.perf_counter()
             hidden = emb._run(batch)
             model_s += time.perf_counter() - t
@@ -481,13 +485,17 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--tiny", action="store_true", help="2-layer demo-shaped model, 50 sentences (tests)")
     ap.add_argument("--work", default=str(ROOT / "out" / "bench"), help="scratch: corpora, lake outputs")
     ap.add_argument("--models", default=str(ROOT / "models"), help="where the benchmark bundles are cached")
-    ap.add_argument("--batch-size", type=int, default=32, help="windows per model call (the job config default)")
+    ap.add_argument("--batch-size", type=int, default=None, help="windows per model call, at most (default: the job's)")
+    ap.add_argument("--max-batch-pieces", type=int, default=None,
+                    help="padded pieces per model call, at most (default: the job's; 0: no cap)")
     ap.add_argument("--max-sentence-length", type=int, default=128)
     ap.add_argument("--arrow-batch-rows", type=int, default=256)
     ap.add_argument("--docs-per-file", type=int, default=0, help="corpus files per language (0: one file a language)")
     ap.add_argument("--hf-threads", type=int, default=1, help="torch threads per Spark task in the baseline")
     ap.add_argument("--hf-batch-size", type=int, default=16)
-    ap.add_argument("--hf-repartition", type=int, default=0, help="baseline: repartition the input first (0: no)")
+    ap.add_argument("--hf-repartition", type=int, default=None,
+                    help="baseline: repartition the input into this many tasks first (default: as many as the job "
+                         "spreads its rows over, spark.tasks_per_core x cores; 0: no)")
     ap.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE", help="extra Spark setting")
     ap.add_argument("--scaling-precision", choices=("int8", "fp32"), default="int8",
                     help="bundle of the 2N run (int8: half the time, and the stricter test of fixed overheads)")
@@ -501,13 +509,21 @@ def main(argv: list[str] | None = None) -> dict:
         Path(a.phase_out).write_text(json.dumps(_run_spark_phase(s, job["spec"])))
         return {}
 
+    from pipelines.config import EmbeddingsSettings, SparkSettings
+
+    job_defaults, spark_defaults = EmbeddingsSettings(), SparkSettings()
+    cores = os.cpu_count() or 1
+    if a.hf_repartition is None:  # the baseline gets the same task layout as the job
+        a.hf_repartition = getattr(spark_defaults, "tasks_per_core", 0) * cores
     s = Settings(sentences=a.sentences or (50 if a.tiny else 5000), tiny=a.tiny, work=Path(a.work).resolve(),
-                 models=Path(a.models).resolve(), out=Path(a.out), batch_size=a.batch_size,
-                 max_sentence_length=a.max_sentence_length, arrow_batch_rows=a.arrow_batch_rows,
+                 models=Path(a.models).resolve(), out=Path(a.out),
+                 batch_size=a.batch_size or job_defaults.batch_size,
+                 max_batch_pieces=job_defaults.max_batch_pieces if a.max_batch_pieces is None else a.max_batch_pieces,
+                 max_sentence_length=a.max_sentence_length or job_defaults.max_sentence_length,
+                 arrow_batch_rows=a.arrow_batch_rows or spark_defaults.arrow_batch_rows,
                  docs_per_file=a.docs_per_file, hf_threads=a.hf_threads, hf_batch_size=a.hf_batch_size,
                  hf_repartition=a.hf_repartition, scaling_precision=a.scaling_precision, conf=dict(kv.split("=", 1) for kv in a.spark_conf),
                  skip={x for x in a.skip.split(",") if x})
-    cores = os.cpu_count() or 1
     s.raw_threads = cores
     # Spark's Python workers must import benchmarks.hf_baseline and use this interpreter.
     os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
@@ -590,12 +606,14 @@ def main(argv: list[str] | None = None) -> dict:
             "pieces_per_token": round((real - 2 * len(replay.windows)) / replay.tokens, 3),
             "model": "bench-tiny (2 layers, 128 dims)" if s.tiny else
                      "random weights, bert-base-multilingual-cased shape (12 layers, 768 dims, 12 heads, 119547 vocab)",
-            "master": s.master, "batch_size": s.batch_size, "max_sentence_length": s.max_sentence_length,
+            "master": s.master, "batch_size": s.batch_size, "max_batch_pieces": s.max_batch_pieces,
+            "max_sentence_length": s.max_sentence_length,
             "arrow_batch_rows": s.arrow_batch_rows, "docs_per_file": s.docs_per_file,
             "corpus_files": len(list(corpus_dir.rglob("*.parquet"))),
             "raw_threads": s.raw_threads, "pipeline_intra_op_threads": "spark.task.cpus (1)",
             "hf_threads_per_task": s.hf_threads, "hf_batch_size": s.hf_batch_size,
             "hf_repartition": s.hf_repartition, "spark_conf": s.conf,
+            "tasks_per_core": getattr(spark_defaults, "tasks_per_core", None),
             "spark_phases": "one shared SparkContext (--tiny)" if s.tiny else "each in its own process (cold JVM)",
         },
         "tokens_per_s": {k: round(v, 1) for k, v in tps.items()},

@@ -101,8 +101,11 @@ class TokenizerSettings(_Strict):
 class EmbeddingsSettings(_Strict):
     max_sentence_length: int = Field(128, ge=3, le=512)
     batch_size: int = Field(
-        32, ge=1, description="windows per ONNX Runtime call; 32 sorted windows keep each call near the "
-        "~1,000 pieces where the CPU kernels run fastest (the stage's own default is Spark NLP's 8)")
+        32, ge=1, description="windows per ONNX Runtime call, at most; the embedder cuts its length-sorted "
+        "windows where padding costs least (the stage's own default is Spark NLP's 8)")
+    max_batch_pieces: int = Field(
+        1024, ge=0, description="padded WordPieces per ONNX Runtime call, at most (0: no cap); CPU kernels "
+        "slow down on calls much above ~1,000 pieces, GPUs want larger ones")
     max_tokens_per_chunk: int = Field(
         8192, ge=64, description="tokens embedded at once in a worker: bounds memory, whatever the document size")
     pooling: Literal["first", "mean"] = "first"

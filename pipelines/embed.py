@@ -13,11 +13,49 @@ Guarantees Spark NLP does not give:
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
 
 POOLING_STRATEGIES = ("first", "mean")
+
+
+# What one ONNX Runtime call costs beyond its pieces, in pieces' worth of time: fp32 mBERT on one core
+# runs 8x12 calls at ~430 pieces/s and 8x40 at ~515 (python -m pipelines.model.bench --threads 1).
+CALL_COST_PIECES = 32
+
+
+def plan_batches(lengths: list[int], max_windows: int, max_pieces: int = 0,
+                 call_cost: int = CALL_COST_PIECES) -> list[tuple[int, int]]:
+    """Cut windows sorted by length (ascending) into consecutive batches, as [start, stop) pairs.
+
+    Each batch is padded to its longest window, so where to cut decides the padding. Dynamic programming
+    finds the cuts that minimise padded pieces + ``call_cost`` per call, with at most ``max_windows``
+    windows and (unless 0) ``max_pieces`` padded pieces per call, a single window always allowed. Dense
+    lengths then make full batches and the sparse long tail small ones: padding falls several-fold
+    against fixed-size batches, for the same number of calls or fewer.
+    """
+    n = len(lengths)
+    cost = [0.0] + [float("inf")] * n
+    cut = [0] * (n + 1)
+    for stop in range(1, n + 1):
+        longest = lengths[stop - 1]
+        widest = max_windows if not max_pieces else max(1, min(max_windows, max_pieces // max(longest, 1)))
+        for start in range(max(0, stop - widest), stop):
+            c = cost[start] + call_cost + (stop - start) * longest
+            if c < cost[stop]:
+                cost[stop], cut[stop] = c, start
+    batches, stop = [], n
+    while stop:
+        batches.append((cut[stop], stop))
+        stop = cut[stop]
+    return batches[::-1]
+
+
+def empty_stats() -> dict:
+    """The embedder's running counters: real and padding pieces fed to the model, calls, seconds in them."""
+    return {"pieces": 0, "padded_pieces": 0, "model_calls": 0, "model_seconds": 0.0}
 
 
 @dataclass(frozen=True)
@@ -39,7 +77,8 @@ class _Window:
 class TokenEmbedder:
     """Turns tokenized sentences into one vector per token. Build once per Python worker."""
 
-    def __init__(self, session, tokenizer, *, max_sentence_length=128, batch_size=8, pooling="first"):
+    def __init__(self, session, tokenizer, *, max_sentence_length=128, batch_size=8, pooling="first",
+                 max_batch_pieces=0):
         if pooling not in POOLING_STRATEGIES:
             raise ValueError(f"pooling must be one of {POOLING_STRATEGIES}, got {pooling!r}")
         if not 3 <= max_sentence_length <= 512:
@@ -48,12 +87,13 @@ class TokenEmbedder:
         self.tokenizer = tokenizer
         self.window = max_sentence_length - 2  # room for [CLS] and [SEP]
         self.batch_size = max(1, int(batch_size))
+        self.max_batch_pieces = max(0, int(max_batch_pieces))
         self.pooling = pooling
         vocab = tokenizer.get_vocab()
         self.unk_id, self.cls_id, self.sep_id = vocab["[UNK]"], vocab["[CLS]"], vocab["[SEP]"]
         self.pad_id = vocab.get("[PAD]", 0)
         self.dimension = session.get_outputs()[0].shape[-1]
-        self.stats = {"pieces": 0, "padded_pieces": 0, "model_calls": 0}
+        self.stats = empty_stats()
 
     # --- pieces -----------------------------------------------------------------------------
     def pieces(self, sentences: list[list[str]]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -112,8 +152,9 @@ class TokenEmbedder:
         counts = [np.bincount(owners, minlength=len(words)) for (_, owners), words in zip(pieces, sentences)]
         windows = [w for i, (ids, owners) in enumerate(pieces) if len(ids) for w in self._windows(i, ids, owners)]
         windows.sort(key=lambda w: len(w.ids))
-        for b in range(0, len(windows), self.batch_size):
-            batch = windows[b : b + self.batch_size]
+        lengths = [len(w.ids) + 2 for w in windows]  # with [CLS] and [SEP]
+        for start, stop in plan_batches(lengths, self.batch_size, self.max_batch_pieces):
+            batch = windows[start:stop]
             hidden = self._run(batch)
             for w, h in zip(batch, hidden):
                 # np.add.at: a token may own several rows (mean pooling); with "first" rows are unique
@@ -142,4 +183,7 @@ class TokenEmbedder:
         self.stats["padded_pieces"] += mask.size - real
         self.stats["model_calls"] += 1
         feeds = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
-        return self.session.run(["last_hidden_state"], feeds)[0]
+        started = time.perf_counter()
+        hidden = self.session.run(["last_hidden_state"], feeds)[0]
+        self.stats["model_seconds"] += time.perf_counter() - started
+        return hidden

@@ -222,6 +222,7 @@ def build_stages(config: JobConfig, bundle: str, columns: list[str], ner_dir: st
         tokenizer.setContextChars(tk.context_chars)
     embeddings = BertEmbeddings(
         modelPath=bundle, maxSentenceLength=s.embeddings.max_sentence_length, batchSize=s.embeddings.batch_size,
+        maxBatchPieces=s.embeddings.max_batch_pieces,
         pooling=s.embeddings.pooling, intraOpThreads=s.embeddings.intra_op_threads,
     ).setProviders(s.embeddings.providers)
     embeddings._sync_with_bundle()
@@ -445,13 +446,17 @@ def run_annotate(config: JobConfig, spark=None) -> RunResult:
         kept = _balanced(spark, config, classified.where(F.col("_reason").isNull() & visible)
                          .select(id_col, text_col, *partitions, *extra))
         to_annotate = sum(r["to_annotate"] for r in totals)
+        embedder = None
         if to_annotate:  # else every row was quarantined or kept empty: nothing to write
             with JobProgress(spark, to_annotate) as progress, _driver_fault(spark, tables_[TOKEN_TABLE]):
                 tokens = _token_table(spark, config, kept, stages, keep, partitions, todo, tables_, progress)
                 _write(tokens, tables_[TOKEN_TABLE], partitions)
+            embedder = progress.embedder_counts()
         if ner_dir:
             _write_entities(spark, tables_, keep, partitions, todo, stages[-1].getOutputCol())
         counts = _counts(spark, tables_, id_col, partitions, todo, totals)
+        if embedder and embedder["model_calls"]:  # the workers' own numbers: padding, calls, model seconds
+            counts["embedder"] = embedder
     finally:
         classified.unpersist()
 
@@ -563,8 +568,15 @@ def _model_summary(m, bundle_path) -> dict:
     }
 
 
+# parquet-mr tries a dictionary for every column chunk and gives up only after filling it: on the
+# vectors, whose values hardly repeat, that was ~45% of the executor JVM's write time (JFR profile).
+NO_DICTIONARY_COLUMNS = ("embedding.list.element", "embedding")  # float32 list / float16 binary
+
+
 def _write(df, path: str, partitions: list[str]) -> None:
     writer = df.write.mode("overwrite")  # with partitionOverwriteMode=dynamic: only the partitions written
+    for column in NO_DICTIONARY_COLUMNS:  # parquet-mr's per-column setting, via the writer's Hadoop conf
+        writer = writer.option(f"parquet.enable.dictionary#{column}", "false")
     if partitions:
         writer = writer.partitionBy(*partitions)
     writer.parquet(path)

@@ -123,16 +123,30 @@ class EmbedStep:
     pooling: str = "first"
     intra_op_threads: int = 0
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    max_batch_pieces: int = 0
 
     def inputs(self) -> list[str]:
         return [self.sentence_col, self.token_col]
+
+    def _key(self) -> tuple:
+        threads = _intra_op_threads(self.intra_op_threads)
+        return (self.bundle_path, self.max_sentence_length, self.batch_size, self.pooling, threads, self.providers,
+                self.max_batch_pieces)
+
+    def stats(self) -> dict:
+        """This process's embedder counters so far (zeros before the model is loaded). They outlive tasks,
+        like the embedder itself: callers take differences."""
+        from pipelines.embed import empty_stats
+
+        embedder = _EMBEDDERS.get(self._key())
+        return dict(embedder.stats) if embedder is not None else empty_stats()
 
     def embedder(self):
         from pipelines.embed import TokenEmbedder
         from pipelines.model.bundle import ModelBundle
 
-        threads = _intra_op_threads(self.intra_op_threads)
-        key = (self.bundle_path, self.max_sentence_length, self.batch_size, self.pooling, threads, self.providers)
+        key = self._key()
+        threads = key[4]
         with _EMBEDDERS_LOCK:
             if key not in _EMBEDDERS:
                 # The driver verified the hashes when the stage was built; workers trust the bundle.
@@ -142,6 +156,7 @@ class EmbedStep:
                     bundle.load_tokenizer(),
                     max_sentence_length=self.max_sentence_length,
                     batch_size=self.batch_size,
+                    max_batch_pieces=self.max_batch_pieces,
                     pooling=self.pooling,
                 )
             return _EMBEDDERS[key]

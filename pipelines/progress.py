@@ -12,6 +12,8 @@ import time
 
 from rich.console import Console
 
+from pipelines.embed import empty_stats
+
 
 class JobProgress:
     def __init__(self, spark, total_rows: int, interval_s: float = 2.0):
@@ -19,6 +21,7 @@ class JobProgress:
         self.total_rows = total_rows
         self.rows = self.sc.accumulator(0)
         self.tokens = self.sc.accumulator(0)
+        self.embedder = {k: self.sc.accumulator(v) for k, v in empty_stats().items()}
         self.interval_s = interval_s if sys.stderr.isatty() else max(interval_s, 15.0)
         self.console = Console(stderr=True)
         self._stop = threading.Event()
@@ -27,13 +30,22 @@ class JobProgress:
 
     def callback(self):
         """What the workers call per batch (pickled with the mapInArrow function)."""
-        rows, tokens = self.rows, self.tokens
+        rows, tokens, embedder = self.rows, self.tokens, self.embedder
 
-        def on_batch(n_rows: int, n_tokens: int) -> None:
+        def on_batch(n_rows: int, n_tokens: int, embedder_delta: dict | None = None) -> None:
             rows.add(n_rows)
             tokens.add(n_tokens)
+            for key, value in (embedder_delta or {}).items():
+                embedder[key].add(value)
 
         return on_batch
+
+    def embedder_counts(self) -> dict:
+        """The workers' embedder counters summed, with the padding ratio. A retried task counts twice
+        (accumulators updated inside a transformation are at least once), which a ratio survives."""
+        counts = {k: round(a.value, 3) if isinstance(a.value, float) else a.value for k, a in self.embedder.items()}
+        counts["padding_ratio"] = round(counts["padded_pieces"] / counts["pieces"], 4) if counts["pieces"] else 0.0
+        return counts
 
     def _tasks(self) -> tuple[int, int]:
         tracker = self.sc.statusTracker()

@@ -318,7 +318,9 @@ class BertEmbeddings(_NativeStage, _HasInputCols):
     modelPath = _param("modelPath", "model bundle directory (corpus-nlp prepare-model / demo-model)",
                        TypeConverters.toString)
     dimension = _param("dimension", "vector size; must match the bundle", TypeConverters.toInt)
-    batchSize = _param("batchSize", "windows per ONNX Runtime call", TypeConverters.toInt)
+    batchSize = _param("batchSize", "windows per ONNX Runtime call, at most", TypeConverters.toInt)
+    maxBatchPieces = _param("maxBatchPieces", "padded WordPieces per ONNX Runtime call, at most (0: no cap)",
+                            TypeConverters.toInt)
     maxSentenceLength = _param("maxSentenceLength", "WordPieces per window, [CLS]/[SEP] included (<= 512)",
                                TypeConverters.toInt)
     caseSensitive = _param("caseSensitive", "must agree with the bundle's tokenizer", TypeConverters.toBoolean)
@@ -331,10 +333,10 @@ class BertEmbeddings(_NativeStage, _HasInputCols):
 
     @keyword_only
     def __init__(self, *, inputCols=None, outputCol=None, modelPath=None, batchSize=None, maxSentenceLength=None,
-                 pooling=None, intraOpThreads=None):
+                 pooling=None, intraOpThreads=None, maxBatchPieces=None):
         super().__init__()
         self._setDefault(inputCols=["sentence", "token"], outputCol="embeddings", batchSize=8,
-                         maxSentenceLength=128, pooling="first", intraOpThreads=0,
+                         maxBatchPieces=0, maxSentenceLength=128, pooling="first", intraOpThreads=0,
                          providers=["CPUExecutionProvider"])
         self._set_init(self._input_kwargs)
 
@@ -349,6 +351,9 @@ class BertEmbeddings(_NativeStage, _HasInputCols):
 
     def setBatchSize(self, value):
         return self._set(batchSize=value)
+
+    def setMaxBatchPieces(self, value):
+        return self._set(maxBatchPieces=value)
 
     def setMaxSentenceLength(self, value):
         return self._set(maxSentenceLength=value)
@@ -401,4 +406,5 @@ class BertEmbeddings(_NativeStage, _HasInputCols):
         return native.EmbedStep(
             sentence_col, token_col, self.getOutputCol(), str(self.bundle().path), g(self.maxSentenceLength),
             g(self.batchSize), g(self.pooling), g(self.intraOpThreads), tuple(g(self.providers)),
+            g(self.maxBatchPieces),
         )

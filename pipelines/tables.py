@@ -72,7 +72,7 @@ def stream_token_table(
     model_steps: list,
     keep: list[str],
     max_tokens: int,
-    on_batch: Callable[[int, int], None] | None = None,
+    on_batch: Callable[[int, int, dict], None] | None = None,
     fault_marker: str | None = None,
     embedding_dtype: str = "float32",
 ) -> Iterator[pa.RecordBatch]:
@@ -86,6 +86,7 @@ def stream_token_table(
     embeddings_col = model_steps[0].output_col
     ner_col = model_steps[1].output_col if len(model_steps) > 1 else None
     chunk_col = model_steps[2].output_col if len(model_steps) > 2 else None
+    embedder_before = model_steps[0].stats()
     for rb in batches:
         if fault_marker:
             _die_once(fault_marker)
@@ -100,8 +101,10 @@ def stream_token_table(
             n_tokens += sum(len(u.tokens) for u in group)
             yield token_rows(group, sub[embeddings_col], rb, keep, sub[ner_col] if ner_col else None,
                              sub[chunk_col] if chunk_col else None, chunks_done, embedding_dtype)
-        if on_batch is not None:
-            on_batch(rb.num_rows, n_tokens)
+        if on_batch is not None:  # rows, tokens and this batch's share of the embedder's counters
+            embedder_now = model_steps[0].stats()
+            on_batch(rb.num_rows, n_tokens, {k: v - embedder_before[k] for k, v in embedder_now.items()})
+            embedder_before = embedder_now
 
 
 CHUNK_TYPE = pa.struct([("chunk_index", pa.int32()), ("begin", pa.int32()), ("end", pa.int32()),

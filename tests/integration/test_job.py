@@ -68,6 +68,9 @@ def test_run_manifest_accounts_for_every_row(spark, first_run, demo_bundle):
     written = spark.read.parquet(first_run.tables["token_embeddings"]).count()
     assert written == 8 + 4 + 16 + 3  # de-1, de-2, zh-1 (one token per ideograph), xx-4 ("ok", "\x07", "🙂")
     assert manifest["status"] == "committed"
+    embedder = manifest["counts"].pop("embedder")  # the workers' own counters: every token went through the model
+    assert embedder["pieces"] >= written and embedder["model_calls"] >= 1 and embedder["model_seconds"] > 0
+    assert embedder["padding_ratio"] == round(embedder["padded_pieces"] / embedder["pieces"], 4)
     assert manifest["counts"] == {
         "input_rows": 7, "annotated_rows": 4, "rows_with_tokens": 4, "kept_empty_rows": 0, "quarantined_rows": 3,
         "quarantined_by_reason": {"blank_text": 1, "empty_text": 1, "null_text": 1}, "tokens": written}

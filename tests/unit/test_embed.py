@@ -1,9 +1,13 @@
 """TokenEmbedder against direct ONNX Runtime runs of the same model (demo bundle, no Spark)."""
 
+import itertools
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from pipelines.embed import TokenEmbedder
+from pipelines.embed import TokenEmbedder, plan_batches
 
 SENTENCES = [
     ["Der", "Bürgermeister", "von", "München", "sagte", ":", '"', "Ja", '"', "."],
@@ -56,8 +60,9 @@ def test_mean_pooling_averages_the_pieces(parts):
 def test_results_do_not_depend_on_batch_size(parts):
     sentences = SENTENCES * 3 + [["wort"] * n for n in (3, 17, 40, 90)]
     reference = make(parts, batch_size=1).embed(sentences)
-    for batch_size in (2, 8, 32):
-        for a, b in zip(reference, make(parts, batch_size=batch_size).embed(sentences)):
+    for batch_size, max_batch_pieces in ((2, 0), (8, 0), (32, 0), (32, 256), (64, 40)):
+        embedder = make(parts, batch_size=batch_size, max_batch_pieces=max_batch_pieces)
+        for a, b in zip(reference, embedder.embed(sentences)):
             np.testing.assert_allclose(a.vectors, b.vectors, atol=1e-5)
 
 
@@ -94,3 +99,49 @@ def test_padding_is_counted(parts):
     embedder = make(parts, batch_size=4)
     embedder.embed([["a"] * 3, ["b"] * 30])
     assert embedder.stats["pieces"] > 0 and embedder.stats["padded_pieces"] > 0
+
+
+# --- batch planning --------------------------------------------------------------------------------
+def _cost(lengths, batches, call_cost):
+    return sum(call_cost + (stop - start) * lengths[stop - 1] for start, stop in batches)
+
+
+def _check_plan(lengths, batches, max_windows, max_pieces):
+    assert [b[0] for b in batches] == [0] + [b[1] for b in batches[:-1]] and batches[-1][1] == len(lengths)
+    for start, stop in batches:
+        assert 1 <= stop - start <= max_windows
+        if max_pieces and stop - start > 1:
+            assert (stop - start) * lengths[stop - 1] <= max_pieces
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(3, 130), min_size=1, max_size=9), st.integers(1, 5), st.sampled_from([0, 40, 200]),
+       st.integers(0, 64))
+def test_plan_is_the_cheapest_valid_cut(lengths, max_windows, max_pieces, call_cost):
+    lengths = sorted(lengths)
+    batches = plan_batches(lengths, max_windows, max_pieces, call_cost)
+    _check_plan(lengths, batches, max_windows, max_pieces)
+    best = None
+    for cuts in itertools.product([False, True], repeat=len(lengths) - 1):  # every way to cut, brute force
+        bounds = [0] + [i + 1 for i, c in enumerate(cuts) if c] + [len(lengths)]
+        candidate = list(zip(bounds[:-1], bounds[1:]))
+        try:
+            _check_plan(lengths, candidate, max_windows, max_pieces)
+        except AssertionError:
+            continue
+        cost = _cost(lengths, candidate, call_cost)
+        best = cost if best is None else min(best, cost)
+    assert _cost(lengths, batches, call_cost) == best
+
+
+def test_plan_pads_less_than_fixed_size_batches():
+    rng = np.random.default_rng(7)
+    lengths = sorted(int(x) for x in np.clip(rng.lognormal(3.4, 0.6, 600), 3, 128))
+    planned = plan_batches(lengths, 32, 1024)
+    fixed = [(i, min(i + 32, len(lengths))) for i in range(0, len(lengths), 32)]
+
+    def padding(batches):
+        return sum((b - a) * lengths[b - 1] for a, b in batches) / sum(lengths) - 1
+
+    assert padding(planned) < padding(fixed) / 2
+    _check_plan(lengths, planned, 32, 1024)
