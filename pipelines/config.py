@@ -107,7 +107,8 @@ class EmbeddingsSettings(_Strict):
         1024, ge=0, description="padded WordPieces per ONNX Runtime call, at most (0: no cap); CPU kernels "
         "slow down on calls much above ~1,000 pieces, GPUs want larger ones")
     max_tokens_per_chunk: int = Field(
-        8192, ge=64, description="tokens embedded at once in a worker: bounds memory, whatever the document size")
+        16384, ge=64, description="tokens embedded at once in a worker: bounds memory, whatever the document "
+        "size; the embedder sorts the windows of one chunk by length, so larger chunks pad less")
     pooling: Literal["first", "mean"] = "first"
     intra_op_threads: int = Field(0, ge=0, description="0: spark.task.cpus")
     providers: list[str] = Field(

@@ -243,7 +243,7 @@ def build_stages(config: JobConfig, bundle: str, columns: list[str], ner_dir: st
     return stages
 
 
-def with_token_embeddings(stages, keep: list[str], max_tokens: int = 8192, on_batch=None, fault_marker=None,
+def with_token_embeddings(stages, keep: list[str], max_tokens: int = 16384, on_batch=None, fault_marker=None,
                           embedding_dtype: str = "float32"):
     """``df.transform(with_token_embeddings(stages, ["doc_id", "lang"]))``: one row per token.
 
