@@ -111,6 +111,7 @@ class Monitor:
         self.cpu0 = dict(self.cpu)  # processes that exist already count from here
         self.t0 = time.perf_counter()
         self.sys0 = self._busy()
+        self.steal0 = getattr(self.psutil.cpu_times(), "steal", 0.0)
         self.self0 = self._own_cpu()
         self._thread.start()
         return self
@@ -126,6 +127,8 @@ class Monitor:
         self.ours_cpu_s = ours
         self.foreign_cpu_share = max(0.0, busy - ours) / (self.wall * cores)
         self.our_cpu_share = ours / (self.wall * cores)
+        # the hypervisor running other guests on our cores; part of the foreign share
+        self.steal_share = (getattr(self.psutil.cpu_times(), "steal", 0.0) - self.steal0) / (self.wall * cores)
 
     def _busy(self) -> float:
         t = self.psutil.cpu_times()
@@ -183,6 +186,7 @@ class Monitor:
             "our_cpu_s": round(self.ours_cpu_s, 2),
             "our_cpu_share": round(self.our_cpu_share, 3),
             "foreign_cpu_share": round(self.foreign_cpu_share, 3),
+            "steal_share": round(self.steal_share, 3),
         }
 
 

@@ -568,15 +568,19 @@ def _model_summary(m, bundle_path) -> dict:
     }
 
 
-# parquet-mr tries a dictionary for every column chunk and gives up only after filling it: on the
-# vectors, whose values hardly repeat, that was ~45% of the executor JVM's write time (JFR profile).
-NO_DICTIONARY_COLUMNS = ("embedding.list.element", "embedding")  # float32 list / float16 binary
+# Writing the vectors is most of the Spark JVM's work. parquet-mr tries a dictionary for every column
+# chunk and gives up only after filling it (~45% of the write time on the vectors, whose values hardly
+# repeat: JFR profile), and keeps min/max and level statistics of every float, which no reader can use.
+VECTOR_COLUMNS = ("embedding.list.element", "embedding")  # float32 list / float16 binary
+VECTOR_COLUMN_OPTIONS = ("parquet.enable.dictionary", "parquet.column.statistics.enabled",
+                         "parquet.size.statistics.enabled")
 
 
 def _write(df, path: str, partitions: list[str]) -> None:
     writer = df.write.mode("overwrite")  # with partitionOverwriteMode=dynamic: only the partitions written
-    for column in NO_DICTIONARY_COLUMNS:  # parquet-mr's per-column setting, via the writer's Hadoop conf
-        writer = writer.option(f"parquet.enable.dictionary#{column}", "false")
+    for column in VECTOR_COLUMNS:  # parquet-mr's per-column settings, via the writer's Hadoop conf
+        for option in VECTOR_COLUMN_OPTIONS:
+            writer = writer.option(f"{option}#{column}", "false")
     if partitions:
         writer = writer.partitionBy(*partitions)
     writer.parquet(path)
