@@ -145,8 +145,7 @@ class EmbedStep:
         from pipelines.embed import TokenEmbedder
         from pipelines.model.bundle import ModelBundle
 
-        key = self._key()
-        threads = key[4]
+        key, threads = self._key(), _intra_op_threads(self.intra_op_threads)
         with _EMBEDDERS_LOCK:
             if key not in _EMBEDDERS:
                 # The driver verified the hashes when the stage was built; workers trust the bundle.

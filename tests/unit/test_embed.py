@@ -106,12 +106,13 @@ def _cost(lengths, batches, call_cost):
     return sum(call_cost + (stop - start) * lengths[stop - 1] for start, stop in batches)
 
 
-def _check_plan(lengths, batches, max_windows, max_pieces):
-    assert [b[0] for b in batches] == [0] + [b[1] for b in batches[:-1]] and batches[-1][1] == len(lengths)
-    for start, stop in batches:
-        assert 1 <= stop - start <= max_windows
-        if max_pieces and stop - start > 1:
-            assert (stop - start) * lengths[stop - 1] <= max_pieces
+def _valid_plan(lengths, batches, max_windows, max_pieces) -> bool:
+    """Consecutive batches covering every window, each within the window and (past one window) piece caps."""
+    contiguous = [b[0] for b in batches] == [0] + [b[1] for b in batches[:-1]] and batches[-1][1] == len(lengths)
+    return contiguous and all(
+        0 < stop - start <= max_windows
+        and (not max_pieces or stop - start == 1 or (stop - start) * lengths[stop - 1] <= max_pieces)
+        for start, stop in batches)
 
 
 @settings(max_examples=200, deadline=None)
@@ -120,17 +121,12 @@ def _check_plan(lengths, batches, max_windows, max_pieces):
 def test_plan_is_the_cheapest_valid_cut(lengths, max_windows, max_pieces, call_cost):
     lengths = sorted(lengths)
     batches = plan_batches(lengths, max_windows, max_pieces, call_cost)
-    _check_plan(lengths, batches, max_windows, max_pieces)
-    best = None
+    assert _valid_plan(lengths, batches, max_windows, max_pieces)
+    candidates = []
     for cuts in itertools.product([False, True], repeat=len(lengths) - 1):  # every way to cut, brute force
         bounds = [0] + [i + 1 for i, c in enumerate(cuts) if c] + [len(lengths)]
-        candidate = list(zip(bounds[:-1], bounds[1:]))
-        try:
-            _check_plan(lengths, candidate, max_windows, max_pieces)
-        except AssertionError:
-            continue
-        cost = _cost(lengths, candidate, call_cost)
-        best = cost if best is None else min(best, cost)
+        candidates.append(list(zip(bounds[:-1], bounds[1:])))
+    best = min(_cost(lengths, c, call_cost) for c in candidates if _valid_plan(lengths, c, max_windows, max_pieces))
     assert _cost(lengths, batches, call_cost) == best
 
 
@@ -144,4 +140,4 @@ def test_plan_pads_less_than_fixed_size_batches():
         return sum((b - a) * lengths[b - 1] for a, b in batches) / sum(lengths) - 1
 
     assert padding(planned) < padding(fixed) / 2
-    _check_plan(lengths, planned, 32, 1024)
+    assert _valid_plan(lengths, planned, 32, 1024)
