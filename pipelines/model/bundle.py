@@ -13,7 +13,6 @@ is not on an allow-list. This module never imports torch.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+from pipelines.model.digest import cached_sha256, sha256_file  # noqa: F401  (sha256_file: public helper)
 
 if TYPE_CHECKING:  # pragma: no cover
     import onnx
@@ -76,17 +77,6 @@ class ModelManifest(BaseModel):
     files: dict[str, str]
     created_at: str
     notes: str = ""
-
-
-def sha256_file(path: Path | str, chunk: int = 8 * 1024 * 1024) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            block = f.read(chunk)
-            if not block:
-                break
-            h.update(block)
-    return h.hexdigest()
 
 
 def _is_allowed(rel: str) -> bool:
@@ -194,7 +184,7 @@ class ModelBundle:
                     f"model bundle {p} is missing {name}, which its {MANIFEST} lists: "
                     f"{_how_to_rebuild(p)}"
                 )
-            if verify and sha256_file(fp) != digest.lower():
+            if verify and cached_sha256(fp) != digest.lower():
                 raise BundleError(
                     f"file {name} in bundle {p} does not match its manifest sha256 (corrupt or "
                     f"modified): {_how_to_rebuild(p)}"
@@ -325,7 +315,7 @@ def write_bundle(
 
     fields = dict(manifest_fields)
     fields.setdefault("created_at", datetime.now(timezone.utc).replace(microsecond=0).isoformat())
-    fields["files"] = {name: sha256_file(out / name) for name in written}
+    fields["files"] = {name: cached_sha256(out / name) for name in written}
     try:
         manifest = ModelManifest(**fields)
     except ValidationError as e:

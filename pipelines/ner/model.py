@@ -12,7 +12,6 @@ No pickles: :meth:`NerModel.load` refuses any other file. This module never impo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pipelines.model.digest import cached_sha256, sha256_file
 from pipelines.ner.tags import allowed_transitions
 
 MANIFEST = "ner.json"
@@ -60,14 +60,6 @@ class NerManifest(BaseModel):
     training: dict = Field(default_factory=dict)
     files: dict[str, str] = Field(default_factory=dict)
     created_at: str = ""
-
-
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write_manifest(out_dir, manifest: NerManifest, hashed: list[str]) -> NerManifest:
@@ -133,7 +125,7 @@ class NerModel:
             if name not in ALLOWED_FILES or name == MANIFEST or not (p / name).is_file():
                 raise NerModelError(f"NER model {p} is missing {name!r}, which {MANIFEST} lists: "
                                     f"{_how_to_rebuild(p)}")
-            if verify and sha256_file(p / name) != digest.lower():
+            if verify and cached_sha256(p / name) != digest.lower():
                 raise NerModelError(f"file {name} in NER model {p} does not match its sha256 in {MANIFEST} "
                                     f"(corrupt or modified): {_how_to_rebuild(p)}")
         n = len(manifest.tags)
