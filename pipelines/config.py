@@ -28,6 +28,9 @@ class SparkSettings(_Strict):
     tasks_per_core: int = Field(
         4, ge=0, description="spread the rows to annotate over at least this many tasks per core, so no core "
         "idles behind one big task; 0 keeps the input's partitioning")
+    class_data_sharing: bool = Field(
+        True, description="local JVMs corpus-nlp starts map an archive of the classes Spark loads (made at the "
+        "exit of the first run, in ~/.cache/corpus-nlp/jvm): a cold run loads them faster")
     conf: dict[str, str] = Field(default_factory=dict, description="extra Spark settings")
 
 

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 
+from pipelines import jvm_archive
 from pipelines.config import SparkSettings
 
 # Settings the native engine relies on, whoever built the session.
@@ -20,7 +21,8 @@ class EnvironmentProblem(RuntimeError):
     """Something outside the project (Java, permissions) that the user must fix."""
 
 
-def check_java() -> None:
+def check_java() -> str:
+    """The ``java -version`` text of the Java that Spark will start; a clear error if it is unusable."""
     java = shutil.which("java", path=os.path.join(os.environ["JAVA_HOME"], "bin")) if os.environ.get("JAVA_HOME") \
         else shutil.which("java")
     if java is None:
@@ -32,6 +34,7 @@ def check_java() -> None:
     if major < 17:
         raise EnvironmentProblem(f"Java {version} found at {java}; Spark 4 needs Java 17 or newer: install it and "
                                  "point JAVA_HOME at it")
+    return out
 
 
 def get_spark(settings: SparkSettings | None = None):
@@ -39,9 +42,12 @@ def get_spark(settings: SparkSettings | None = None):
 
     settings = settings or SparkSettings()
     active = SparkSession.getActiveSession()
+    archive = jvm_archive.ArchivePlan("")
     if active is None and os.environ.get("PYSPARK_GATEWAY_PORT") is None:
         # We start the JVM ourselves: local run or CLI. Under spark-submit the master comes from there.
-        check_java()
+        java_version = check_java()
+        if settings.class_data_sharing:
+            archive = jvm_archive.plan(java_version, settings.conf)
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = (
             SparkSession.builder.master(settings.master)
@@ -53,7 +59,12 @@ def get_spark(settings: SparkSettings | None = None):
         builder = SparkSession.builder.appName(settings.app_name)
     for key, value in _runtime_conf(settings).items():
         builder = builder.config(key, value)
-    return configure(builder.getOrCreate(), settings)
+    if archive.java_option:  # after the user's own Java options, which it extends
+        user_options = settings.conf.get("spark.driver.extraJavaOptions", "")
+        builder = builder.config("spark.driver.extraJavaOptions", f"{user_options} {archive.java_option}".strip())
+    spark = builder.getOrCreate()
+    jvm_archive.finish_at_exit(spark, archive)
+    return configure(spark, settings)
 
 
 def _runtime_conf(settings: SparkSettings) -> dict[str, str]:

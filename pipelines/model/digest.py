@@ -6,8 +6,8 @@ large file's digest under its identity (device, inode, size, mtime and ctime in 
 file, a copy over it, a rename of another file onto it or a ``touch`` changes one of them (ctime
 cannot be set back from user space), and the file is hashed again.
 
-The cache is a small JSON file in ``$CORPUS_NLP_CACHE_DIR`` (default ``$XDG_CACHE_HOME/corpus-nlp``,
-i.e. ``~/.cache/corpus-nlp``); when it cannot be read or written, files are simply hashed every time.
+The cache is a small JSON file in ``pipelines.cache.cache_dir()`` (``~/.cache/corpus-nlp`` by default);
+when it cannot be read or written, files are simply hashed every time.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import json
 import os
 import tempfile
 from pathlib import Path
+
+from pipelines.cache import cache_dir
 
 CACHE_FILE = "file-digests.json"
 MIN_CACHED_BYTES = 16 * 1024 * 1024  # smaller files hash in milliseconds: not worth an entry
@@ -28,13 +30,6 @@ def sha256_file(path: Path | str, chunk: int = 8 * 1024 * 1024) -> str:
         for block in iter(lambda: f.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def cache_dir() -> Path:
-    explicit = os.environ.get("CORPUS_NLP_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "corpus-nlp"
 
 
 def _identity(st: os.stat_result) -> list[int]:
