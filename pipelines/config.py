@@ -28,9 +28,10 @@ class SparkSettings(_Strict):
     tasks_per_core: int = Field(
         4, ge=0, description="spread the rows to annotate over at least this many tasks per core, so no core "
         "idles behind one big task; 0 keeps the input's partitioning")
-    class_data_sharing: bool = Field(
-        True, description="local JVMs corpus-nlp starts map an archive of the classes Spark loads (made at the "
-        "exit of the first run, in ~/.cache/corpus-nlp/jvm): a cold run loads them faster")
+    short_run_jvm: bool = Field(
+        True, description="a JVM the job starts itself is set up for batch runs of minutes: it maps an archive "
+        "of the classes Spark loads (made when the first run exits, in ~/.cache/corpus-nlp/jvm) and compiles "
+        "only really hot code with C2 (-XX:CompileThresholdScaling=3)")
     conf: dict[str, str] = Field(default_factory=dict, description="extra Spark settings")
 
 

@@ -191,6 +191,13 @@ def partition_columns(files: list[str], root: str, columns: list[str]) -> list[s
 def _partition_condition(partitions: list[state.Partition]):
     from pyspark.sql import functions as F
 
+    columns = {k for p in partitions for k, _ in p.values}
+    if len(columns) == 1:  # the usual layout (lang=xx/): one isin, not an OR per partition
+        (column,) = columns
+        values = [v for p in partitions for _, v in p.values]
+        known = [v for v in values if v is not None]
+        cond = F.col(column).cast("string").isin(known) if known else F.lit(False)
+        return cond | F.col(column).isNull() if None in values else cond
     cond = F.lit(False)
     for p in partitions:
         term = F.lit(True)
@@ -421,7 +428,7 @@ def run_annotate(config: JobConfig, spark=None) -> RunResult:
 
     df = raw.select(id_col, text_col, *partitions, *extra, F.col("_metadata.file_path").alias("_file"),
                     F.col("_metadata.row_index").alias("_row"))
-    if partitions:
+    if partitions and len(todo) < len(state.input_partitions(files, config.input.path, partitions)):
         df = df.where(_partition_condition(todo))
     classified = classify_rows(df, config, partitions).persist()
     try:

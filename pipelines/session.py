@@ -17,6 +17,14 @@ REQUIRED_CONF = {
 }
 
 
+# A run's JVM compiles (C2) whatever has run a few thousand times: in a cold annotate run of 129k tokens
+# that is 25 CPU-s, mostly of code that is warm only while Spark starts (Java serialization, ASM, Janino,
+# Hadoop Configuration), on the 2 cores the model needs. Three times the thresholds leaves those to C1
+# and still compiles the per-row code (the Parquet and Arrow loops) within seconds. `benchmarks/jvm_cpu.py`
+# and the README's performance section have the numbers.
+SHORT_RUN_JIT = "-XX:CompileThresholdScaling=3"
+
+
 class EnvironmentProblem(RuntimeError):
     """Something outside the project (Java, permissions) that the user must fix."""
 
@@ -42,12 +50,13 @@ def get_spark(settings: SparkSettings | None = None):
 
     settings = settings or SparkSettings()
     active = SparkSession.getActiveSession()
-    archive = jvm_archive.ArchivePlan("")
+    archive, java_options = jvm_archive.ArchivePlan(""), []
     if active is None and os.environ.get("PYSPARK_GATEWAY_PORT") is None:
         # We start the JVM ourselves: local run or CLI. Under spark-submit the master comes from there.
         java_version = check_java()
-        if settings.class_data_sharing:
+        if settings.short_run_jvm:
             archive = jvm_archive.plan(java_version, settings.conf)
+            java_options = [SHORT_RUN_JIT, archive.java_option]
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = (
             SparkSession.builder.master(settings.master)
@@ -59,9 +68,9 @@ def get_spark(settings: SparkSettings | None = None):
         builder = SparkSession.builder.appName(settings.app_name)
     for key, value in _runtime_conf(settings).items():
         builder = builder.config(key, value)
-    if archive.java_option:  # after the user's own Java options, which it extends
-        user_options = settings.conf.get("spark.driver.extraJavaOptions", "")
-        builder = builder.config("spark.driver.extraJavaOptions", f"{user_options} {archive.java_option}".strip())
+    if java_options:  # before the user's own Java options: on a repeated flag the JVM takes the last
+        options = " ".join(filter(None, [*java_options, settings.conf.get("spark.driver.extraJavaOptions")]))
+        builder = builder.config("spark.driver.extraJavaOptions", options)
     spark = builder.getOrCreate()
     jvm_archive.finish_at_exit(spark, archive)
     return configure(spark, settings)
