@@ -29,7 +29,8 @@ def result(tmp_path_factory):
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
     tmp = tmp_path_factory.mktemp("bench")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "CORPUS_NLP_CACHE_DIR": str(tmp / "cache")}  # its JVM class archive and digests stay in tmp
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.throughput", "--tiny", "--sentences", "50", "--out", str(tmp / "results"),
          "--work", str(tmp / "work")],
