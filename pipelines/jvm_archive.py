@@ -8,9 +8,9 @@ at exit (``-XX:ArchiveClassesAtExit``) and map them ready-made in later JVMs
 Xeon: the cold run's JVM CPU 32.2 -> 27.4 CPU-s, its wall 40.9 -> 37.0 s; warm runs unchanged.
 
 Only for JVMs this package launches (local mode, the CLI, notebooks without a session) with
-``spark.short_run_jvm`` on; under spark-submit or Databricks the JVM already runs. The first run writes the archive when its Python
-process exits (a few seconds, once); it is renamed into place only after that JVM exited with status 0,
-because a JVM maps a truncated archive and dies with SIGBUS. An archive that does not fit the JVM
+``spark.short_run_jvm`` on; under spark-submit or Databricks the JVM already runs. The first run
+writes the archive when its Python process exits (~15 s here, once); it is renamed into place only
+after that JVM exited with status 0, because a JVM maps a truncated archive and dies with SIGBUS. An archive that does not fit the JVM
 (another Java build, other jars) is refused by the JVM itself, which then starts without it.
 """
 

@@ -46,6 +46,7 @@ def check_java() -> str:
 
 
 def get_spark(settings: SparkSettings | None = None):
+    from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
     settings = settings or SparkSettings()
@@ -54,7 +55,7 @@ def get_spark(settings: SparkSettings | None = None):
     if active is None and os.environ.get("PYSPARK_GATEWAY_PORT") is None:
         # We start the JVM ourselves: local run or CLI. Under spark-submit the master comes from there.
         java_version = check_java()
-        if settings.short_run_jvm:
+        if settings.short_run_jvm and SparkContext._gateway is None:  # Java options only reach a new JVM
             archive = jvm_archive.plan(java_version, settings.conf)
             java_options = [SHORT_RUN_JIT, archive.java_option]
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
