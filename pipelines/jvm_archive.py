@@ -1,6 +1,6 @@
 """A class-data-sharing (AppCDS) archive for the local Spark JVMs corpus-nlp starts itself.
 
-A cold Spark JVM parses and verifies the ~15,000 classes an annotate run touches (Spark SQL, Parquet,
+A cold Spark JVM parses and verifies the thousands of classes an annotate run touches (Spark SQL, Parquet,
 Arrow, Hadoop) before it can use them; on our 2-core machines that is ~5 CPU-s of a cold run, taken
 from the Python workers that run the model. Java 13+ can dump the classes a run loaded into an archive
 at exit (``-XX:ArchiveClassesAtExit``) and map them ready-made in later JVMs
