@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from pipelines.model.digest import cached_sha256, sha256_file  # noqa: F401  (sha256_file: public helper)
+from pipelines.model.digest import cached_sha256
 
 if TYPE_CHECKING:  # pragma: no cover
     import onnx

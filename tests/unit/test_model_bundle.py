@@ -18,8 +18,9 @@ import onnxruntime as ort
 import pytest
 
 from pipelines.model import BundleError, ModelBundle, ModelManifest, write_bundle
-from pipelines.model.bundle import DEMO_NOTES, sha256_file
+from pipelines.model.bundle import DEMO_NOTES
 from pipelines.model.demo import build_demo_model
+from pipelines.model.digest import sha256_file
 
 REPO = Path(__file__).resolve().parents[2]
 
