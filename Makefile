@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench jars clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -11,22 +11,28 @@ $(BIN)/python:
 
 # Annotating needs only the base install; the demo config also trains the demo NER model on first
 # use, which needs the torch extra (pinned to the CPU build).
-$(VENV)/.base: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e ".[torch]"
+# constraints.txt pins the tested combination (PySpark 3.5 for the Spark NLP and Delta jars, torch).
+$(VENV)/.base: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[torch]"
 	touch $@
 
 # Tests also compare with Hugging Face transformers on PyTorch (torch pinned to the CPU build).
-$(VENV)/.dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e ".[test,torch]"
+$(VENV)/.dev: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,torch]"
 	touch $@ $(VENV)/.base
 
-demo: $(VENV)/.base
+# The Spark NLP and Delta jars with their dependencies, through Maven, into ~/.cache/corpus-nlp/jars
+# (pipelines/jars.py pins the versions; CORPUS_NLP_JARS_DIR points elsewhere, e.g. on air-gapped machines).
+jars: $(VENV)/.base
+	$(BIN)/python -m pipelines.jars fetch
+
+demo: $(VENV)/.base jars
 	$(BIN)/corpus-nlp annotate --config conf/local.yaml
 
-test: $(VENV)/.dev
+test: $(VENV)/.dev jars
 	$(BIN)/python -m pytest -q
 
-bench: $(VENV)/.dev
+bench: $(VENV)/.dev jars
 	$(BIN)/python -m benchmarks.throughput
 
 clean:

@@ -45,7 +45,24 @@ def check_java() -> str:
     return out
 
 
-def get_spark(settings: SparkSettings | None = None):
+DELTA_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+
+def library_conf(names: list[str]) -> dict[str, str]:
+    """Spark settings that put the JVM libraries ``names`` ("sparknlp", "delta") on a new session:
+    their jar files (``pipelines.jars``) and, for Delta, its SQL extension and catalog."""
+    from pipelines import jars
+
+    conf = {"spark.jars": ",".join(p for name in names for p in jars.jar_paths(name))} if names else {}
+    if "delta" in names:
+        conf.update(DELTA_CONF)
+    return conf
+
+
+def get_spark(settings: SparkSettings | None = None, libraries: list[str] | None = None):
     from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
@@ -69,6 +86,9 @@ def get_spark(settings: SparkSettings | None = None):
         builder = SparkSession.builder.appName(settings.app_name)
     for key, value in _runtime_conf(settings).items():
         builder = builder.config(key, value)
+    if active is None and SparkContext._gateway is None:  # jars reach only a JVM still to be started
+        for key, value in library_conf(libraries or []).items():
+            builder = builder.config(key, value)
     if java_options:  # before the user's own Java options: on a repeated flag the JVM takes the last
         options = " ".join(filter(None, [*java_options, settings.conf.get("spark.driver.extraJavaOptions")]))
         builder = builder.config("spark.driver.extraJavaOptions", options)

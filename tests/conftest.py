@@ -12,9 +12,15 @@ import pytest
 def spark():
     from pyspark.sql import SparkSession
 
+    from pipelines import session as sessions
+
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    # The real Spark NLP and Delta jars, fetched by `make jars` (Maven): the reference engine and the lake.
+    builder = SparkSession.builder
+    for key, value in sessions.library_conf(["sparknlp", "delta"]).items():
+        builder = builder.config(key, value)
     session = (
-        SparkSession.builder.master("local[2,4]")  # 4 attempts per task: the fault tests need retries
+        builder.master("local[2,4]")  # 4 attempts per task: the fault tests need retries
         .appName("corpus-nlp-tests")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")

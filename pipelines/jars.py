@@ -1,0 +1,205 @@
+"""The JVM libraries corpus-nlp hands to Spark: the Spark NLP jar (``engine: sparknlp``, the reference
+tests) and Delta Lake (the lake's default format).
+
+The coordinates are pinned here and nowhere else. ``corpus-nlp jars fetch`` (``make jars``) resolves
+them with their runtime dependencies through the machine's Maven client (``mvn
+dependency:copy-dependencies`` on a pom written from these pins: ``corpus-nlp jars pom`` prints it)
+into ``~/.cache/corpus-nlp/jars/<library>-<version>/``; Spark gets the files (``spark.jars``), not
+Maven coordinates, so no Ivy set-up is needed. Air-gapped machines: copy such a folder over and point
+``CORPUS_NLP_JARS_DIR`` at its parent (or at a folder of jars with the same layout).
+
+Jars that PySpark already ships (Scala library, Guava, ANTLR, ...) are left out: Spark's class loader
+would take its own copy first anyway.
+
+Why Spark NLP 5.5.3 and Spark 3.5: it is the newest Spark NLP build Maven Central serves to our
+machines (no 6.x or 7.x, no Scala 2.13 build), and three of its dependencies are not served at all
+(the TensorFlow, OpenVINO and llama.cpp native runtimes), so they are excluded: the rule-based text
+annotators and the ONNX BertEmbeddings do not load them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class JvmLibrary:
+    name: str
+    group: str
+    artifact: str
+    version: str
+    exclusions: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+    @property
+    def coordinate(self) -> str:
+        return f"{self.group}:{self.artifact}:{self.version}"
+
+    @property
+    def folder(self) -> str:
+        return f"{self.name}-{self.version}"
+
+
+# Per Spark line (Scala binary version): the builds that run on it.
+LIBRARIES: dict[str, dict[str, JvmLibrary]] = {
+    "3.5": {
+        "sparknlp": JvmLibrary("sparknlp", "com.johnsnowlabs.nlp", "spark-nlp_2.12", "5.5.3", exclusions=(
+            ("com.johnsnowlabs.nlp", "tensorflow-cpu_2.12"),
+            ("com.johnsnowlabs.nlp", "jsl-llamacpp-cpu_2.12"),
+            ("com.johnsnowlabs.nlp", "jsl-openvino-cpu_2.12"),
+        )),
+        "delta": JvmLibrary("delta", "io.delta", "delta-spark_2.12", "3.3.2"),
+    },
+    "4.0": {  # no Spark NLP build for Spark 4 is served to our machines
+        "delta": JvmLibrary("delta", "io.delta", "delta-spark_2.13", "4.0.1"),
+    },
+}
+
+
+class JarsUnavailable(RuntimeError):
+    """A library's jars are not on this machine, phrased with how to get them."""
+
+
+def spark_line(version: str | None = None) -> str:
+    if version is None:
+        import pyspark
+
+        version = pyspark.__version__
+    major, minor = version.split(".")[:2]
+    return f"{major}.{minor}"
+
+
+def library(name: str, spark_version: str | None = None) -> JvmLibrary:
+    line = spark_line(spark_version)
+    found = LIBRARIES.get(line, {}).get(name)
+    if found is None:
+        lines = sorted(k for k, v in LIBRARIES.items() if name in v)
+        raise JarsUnavailable(f"no {name} build is pinned for Spark {line} (PySpark {spark_version or _pyspark()}); "
+                              f"corpus-nlp pins one for Spark {', '.join(lines)}")
+    return found
+
+
+def _pyspark() -> str:
+    import pyspark
+
+    return pyspark.__version__
+
+
+def cache_root() -> Path:
+    configured = os.environ.get("CORPUS_NLP_JARS_DIR")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("CORPUS_NLP_CACHE_DIR") or os.path.join(Path.home(), ".cache", "corpus-nlp")
+    return Path(base) / "jars"
+
+
+def jar_paths(name: str, spark_version: str | None = None) -> list[str]:
+    """The jar files of ``name`` for the installed Spark, or one actionable error."""
+    lib = library(name, spark_version)
+    folder = cache_root() / lib.folder
+    jars = sorted(str(p) for p in folder.glob("*.jar"))
+    if not jars:
+        raise JarsUnavailable(
+            f"the {name} jars ({lib.coordinate}) are not in {folder}: run `corpus-nlp jars fetch {name}` (or "
+            "`make jars`), which uses Maven; on a machine without Maven, copy that folder from one that has "
+            "it and set CORPUS_NLP_JARS_DIR to its parent")
+    return jars
+
+
+def pom(libs: list[JvmLibrary]) -> str:
+    """A pom whose dependencies are ``libs`` (what ``mvn dependency:copy-dependencies`` resolves)."""
+    deps = []
+    for lib in libs:
+        excl = "".join(f"<exclusion><groupId>{g}</groupId><artifactId>{a}</artifactId></exclusion>"
+                       for g, a in lib.exclusions)
+        deps.append(f"    <dependency><groupId>{lib.group}</groupId><artifactId>{lib.artifact}</artifactId>"
+                    f"<version>{lib.version}</version>" + (f"<exclusions>{excl}</exclusions>" if excl else "")
+                    + "</dependency>")
+    return ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+            "<project xmlns=\"http://maven.apache.org/POM/4.0.0\"><modelVersion>4.0.0</modelVersion>\n"
+            "  <groupId>corpus-nlp</groupId><artifactId>corpus-nlp-jars</artifactId><version>1</version>"
+            "<packaging>pom</packaging>\n  <dependencies>\n" + "\n".join(deps) + "\n  </dependencies>\n</project>\n")
+
+
+_VERSIONED_JAR = re.compile(r"^(?P<artifact>.+?)-\d[\w.\-]*\.jar$")
+
+
+def _artifact_of(jar_name: str) -> str:
+    m = _VERSIONED_JAR.match(jar_name)
+    return m.group("artifact") if m else jar_name
+
+
+def spark_own_artifacts() -> set[str]:
+    import pyspark
+
+    return {_artifact_of(p.name) for p in (Path(pyspark.__file__).parent / "jars").glob("*.jar")}
+
+
+def fetch(name: str, spark_version: str | None = None, mvn: str = "mvn", quiet: bool = True) -> Path:
+    """Resolve ``name``'s jars through Maven into the cache (once; a complete folder is kept)."""
+    lib = library(name, spark_version)
+    target = cache_root() / lib.folder
+    if any(target.glob("*.jar")):
+        return target
+    if shutil.which(mvn) is None:
+        raise JarsUnavailable(f"Maven (`{mvn}`) is not installed: install it (e.g. `apt-get install maven`) or copy "
+                              f"a folder of the {name} jars to {target}")
+    staging = Path(tempfile.mkdtemp(prefix=f".{lib.folder}-", dir=_mkdir(target.parent)))
+    try:
+        (staging / "pom.xml").write_text(pom([lib]), encoding="utf-8")
+        cmd = [mvn, "-B", *(["-q"] if quiet else []), "-f", str(staging / "pom.xml"),
+               "dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={staging / 'jars'}"]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            errors = [line for line in done.stdout.splitlines() if "[ERROR]" in line][:1] or done.stderr.splitlines()[-1:]
+            raise JarsUnavailable(f"Maven could not fetch {lib.coordinate}: {' '.join(errors).strip()}")
+        spark_has = spark_own_artifacts()
+        for jar in (staging / "jars").glob("*.jar"):
+            if _artifact_of(jar.name) in spark_has:
+                jar.unlink()
+        (staging / "jars").rename(_fresh(target))  # atomic: a folder with jars is a complete folder
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _fresh(target: Path) -> Path:
+    if target.exists():
+        shutil.rmtree(target)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pipelines.jars fetch [sparknlp] [delta]`` (what ``make jars`` runs)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] not in ("fetch", "pom", "paths"):
+        print("usage: python -m pipelines.jars fetch|pom|paths [sparknlp] [delta]", file=sys.stderr)
+        return 2
+    verb, names = args[0], args[1:] or [n for n in ("sparknlp", "delta") if n in LIBRARIES.get(spark_line(), {})]
+    try:
+        if verb == "pom":
+            print(pom([library(n) for n in names]), end="")
+        for n in names:
+            if verb == "fetch":
+                print(f"{library(n).coordinate}: {fetch(n)}")
+            elif verb == "paths":
+                print("\n".join(jar_paths(n)))
+    except JarsUnavailable as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
