@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from pipelines.cli_errors import friendly_errors
@@ -9,8 +11,11 @@ from pipelines.cli_errors import friendly_errors
 
 @click.group()
 @click.version_option(package_name="corpus-nlp")
-def main():
+@click.option("--verbose", is_flag=True, help="print the whole trace of an error, not only its one-line reason")
+def main(verbose):
     """Annotate multilingual Parquet corpora with BERT token embeddings on Spark."""
+    if verbose:
+        os.environ["CORPUS_NLP_VERBOSE"] = "1"
 
 
 @main.command()
@@ -64,9 +69,8 @@ def report(result, show: int) -> None:
         from pyspark.sql import SparkSession
         from pyspark.sql import functions as F
 
-        spark = SparkSession.getActiveSession()
-        tokens = spark.read.parquet(result.tables["token_embeddings"])
-        tokens.withColumn("embedding", F.slice("embedding", 1, 3)).orderBy(
+        tokens = result.read(SparkSession.getActiveSession())
+        tokens.drop("run_id").withColumn("embedding", F.slice("embedding", 1, 3)).orderBy(
             "doc_id", "token_index").show(show, truncate=40)
 
 
@@ -108,6 +112,16 @@ def _describe(bundle) -> None:
     m = bundle.manifest
     click.echo(f"bundle {bundle.path}: {m.name} ({m.kind}, {m.precision}), storage ref {m.storage_ref}, "
                f"{m.num_layers} layers x {m.dimension} dims, vocabulary {m.vocab_size}")
+
+
+@main.command("jars")
+@click.argument("verb", type=click.Choice(["fetch", "paths", "pom"]))
+@click.argument("names", nargs=-1, type=click.Choice(["sparknlp", "delta"]))
+def jars_cmd(verb, names):
+    """The Spark NLP and Delta jars: fetch them through Maven, print their paths, or print the pom."""
+    from pipelines import jars
+
+    raise SystemExit(jars.main([verb, *names]))
 
 
 from pipelines.ner.cli import train_ner_cmd  # noqa: E402

@@ -2,31 +2,32 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
 from functools import wraps
 
 import click
 
-
-def _expected_errors():
-    """The library's own error types: their messages say what to do, so no traceback is shown."""
-    from pipelines.config import ConfigError
-    from pipelines.job import JobError
-    from pipelines.model.bundle import BundleError
-    from pipelines.ner.conll import ConllError
-    from pipelines.ner.model import NerModelError
-    from pipelines.session import EnvironmentProblem
-
-    return ConfigError, JobError, BundleError, EnvironmentProblem, NerModelError, ConllError
+from pipelines.errors import CorpusNlpError
 
 
 def friendly_errors(fn):
+    """The library's own errors (:class:`CorpusNlpError`: their messages say what to do) as one line and
+    exit code 2; the traceback only with ``--verbose`` (or CORPUS_NLP_VERBOSE=1)."""
+
     @wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except _expected_errors() as e:
+        except CorpusNlpError as e:
+            if verbose():
+                traceback.print_exception(e)
             click.echo(f"error: {e}", err=True)
             sys.exit(2)
 
     return wrapper
+
+
+def verbose() -> bool:
+    return os.environ.get("CORPUS_NLP_VERBOSE", "") not in ("", "0")

@@ -12,6 +12,8 @@ from typing import Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pipelines.errors import CorpusNlpError
+
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -45,6 +47,9 @@ class InputSettings(_Strict):
 
 class OutputSettings(_Strict):
     path: str = "lake"
+    format: Literal["delta", "parquet"] = Field(
+        "delta", description="delta: one transaction per table per run, conflicts detected; parquet: plain "
+        "directories with dynamic partition overwrite (weaker guarantees, see README)")
     annotations: bool = Field(False, description="also write the Spark NLP annotation columns")
     embedding_dtype: Literal["float32", "float16"] = Field(
         "float32", description="float16: the embedding column holds little-endian half floats as binary")
@@ -73,6 +78,9 @@ class PolicySettings(_Strict):
         "window", description="window: annotate in bounded chunks anyway; quarantine: set aside")
     quarantine_text_max_chars: int = Field(
         10_000, ge=0, description="quarantine rows keep the original text up to this length")
+    max_error_rows: int = Field(
+        100, ge=0, description="rows whose processing raised go to quarantine (reason error); more than this "
+        "many fail the run")
 
 
 class ModelSettings(_Strict):
@@ -140,7 +148,7 @@ class JobConfig(_Strict):
     stages: StageSettings = Field(default_factory=StageSettings)
 
 
-class ConfigError(ValueError):
+class ConfigError(CorpusNlpError, ValueError):
     """A configuration problem, phrased for the person who wrote the file."""
 
 

@@ -28,6 +28,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipelines.errors import CorpusNlpError
+
 
 @dataclass(frozen=True)
 class JvmLibrary:
@@ -62,7 +64,7 @@ LIBRARIES: dict[str, dict[str, JvmLibrary]] = {
 }
 
 
-class JarsUnavailable(RuntimeError):
+class JarsUnavailable(CorpusNlpError):
     """A library's jars are not on this machine, phrased with how to get them."""
 
 

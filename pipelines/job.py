@@ -1,40 +1,39 @@
-"""The annotate job: partitioned Parquet corpus in, token embeddings (and annotations) in the lake out.
+"""The annotate job: partitioned Parquet corpus in, token embeddings (and quarantine, entities) in the lake.
 
 Every input row ends in exactly one place: the ``token_embeddings`` table (through its tokens), the
 ``quarantine`` table (with its reason), or, under ``policies.empty_text: keep``, the count of kept
-empty documents. The run manifest records the counts and the job fails when they do not add up.
+empty documents. The run manifest records the counts read back from the lake, and the run fails when
+they do not add up. A run that fails for any reason it can see says so in its manifest (``failed``,
+with a one-line reason); one that is killed is marked ``abandoned`` by the next run (see
+:mod:`pipelines.lake`).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import signal
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
-from urllib.parse import urlparse
 
 from pipelines import sparknlp_engine, state, tables
 from pipelines.config import JobConfig
+from pipelines.errors import CorpusNlpError, JobError
+from pipelines.lake import Lake, RunManifest, is_inside, is_local, local_path, read_manifests, take_lease, text_partition_values
+from pipelines.policies import classify_rows, error_rows, quarantine_rows
 from pipelines.text.sentences import VISIBLE_CHAR_REGEX
 
 TOKEN_TABLE = "token_embeddings"
 ANNOTATIONS_TABLE = "annotations"
 QUARANTINE_TABLE = "quarantine"
 ENTITIES_TABLE = "entities"
-RUNS_DIR = "_runs"
-# Test-only failure injection (tests/integration/test_faults.py); never set them in production.
+# Test-only failure injection (tests/integration/test_faults.py), read from the Spark conf; never set in production.
 KILL_WORKER_ONCE = "spark.corpusnlp.test.killWorkerOnce"
 KILL_DRIVER_DURING_WRITE = "spark.corpusnlp.test.killDriverDuringWrite"
 
-
-class JobError(RuntimeError):
-    """A problem with the job's inputs or outputs, phrased with what to do about it."""
+__all__ = ["JobError", "RunResult", "run_annotate", "build_stages", "with_token_embeddings"]
 
 
 @dataclass
@@ -43,101 +42,70 @@ class RunResult:
     manifest_path: str
     tables: dict[str, str]
     manifest: dict = field(default_factory=dict)
+    format: str = "delta"
+
+    def read(self, spark, table: str = TOKEN_TABLE):
+        """One of the run's tables as a DataFrame (whatever the lake's format)."""
+        return Lake(spark, self.tables[table].rsplit("/", 1)[0], self.format).read(table)
 
 
-# --- paths ---------------------------------------------------------------------------------------
-def _is_local(path: str) -> bool:
-    return urlparse(path).scheme in ("", "file")
-
-
-def _local(path: str) -> Path:
-    return Path(urlparse(path).path if path.startswith("file:") else path)
-
-
-def _hadoop_fs(spark, path: str):
-    jvm = spark._jvm
-    hpath = jvm.org.apache.hadoop.fs.Path(path)
-    return hpath.getFileSystem(spark._jsc.hadoopConfiguration()), hpath
-
-
-def write_text(spark, path: str, text: str) -> None:
-    """Write a small file next to the tables, on a local disk or any Hadoop file system."""
-    if _is_local(path):
-        target = _local(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(target)  # atomic: a reader never sees half a manifest
-        return
-    fs, hpath = _hadoop_fs(spark, path)
-    stream = fs.create(hpath, True)
-    stream.write(bytearray(text.encode("utf-8")))
-    stream.close()
-
-
-def read_manifests(spark, runs_dir: str) -> list[dict]:
-    texts = []
-    if _is_local(runs_dir):
-        local = _local(runs_dir)
-        texts = [p.read_text(encoding="utf-8") for p in sorted(local.glob("*.json"))] if local.exists() else []
-    else:
-        fs, hpath = _hadoop_fs(spark, runs_dir)
-        if fs.exists(hpath):
-            for status in fs.listStatus(hpath):
-                if status.getPath().getName().endswith(".json"):
-                    stream = fs.open(status.getPath())
-                    texts.append(spark._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
-                    stream.close()
-    manifests = []
-    for t in texts:
-        try:
-            manifests.append(json.loads(t))
-        except json.JSONDecodeError:  # a manifest cut short by a crash: that run committed nothing
-            continue
-    return manifests
-
-
-def _delete_dir(spark, path: str) -> None:
-    if _is_local(path):
-        shutil.rmtree(_local(path), ignore_errors=True)
-    else:
-        fs, hpath = _hadoop_fs(spark, path)
-        fs.delete(hpath, True)
-
-
-def check_output_writable(path: str) -> None:
-    if not _is_local(path):
+# --- checks before any Spark work ----------------------------------------------------------------
+def check_paths(config: JobConfig) -> None:
+    """Output writable and not inside the input (it would be read as input by every later run)."""
+    out, src = config.output.path, config.input.path
+    if is_inside(out, src):
+        raise JobError(f"output path {out} lies inside the input path {src}: later runs would read the lake as "
+                       "input; choose an output.path (--output) outside the input")
+    if not is_local(out):
         return  # remote stores report their own permission errors at write time
-    target = _local(path)
+    target = local_path(out)
     try:
         target.mkdir(parents=True, exist_ok=True)
         probe = target / f".write-test-{uuid.uuid4().hex}"
         probe.write_text("ok")
         probe.unlink()
     except OSError as e:
-        raise JobError(f"output path {path} is not writable ({e.strerror}): choose another output.path / "
+        raise JobError(f"output path {out} is not writable ({e.strerror}): choose another output.path / "
                        "--output, or fix its permissions") from e
+
+
+def _libraries(config: JobConfig) -> list[str]:
+    return (["sparknlp"] if config.engine == "sparknlp" else []) + (["delta"] if config.output.format == "delta" else [])
+
+
+def require_delta(spark) -> None:
+    from py4j.java_gateway import JavaClass
+
+    try:
+        found = isinstance(spark._jvm.io.delta.tables.DeltaTable, JavaClass)
+    except Exception:  # Spark Connect has no _jvm: Delta reports for itself
+        return
+    if not found:
+        raise JobError("output.format delta needs Delta Lake in this Spark session, and it is not there: add the "
+                       "jars (`corpus-nlp jars paths delta`, or a Databricks runtime, which has it) with "
+                       "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension and spark.sql.catalog."
+                       "spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog; or set output.format: parquet")
 
 
 # --- inputs --------------------------------------------------------------------------------------
 def ensure_model(config: JobConfig) -> str:
     """The bundle directory to use, building the demo model first when the config allows it."""
     bundle = config.model.bundle
-    if _is_local(bundle) and not (_local(bundle) / "manifest.json").exists():
+    if is_local(bundle) and not (local_path(bundle) / "manifest.json").exists():
         if not config.model.build_demo_if_missing:
             raise JobError(f"model bundle {bundle} not found: build it with `corpus-nlp prepare-model --from-dir "
                            f"CHECKPOINT --out {bundle}` (or `corpus-nlp demo-model --out {bundle}`)")
         from pipelines.model.demo import build_demo_model
 
         print(f"Model bundle {bundle} is missing: building the demo model (random weights) there...")
-        build_demo_model(_local(bundle))
+        build_demo_model(local_path(bundle))
     return bundle
 
 
 def ensure_ner(config: JobConfig, bundle: str) -> str | None:
     """The NER directory to use (None: no NER), training the demo NER model when the config allows it."""
     ner = config.ner.model or None  # "" (--no-ner) turns NER off too
-    if not ner or not _is_local(ner) or (_local(ner) / "ner.json").exists():
+    if not ner or not is_local(ner) or (local_path(ner) / "ner.json").exists():
         return ner
     if not config.ner.build_demo_if_missing:
         raise JobError(f"NER model {ner} not found: train one with `corpus-nlp train-ner --config "
@@ -150,25 +118,26 @@ def ensure_ner(config: JobConfig, bundle: str) -> str | None:
     from pipelines.ner.demo import build_demo_ner
 
     print(f"NER model {ner} is missing: training the demo NER model on the bundled NER sample...")
-    build_demo_ner(_local(ner), bundle)
+    build_demo_ner(local_path(ner), bundle)
     return ner
 
 
 def read_corpus(spark, config: JobConfig):
-    """The input rows (with their file and row position) and partition columns; clear errors."""
+    """The input rows and their partition columns (values as the directories spell them); clear errors."""
     settings = config.input
     path = settings.path
-    if _is_local(path):
-        local = _local(path)
+    if is_local(path):
+        local = local_path(path)
         if not local.exists():
             raise JobError(f"input path {path} does not exist: point input.path (or --input) at a Parquet corpus")
         if not any(local.rglob("*.parquet")):
             raise JobError(f"input path {path} holds no Parquet files: nothing to annotate (check the path, "
                            "or that the corpus was written as Parquet)")
     try:
-        df = spark.read.option("basePath", path).parquet(path)
+        with text_partition_values(spark):
+            df = spark.read.option("basePath", path).parquet(path)
     except Exception as e:  # AnalysisException: path not found, not Parquet, ...
-        raise JobError(f"cannot read Parquet corpus at {path}: {str(e).splitlines()[0]}") from e
+        raise JobError(f"cannot read Parquet corpus at {path}: {str(e).strip().splitlines()[0]}") from e
     for role, col in (("text", settings.text_col), ("id", settings.id_col)):
         if col not in df.columns:
             key = "text_col" if role == "text" else "id_col"
@@ -186,25 +155,6 @@ def partition_columns(files: list[str], root: str, columns: list[str]) -> list[s
     relative = files[0].split(root.rstrip("/").split("://")[-1], 1)[-1]
     names = [seg.split("=", 1)[0] for seg in relative.strip("/").split("/")[:-1] if "=" in seg]
     return [n for n in names if n in columns]
-
-
-def _partition_condition(partitions: list[state.Partition]):
-    from pyspark.sql import functions as F
-
-    columns = {k for p in partitions for k, _ in p.values}
-    if len(columns) == 1:  # the usual layout (lang=xx/): one isin, not an OR per partition
-        (column,) = columns
-        values = [v for p in partitions for _, v in p.values]
-        known = [v for v in values if v is not None]
-        cond = F.col(column).cast("string").isin(known) if known else F.lit(False)
-        return cond | F.col(column).isNull() if None in values else cond
-    cond = F.lit(False)
-    for p in partitions:
-        term = F.lit(True)
-        for k, v in p.values:
-            term = term & (F.col(k).isNull() if v is None else (F.col(k).cast("string") == F.lit(v)))
-        cond = cond | term
-    return cond
 
 
 # --- pipeline ------------------------------------------------------------------------------------
@@ -250,6 +200,17 @@ def build_stages(config: JobConfig, bundle: str, columns: list[str], ner_dir: st
     return stages
 
 
+def split_roles(stages) -> tuple[list, list]:
+    """(text stages, model stages): everything before the first BertEmbeddings turns text into tokens;
+    BertEmbeddings and what follows it (NerDLModel, NerConverter) work on those tokens."""
+    from pipelines.stages import BertEmbeddings
+
+    first_model = next((i for i, s in enumerate(stages) if isinstance(s, BertEmbeddings)), None)
+    if first_model is None:
+        raise ValueError("with_token_embeddings needs a BertEmbeddings stage after the text stages")
+    return list(stages[:first_model]), list(stages[first_model:])
+
+
 def with_token_embeddings(stages, keep: list[str], max_tokens: int = 16384, on_batch=None, fault_marker=None,
                           embedding_dtype: str = "float32"):
     """``df.transform(with_token_embeddings(stages, ["doc_id", "lang"]))``: one row per token.
@@ -266,15 +227,15 @@ def with_token_embeddings(stages, keep: list[str], max_tokens: int = 16384, on_b
         check = getattr(stage, "_check_embeddings_of_stages", None)
         if check is not None:
             check(stages)
-    steps = [s._step() for s in stages]
-    text_steps, model_steps = steps[:3], steps[3:]
+    text_stages, model_stages = split_roles(stages)
+    text_steps, model_steps = [s._step() for s in text_stages], [s._step() for s in model_stages]
 
     def flatten(batches):
         return tables.stream_token_table(batches, text_steps, model_steps, keep, max_tokens, on_batch, fault_marker,
                                          embedding_dtype)
 
     def transform(df):
-        _check_inputs(df, steps)
+        _check_inputs(df, text_steps + model_steps)
         fields = [df.schema[c] for c in keep] + [
             StructField("sentence", IntegerType(), False), StructField("token_index", IntegerType(), False),
             StructField("begin", IntegerType(), False), StructField("end", IntegerType(), False),
@@ -322,65 +283,80 @@ def _float16_bytes(column):
     return to_float16(column)
 
 
-def classify_rows(df, config: JobConfig, partitions: list[str]):
-    """Add ``_reason``: why a row goes to quarantine, or null when it is annotated."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
+# --- the run -------------------------------------------------------------------------------------
+@dataclass
+class RunPlan:
+    """One run's decisions, made once on the driver and passed around whole."""
 
-    p = config.policies
-    id_col, text = F.col(config.input.id_col), F.col(config.input.text_col)
-    empty = p.empty_text == "quarantine"
-    reason = (
-        F.when(id_col.isNull(), F.lit("null_id"))
-        .when(text.isNull() & F.lit(empty), F.lit("null_text"))
-        .when((F.length(text) == 0) & F.lit(empty), F.lit("empty_text"))
-        .when(~text.rlike(VISIBLE_CHAR_REGEX) & F.lit(empty), F.lit("blank_text"))
-        .when((F.length(text) > p.max_chars) & F.lit(p.too_long == "quarantine"), F.lit("too_long"))
-    )
-    df = df.withColumn("_reason", reason)
-    # Duplicates: count ids first (a small shuffle), and rank only the duplicated rows.
-    dup_ids = (df.where(id_col.isNotNull()).groupBy(config.input.id_col).count().where("count > 1")
-               .select(config.input.id_col))
-    if dup_ids.take(1):
-        if p.duplicate_id == "fail":
-            sample = [r[0] for r in dup_ids.limit(5).collect()]
-            raise JobError(f"duplicate {config.input.id_col} values in the input (e.g. {sample}): make ids unique, "
-                           "or set policies.duplicate_id: quarantine to keep the first and quarantine the rest")
-        order = Window.partitionBy(config.input.id_col).orderBy(*partitions, "_file", "_row")
-        later = (df.join(F.broadcast(dup_ids), config.input.id_col, "left_semi")
-                 .withColumn("_n", F.row_number().over(order)).where("_n > 1")
-                 .select("_file", "_row", F.lit("duplicate_id").alias("_dup")))
-        df = (df.join(F.broadcast(later), ["_file", "_row"], "left")
-              .withColumn("_reason", F.coalesce("_reason", "_dup")).drop("_dup"))
-    return df
+    config: JobConfig
+    spark: object
+    lake: Lake
+    manifest: RunManifest
+    raw: object  # the input DataFrame
+    partition_cols: list[str]
+    selected: list[state.Partition]
+    todo: list[state.Partition]
+    stages: list | None  # native stages; None for the sparknlp engine
+    tables: dict[str, str]
 
+    @property
+    def run_id(self) -> str:
+        return self.manifest.run_id
 
-def quarantine_rows(classified, config: JobConfig, keep: list[str], run_id: str):
-    from pyspark.sql import functions as F
+    @property
+    def keep(self) -> list[str]:
+        """The input columns every output row keeps: the id and the partition columns."""
+        return [self.config.input.id_col, *self.partition_cols]
 
-    text = F.col(config.input.text_col)
-    limit = config.policies.quarantine_text_max_chars
-    return classified.where(F.col("_reason").isNotNull()).select(
-        *keep,
-        F.col("_reason").alias("reason"),
-        F.coalesce(F.length(text), F.lit(0)).alias("text_length"),
-        F.when(F.length(text) <= limit, text).alias("text"),
-        F.lit(run_id).alias("run_id"),
-    )
+    @property
+    def every_partition(self) -> bool:
+        return len(self.todo) == len(self.all_partitions)
+
+    all_partitions: list[state.Partition] = field(default_factory=list)
 
 
-# --- the job -------------------------------------------------------------------------------------
+def new_run_id() -> str:
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
 def run_annotate(config: JobConfig, spark=None) -> RunResult:
-    from pyspark.sql import functions as F
-
-    from pipelines.progress import JobProgress
+    """Annotate the configured corpus into the lake; the manifest says ``committed`` only when every
+    input row is accounted for."""
     from pipelines.session import configure, get_spark
 
-    started = time.time()
-    run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+    check_paths(config)
+    spark = configure(spark, config.spark) if spark is not None else get_spark(config.spark, _libraries(config))
+    if config.output.format == "delta":
+        require_delta(spark)
     out = config.output.path.rstrip("/")
-    check_output_writable(out)
-    spark = configure(spark, config.spark) if spark is not None else get_spark(config.spark)
+    manifest = RunManifest(spark, out, new_run_id(), {
+        "engine": config.engine, "started_at": datetime.now(timezone.utc).isoformat(),
+        "format": config.output.format, "config": config.model_dump(mode="json")})
+    manifest.start()
+    try:
+        abandoned = take_lease(spark, manifest)
+        if abandoned:
+            manifest.body["abandoned_runs_found"] = abandoned
+        plan = plan_run(config, spark, Lake(spark, out, config.output.format), manifest)
+        counts = annotate(plan) if plan.todo else _zero_counts()
+        manifest.finish("committed", counts=counts)
+        return RunResult(manifest.run_id, manifest.path, plan.tables, manifest.body, config.output.format)
+    except CorpusNlpError as e:
+        manifest.finish("failed", reason=str(e))
+        raise
+    except Exception as e:
+        problem = explain(e)
+        manifest.finish("failed", reason=str(problem or f"{type(e).__name__}: {e}"))
+        if problem is None:  # our own bug: the trace is what a maintainer needs
+            raise
+        raise problem from e
+    except BaseException as e:  # KeyboardInterrupt, SystemExit: say so, then let it end the process
+        manifest.finish("failed", reason=f"interrupted ({type(e).__name__})")
+        raise
+
+
+def plan_run(config: JobConfig, spark, lake: Lake, manifest: RunManifest) -> RunPlan:
+    """Model, input, partitions to do, stages and fingerprint; recorded in the manifest before any write."""
     native_engine = config.engine == "native"
     if not native_engine:
         try:
@@ -389,90 +365,131 @@ def run_annotate(config: JobConfig, spark=None) -> RunResult:
             raise JobError(str(e)) from None
     bundle_path = ensure_model(config) if native_engine else None
     ner_dir = ensure_ner(config, bundle_path) if native_engine else None
-    raw, partitions, files = read_corpus(spark, config)
-    id_col, text_col = config.input.id_col, config.input.text_col
-    lang = config.input.language_col
-    extra = [lang] if lang and lang in raw.columns and lang not in partitions else []
-    stages = build_stages(config, bundle_path, raw.columns, ner_dir) if native_engine else None
-    model = stages[3].bundle().manifest if native_engine else sparknlp_engine.model_info(config)
-    ner_model = stages[4].model() if ner_dir else None
-    pipeline_fp = state.fingerprint(config, model, {"ner": _ner_summary(ner_model)})
-    keep = [id_col, *partitions]
-    tables_ = {TOKEN_TABLE: f"{out}/{TOKEN_TABLE}", QUARANTINE_TABLE: f"{out}/{QUARANTINE_TABLE}"}
-    if config.output.annotations:
-        tables_[ANNOTATIONS_TABLE] = f"{out}/{ANNOTATIONS_TABLE}"
-    if ner_dir:
-        tables_[ENTITIES_TABLE] = f"{out}/{ENTITIES_TABLE}"
-
-    selected, todo = _plan_partitions(spark, config, files, partitions, pipeline_fp)
-    manifest = {
-        "run_id": run_id, "status": "running", "engine": config.engine, "fingerprint": pipeline_fp,
-        "started_at": datetime.fromtimestamp(started, timezone.utc).isoformat(),
-        "model": _model_summary(model, bundle_path),
-        "ner": _ner_summary(ner_model),
-        "input": {"path": config.input.path, "partition_columns": partitions,
-                  "selected_partitions": len(selected), "skipped_as_done": len(selected) - len(todo),
-                  "annotated_partitions": [p.as_dict() for p in todo]},
-        "tables": tables_, "config": config.model_dump(mode="json"),
-    }
-    manifest_path = f"{out}/{RUNS_DIR}/{run_id}.json"
-
-    def save(status: str, counts: dict | None = None) -> None:
-        manifest.update(status=status, counts=counts, duration_s=round(time.time() - started, 3))
-        write_text(spark, manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False))
-
-    save("running")
-    if not todo:
-        save("committed", _zero_counts())
-        return RunResult(run_id, manifest_path, tables_, manifest)
-
-    df = raw.select(id_col, text_col, *partitions, *extra, F.col("_metadata.file_path").alias("_file"),
-                    F.col("_metadata.row_index").alias("_row"))
-    if partitions and len(todo) < len(state.input_partitions(files, config.input.path, partitions)):
-        df = df.where(_partition_condition(todo))
-    classified = classify_rows(df, config, partitions).persist()
+    raw, partition_cols, files = read_corpus(spark, config)
+    all_partitions = state.input_partitions(state.file_statuses(spark, files), config.input.path, partition_cols)
     try:
-        visible = F.col(text_col).rlike(VISIBLE_CHAR_REGEX)
-        totals = classified.groupBy(*partitions).agg(
-            F.count(F.lit(1)).alias("rows"),
-            F.sum(F.when(F.col("_reason").isNotNull(), 1).otherwise(0)).alias("quarantined"),
-            F.sum(F.when(F.col("_reason").isNull() & visible, 1).otherwise(0)).alias("to_annotate"),
-            F.sum(F.when(F.col("_reason").isNull() & ~F.coalesce(visible, F.lit(False)), 1).otherwise(0))
-            .alias("kept_empty"),
-        ).collect()
-        # Partitions that end up empty in a table lose their old files now; the others are replaced by the write.
-        for table, column in ((TOKEN_TABLE, "to_annotate"), (QUARANTINE_TABLE, "quarantined")):
-            has_rows = {tuple(str(r[c]) if r[c] is not None else None for c in partitions) for r in totals if r[column]}
-            for p in todo:
-                if tuple(v for _, v in p.values) not in has_rows and p.values:
-                    _delete_dir(spark, f"{tables_[table]}/{p.spec}")
+        filters = state.parse_partition_filters(config.partitions, partition_cols)
+    except ValueError as e:
+        raise JobError(str(e)) from None
+    selected = state.select(all_partitions, filters)
+    if filters and not selected:
+        raise JobError(f"no input partition matches {config.partitions}")
+    stages = build_stages(config, bundle_path, raw.columns, ner_dir) if native_engine else None
+    _, model_stages = split_roles(stages) if stages else ([], [])
+    model = model_stages[0].bundle().manifest if stages else sparknlp_engine.model_info(config)
+    ner = _ner_summary(model_stages[1].model()) if len(model_stages) > 1 else None
+    fingerprint = state.fingerprint(config, model, ner)
 
-        quarantine = quarantine_rows(classified, config, keep, run_id)
-        if sum(r["quarantined"] for r in totals):
-            _write(quarantine, tables_[QUARANTINE_TABLE], partitions)
-        kept = _balanced(spark, config, classified.where(F.col("_reason").isNull() & visible)
-                         .select(id_col, text_col, *partitions, *extra))
-        to_annotate = sum(r["to_annotate"] for r in totals)
-        embedder = None
-        if to_annotate:  # else every row was quarantined or kept empty: nothing to write
-            with JobProgress(spark, to_annotate) as progress, _driver_fault(spark, tables_[TOKEN_TABLE]):
-                tokens = _token_table(spark, config, kept, stages, keep, partitions, todo, tables_, progress)
-                _write(tokens, tables_[TOKEN_TABLE], partitions)
-            embedder = progress.embedder_counts()
-        if ner_dir:
-            _write_entities(spark, tables_, keep, partitions, todo, stages[-1].getOutputCol())
-        counts = _counts(spark, tables_, id_col, partitions, todo, totals)
-        if embedder and embedder["model_calls"]:  # the workers' own numbers: padding, calls, model seconds
-            counts["embedder"] = embedder
+    out = lake.root.rstrip("/")
+    names = [TOKEN_TABLE, QUARANTINE_TABLE] + ([ANNOTATIONS_TABLE] if config.output.annotations else []) \
+        + ([ENTITIES_TABLE] if ner else [])
+    plan = RunPlan(config, spark, lake, manifest, raw, partition_cols, selected, selected, stages,
+                   {name: f"{out}/{name}" for name in names}, all_partitions)
+    if config.incremental and not config.full_refresh:
+        held = state.holders(lake, [TOKEN_TABLE, QUARANTINE_TABLE], partition_cols, selected)
+        plan.todo = state.pending(selected, held, read_manifests(spark, out), fingerprint)
+    manifest.body.update({
+        "fingerprint": fingerprint, "model": _model_summary(model, bundle_path), "ner": ner,
+        "input": {"path": config.input.path, "partition_columns": partition_cols,
+                  "selected_partitions": len(selected), "skipped_as_done": len(selected) - len(plan.todo),
+                  "annotated_partitions": [p.as_dict() for p in plan.todo]},
+        "tables": plan.tables,
+    })
+    manifest.save("running")
+    return plan
+
+
+def annotate(plan: RunPlan) -> dict:
+    """Annotate the partitions to do and replace them in each table; the counts read back from the lake."""
+    from pyspark.sql import functions as F
+
+    config, spark, lake = plan.config, plan.spark, plan.lake
+    id_col, text_col, cols = config.input.id_col, config.input.text_col, plan.partition_cols
+    lang = config.input.language_col
+    extra = [lang] if lang and lang in plan.raw.columns and lang not in cols else []
+    df = plan.raw.select(id_col, text_col, *cols, *extra, F.col("_metadata.file_path").alias("_file"),
+                         F.col("_metadata.row_index").alias("_row"))
+    if cols and not plan.every_partition:
+        df = df.where(_partition_condition(cols, plan.todo))
+    classified = classify_rows(df, config, cols).persist()
+    try:
+        totals = _totals(classified, cols, text_col)
+        kept = _balanced(spark, config, classified.where(F.col("_reason").isNull() & F.col(text_col).rlike(
+            VISIBLE_CHAR_REGEX)).select(id_col, text_col, *cols, *extra))
+        failed_rows = _write_tokens(plan, kept, sum(r["to_annotate"] for r in totals))
+        quarantine = quarantine_rows(classified, config, plan.keep, plan.run_id)
+        if failed_rows:
+            quarantine = quarantine.unionByName(error_rows(spark, failed_rows, quarantine.schema, plan.run_id))
+        lake.replace(QUARANTINE_TABLE, quarantine, cols, plan.todo, plan.run_id)
+        if ENTITIES_TABLE in plan.tables:
+            _write_entities(plan)
+        counts = _counts(plan, totals)
     finally:
         classified.unpersist()
+    _check_accounted(plan, counts)
+    return counts
 
-    if counts["input_rows"] != counts["annotated_rows"] + counts["quarantined_rows"]:
-        save("failed", counts)
-        raise JobError(f"rows lost: {counts['input_rows']} input rows but {counts['annotated_rows']} annotated + "
-                       f"{counts['quarantined_rows']} quarantined; see {manifest_path}")
-    save("committed", counts)
-    return RunResult(run_id, manifest_path, tables_, manifest)
+
+def _totals(classified, cols: list[str], text_col: str) -> list:
+    from pyspark.sql import functions as F
+
+    visible = F.col(text_col).rlike(VISIBLE_CHAR_REGEX)
+    return classified.groupBy(*cols).agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.sum(F.when(F.col("_reason").isNotNull(), 1).otherwise(0)).alias("quarantined"),
+        F.sum(F.when(F.col("_reason").isNull() & visible, 1).otherwise(0)).alias("to_annotate"),
+        F.sum(F.when(F.col("_reason").isNull() & ~F.coalesce(visible, F.lit(False)), 1).otherwise(0))
+        .alias("kept_empty"),
+    ).collect()
+
+
+def _write_tokens(plan: RunPlan, kept, to_annotate: int) -> list[dict]:
+    """Replace the token table's partitions (all of them, rows or not); the rows the workers could not
+    annotate come back as error records."""
+    from pyspark.sql import functions as F
+
+    from pipelines.progress import JobProgress
+
+    errors = _row_errors(plan)
+    with JobProgress(plan.spark, to_annotate) as progress, _driver_fault(plan.spark, plan.tables[TOKEN_TABLE]):
+        tokens = _token_table(plan, kept, progress, errors).withColumn("run_id", F.lit(plan.run_id))
+        plan.lake.replace(TOKEN_TABLE, tokens, plan.partition_cols, plan.todo, plan.run_id)
+    embedder = progress.embedder_counts()
+    if embedder["model_calls"]:  # the workers' own numbers: padding, calls, model seconds
+        plan.manifest.body["embedder"] = embedder
+    records = errors.records() if errors is not None else []
+    limit = plan.config.policies.max_error_rows
+    if len(records) > limit:
+        sample = "; ".join(f"{r.get(plan.config.input.id_col)}: {r['error_class']}: {r['error_message']}"
+                           for r in records[:3])
+        raise JobError(f"{len(records)} rows failed inside the pipeline, more than policies.max_error_rows={limit} "
+                       f"(e.g. {sample}); nothing of this run counts as done: fix the input or raise the limit")
+    if records and plan.lake.format == "delta":  # a document that failed half way keeps none of its tokens
+        ids = ", ".join(_sql_string(r.get(plan.config.input.id_col)) for r in records)
+        plan.lake.delete_rows(TOKEN_TABLE, f"run_id = {_sql_string(plan.run_id)} AND "
+                              f"`{plan.config.input.id_col}` IN ({ids})", plan.run_id)
+    return records
+
+
+def _row_errors(plan: RunPlan):
+    """The collector of rows that raise inside the workers, where the worker code provides one."""
+    try:
+        from pipelines.row_errors import RowErrors
+    except ImportError:
+        return None
+    return RowErrors(plan.spark, plan.config.policies.max_error_rows)
+
+
+def _sql_string(value) -> str:
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _partition_condition(cols: list[str], partitions: list[state.Partition]):
+    from pyspark.sql import functions as F
+
+    from pipelines.lake import partition_predicate
+
+    return F.expr(partition_predicate(cols, partitions))
 
 
 def _balanced(spark, config: JobConfig, df):
@@ -488,77 +505,65 @@ def _balanced(spark, config: JobConfig, df):
     return df
 
 
-def _plan_partitions(spark, config: JobConfig, files: list[str], partitions: list[str], pipeline_fp: str):
-    """(selected, to do): the partitions --partition selects, less those already done when incremental."""
-    try:
-        filters = state.parse_partition_filters(config.partitions, partitions)
-    except ValueError as e:
-        raise JobError(str(e)) from None
-    selected = state.select(state.input_partitions(files, config.input.path, partitions), filters)
-    if filters and not selected:
-        raise JobError(f"no input partition matches {config.partitions}")
-    if not config.incremental or config.full_refresh:
-        return selected, selected
-    runs = read_manifests(spark, f"{config.output.path.rstrip('/')}/{RUNS_DIR}")
-    return selected, state.pending(selected, state.done_partitions(runs, pipeline_fp))
-
-
-def _token_table(spark, config, kept, stages, keep, partitions, todo, tables_, progress):
+def _token_table(plan: RunPlan, kept, progress, errors):
     """The token rows to write: straight from the fused pass, or via the written annotations table."""
     from pipelines.stages import run_native_stages
 
+    config, stages, keep = plan.config, plan.stages, plan.keep
     if stages is None:  # sparknlp engine: its annotation columns, flattened in Spark
         annotated = sparknlp_engine.build_pipeline(config).fit(kept).transform(kept)
         annotated = annotated.select(*keep, "document", "sentence", "token", "embeddings")
+        embeddings_col = "embeddings"
         if not config.output.annotations:
-            return tokens_from_annotations(annotated, keep, "embeddings", config.output.embedding_dtype)
+            return tokens_from_annotations(annotated, keep, embeddings_col, config.output.embedding_dtype)
     elif not config.output.annotations:
         return kept.transform(with_token_embeddings(
             stages, keep, config.stages.embeddings.max_tokens_per_chunk, progress.callback(),
-            spark.conf.get(KILL_WORKER_ONCE, None), config.output.embedding_dtype))
+            plan.spark.conf.get(KILL_WORKER_ONCE, None), config.output.embedding_dtype,
+            **_error_kwargs(errors, config)))
     else:
+        _, model_stages = split_roles(stages)
+        embeddings_col = model_stages[0].getOutputCol()
         annotated = run_native_stages(kept, stages).select(*keep, *[s.getOutputCol() for s in stages])
-    _write(annotated, tables_[ANNOTATIONS_TABLE], partitions)
-    written = spark.read.parquet(tables_[ANNOTATIONS_TABLE])
-    if partitions:
-        written = written.where(_partition_condition(todo))
-    return tokens_from_annotations(written, keep, "embeddings" if stages is None else stages[3].getOutputCol(),
-                                   config.output.embedding_dtype)
+    from pyspark.sql import functions as F
+
+    plan.lake.replace(ANNOTATIONS_TABLE, annotated.withColumn("run_id", F.lit(plan.run_id)), plan.partition_cols,
+                      plan.todo, plan.run_id)
+    written = _written(plan, ANNOTATIONS_TABLE)
+    return tokens_from_annotations(written, keep, embeddings_col, config.output.embedding_dtype)
 
 
-def _write_entities(spark, tables_: dict, keep: list[str], partitions: list[str], todo, chunk_col: str) -> None:
+def _error_kwargs(errors, config: JobConfig) -> dict:
+    """What the workers need to send failed rows to ``errors`` (none where the worker code has no boundary)."""
+    return {}
+
+
+def _written(plan: RunPlan, table: str):
+    """The rows this run wrote to ``table`` (None when the table holds no data)."""
+    from pyspark.sql import functions as F
+
+    df = plan.lake.read(table, plan.partition_cols, plan.todo)
+    return None if df is None else df.where(F.col("run_id") == plan.run_id)
+
+
+def _write_entities(plan: RunPlan) -> None:
     """The entities table, read off what this run wrote (no second model pass): the chunk heads of the
     token table, or the chunk column of the annotations table."""
     from pyspark.sql import functions as F
 
     from pipelines.ner.tables import entities_from_annotations
 
-    if ANNOTATIONS_TABLE in tables_:
-        annotations = _read_written(spark, tables_[ANNOTATIONS_TABLE], partitions, todo)
-        entities = None if annotations is None else entities_from_annotations(annotations, keep, chunk_col)
+    keep = plan.keep
+    if ANNOTATIONS_TABLE in plan.tables:
+        annotations = _written(plan, ANNOTATIONS_TABLE)
+        entities = entities_from_annotations(annotations, keep, plan.stages[-1].getOutputCol())
     else:
-        tokens = _read_written(spark, tables_[TOKEN_TABLE], partitions, todo)
-        entities = None if tokens is None else tokens.where(F.col("chunk").isNotNull()).select(
+        tokens = _written(plan, TOKEN_TABLE)
+        entities = tokens.where(F.col("chunk").isNotNull()).select(
             *keep, "sentence", "chunk.chunk_index", "chunk.begin", "chunk.end", "chunk.text", "chunk.entity",
             "chunk.confidence")
-    with_rows = {tuple(str(r[c]) if r[c] is not None else None for c in partitions)
-                 for r in entities.select(*partitions).distinct().collect()} if entities is not None else set()
-    for p in todo:
-        if p.values and tuple(v for _, v in p.values) not in with_rows:
-            _delete_dir(spark, f"{tables_[ENTITIES_TABLE]}/{p.spec}")
-    if entities is not None and (with_rows or not partitions) and entities.take(1):
-        _write(entities, tables_[ENTITIES_TABLE], partitions)
-
-
-def _read_written(spark, path: str, partitions: list[str], todo):
-    """A table as this run left it (its partitions only), or None when it has no data file."""
-    if not _exists(spark, path):
-        return None
-    try:
-        df = spark.read.parquet(path)
-    except Exception:  # a table directory without a single data file (everything went elsewhere)
-        return None
-    return df.where(_partition_condition(todo)) if partitions else df
+    plan.lake.replace(ENTITIES_TABLE, entities.withColumn("run_id", F.lit(plan.run_id)), plan.partition_cols,
+                      plan.todo, plan.run_id)
 
 
 def _ner_summary(ner_model) -> dict | None:
@@ -575,44 +580,24 @@ def _model_summary(m, bundle_path) -> dict:
     }
 
 
-# Writing the vectors is most of the Spark JVM's work. parquet-mr tries a dictionary for every column
-# chunk and gives up only after filling it (~45% of the write time on the vectors, whose values hardly
-# repeat: JFR profile), and keeps min/max and level statistics of every float, which no reader can use.
-VECTOR_COLUMNS = ("embedding.list.element", "embedding")  # float32 list / float16 binary
-VECTOR_COLUMN_OPTIONS = ("parquet.enable.dictionary", "parquet.column.statistics.enabled",
-                         "parquet.size.statistics.enabled")
-
-
-def _write(df, path: str, partitions: list[str]) -> None:
-    writer = df.write.mode("overwrite")  # with partitionOverwriteMode=dynamic: only the partitions written
-    for column in VECTOR_COLUMNS:  # parquet-mr's per-column settings, via the writer's Hadoop conf
-        for option in VECTOR_COLUMN_OPTIONS:
-            writer = writer.option(f"{option}#{column}", "false")
-    if partitions:
-        writer = writer.partitionBy(*partitions)
-    writer.parquet(path)
-
-
 def _zero_counts() -> dict:
     return {"input_rows": 0, "annotated_rows": 0, "rows_with_tokens": 0, "kept_empty_rows": 0,
             "quarantined_rows": 0, "quarantined_by_reason": {}, "tokens": 0}
 
 
-def _counts(spark, tables_: dict, id_col: str, partitions: list[str], todo, totals) -> dict:
-    """Counts read back from what was written, so a lost row shows up as a mismatch."""
+def _counts(plan: RunPlan, totals) -> dict:
+    """Counts read back from what this run wrote, so a lost or doubled row shows up as a mismatch."""
     from pyspark.sql import functions as F
 
-    def written(table):
-        return _read_written(spark, tables_[table], partitions, todo) if table in tables_ else None
-
-    tokens = written(TOKEN_TABLE)
-    stats = tokens.agg(F.count(F.lit(1)).alias("n"), F.countDistinct(id_col).alias("docs")).first() \
-        if tokens is not None else {"n": 0, "docs": 0}
-    quarantine = written(QUARANTINE_TABLE)
+    id_col = plan.config.input.id_col
+    tokens = _written(plan, TOKEN_TABLE)
+    stats = tokens.agg(F.count(F.lit(1)).alias("n"), F.countDistinct(id_col, *plan.partition_cols).alias("docs")) \
+        .first() if tokens is not None else {"n": 0, "docs": 0}
+    quarantine = _written(plan, QUARANTINE_TABLE)
     by_reason = {r["reason"]: r["count"] for r in quarantine.groupBy("reason").count().collect()} \
         if quarantine is not None else {}
     kept_empty = sum(r["kept_empty"] for r in totals)
-    entities = written(ENTITIES_TABLE)
+    entities = _written(plan, ENTITIES_TABLE) if ENTITIES_TABLE in plan.tables else None
     return {
         "input_rows": sum(r["rows"] for r in totals),
         "annotated_rows": stats["docs"] + kept_empty,
@@ -621,28 +606,80 @@ def _counts(spark, tables_: dict, id_col: str, partitions: list[str], todo, tota
         "quarantined_rows": sum(by_reason.values()),
         "quarantined_by_reason": dict(sorted(by_reason.items())),
         "tokens": stats["n"],
-        **({"entities": entities.count() if entities is not None else 0} if ENTITIES_TABLE in tables_ else {}),
+        **({"entities": entities.count() if entities is not None else 0} if ENTITIES_TABLE in plan.tables else {}),
+        **({"embedder": plan.manifest.body["embedder"]} if "embedder" in plan.manifest.body else {}),
     }
 
 
-def _exists(spark, path: str) -> bool:
-    if _is_local(path):
-        return _local(path).exists()
-    fs, hpath = _hadoop_fs(spark, path)
-    return bool(fs.exists(hpath))
+def _check_accounted(plan: RunPlan, counts: dict) -> None:
+    placed = counts["annotated_rows"] + counts["quarantined_rows"]
+    if counts["input_rows"] == placed:
+        return
+    plan.manifest.body["counts"] = counts
+    what = "rows lost" if placed < counts["input_rows"] else "rows doubled"
+    raise JobError(f"{what}: {counts['input_rows']} input rows but {counts['annotated_rows']} annotated + "
+                   f"{counts['quarantined_rows']} quarantined in the lake; see {plan.manifest.path}")
+
+
+# --- errors a user can act on --------------------------------------------------------------------
+_KNOWN_PROBLEMS = (
+    ("No space left on device", "the disk is full (No space left on device) while Spark wrote {where}: free space, "
+     "or point spark.local.dir and output.path at a larger disk"),
+    ("is not a Parquet file", "input file {file} is not a Parquet file (or is truncated): remove or rewrite it"),
+    ("Could not read footer", "input file {file} is not a readable Parquet file (or is truncated): remove or "
+     "rewrite it"),
+    ("CorruptedParquet", "input file {file} is corrupt: remove or rewrite it"),
+    ("Parquet column cannot be converted", "input file {file} stores {column} with another type than the other "
+     "files ({detail}): rewrite it with the corpus's schema"),
+)
+
+
+def explain(e: BaseException) -> JobError | None:
+    """A failure the driver saw, in one line: the file, column or resource involved and what to do.
+    Other failures of Spark, the JVM or the system name their class and first line (the whole trace is
+    printed with --verbose); None for anything else (a bug of ours keeps its trace)."""
+    import re
+
+    text = "\n".join(str(x) for x in _chain(e))
+    for needle, message in _KNOWN_PROBLEMS:
+        if needle in text:
+            file = re.search(r"(file:[^\s,]+|hdfs:[^\s,]+|s3a?:[^\s,]+|/[^\s,]+\.parquet)", text)
+            column = re.search(r"Column: \[([^\]]+)\]", text)
+            detail = re.search(r"Expected: ([^,]+), Found: ([^\s,]+)", text)
+            return JobError(message.format(
+                file=file.group(1) if file else "(unknown file)", where="the lake",
+                column=f"column {column.group(1)!r}" if column else "a column",
+                detail=f"expected {detail.group(1)}, found {detail.group(2)}" if detail else "type differs"))
+    if not _from_spark_or_system(e):
+        return None
+    first = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
+    return JobError(f"the run failed: {type(e).__name__}: {first[:300]} (run with --verbose for the whole trace)")
+
+
+def _from_spark_or_system(e: BaseException) -> bool:
+    return isinstance(e, OSError) or type(e).__module__.split(".")[0] in ("py4j", "pyspark", "delta")
+
+
+def _chain(e: BaseException):
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        yield e
+        e = e.__cause__ or e.__context__
 
 
 class _driver_fault:
-    """Test-only: SIGKILL this driver once the token table's write has started staging files."""
+    """Test-only: SIGKILL this driver once the token table's write has started writing data files."""
 
     def __init__(self, spark, table_path: str):
-        self.armed = (spark.conf.get(KILL_DRIVER_DURING_WRITE, "false") == "true") and _is_local(table_path)
-        self.table = _local(table_path)
+        self.armed = (spark.conf.get(KILL_DRIVER_DURING_WRITE, "false") == "true") and is_local(table_path)
+        self.table = local_path(table_path)
+        self.before = set(self.table.rglob("*.parquet")) if self.armed and self.table.exists() else set()
 
     def _watch(self):
         while True:
-            staged = list(self.table.glob(".spark-staging-*/**/*.parquet")) if self.table.exists() else []
-            if staged:
+            written = set(self.table.rglob("*.parquet")) if self.table.exists() else set()
+            if written - self.before:
                 os.kill(os.getpid(), signal.SIGKILL)
             time.sleep(0.05)
 

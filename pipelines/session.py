@@ -9,6 +9,7 @@ import sys
 
 from pipelines import jvm_archive
 from pipelines.config import SparkSettings
+from pipelines.errors import CorpusNlpError
 
 # Settings the native engine relies on, whoever built the session.
 REQUIRED_CONF = {
@@ -25,7 +26,7 @@ REQUIRED_CONF = {
 SHORT_RUN_JIT = "-XX:CompileThresholdScaling=3"
 
 
-class EnvironmentProblem(RuntimeError):
+class EnvironmentProblem(CorpusNlpError):
     """Something outside the project (Java, permissions) that the user must fix."""
 
 

@@ -1,73 +1,149 @@
-"""Incremental runs: which input partitions are already annotated with this exact pipeline.
+"""Incremental runs: which input partitions the lake already holds, annotated by this exact pipeline
+from these exact input files.
 
-The state is the lake's own ``_runs/*.json`` manifests, so any machine that sees the lake can resume.
-A partition counts as done when a committed run recorded it with the same pipeline fingerprint (model
-storage ref, precision and every stage parameter) and the same input signature (its file names), so a
-partition whose files were rewritten is annotated again.
+The state is what the lake holds, not what some run once said: every row the job writes carries its
+``run_id``, and that run's manifest records the pipeline fingerprint and, per input partition, a
+signature of its files (path, size, modification time). A partition is done when all of its rows in
+the lake come from ONE committed run with the same fingerprint and the same file signature. So a
+partition another pipeline (or another config) overwrote since, a file rewritten in place under the
+same name, and a run that died before committing are all redone.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections import defaultdict
 from dataclasses import dataclass
+from urllib.parse import unquote, urlparse
+
+from pipelines.lake import HIVE_NULL
+
+# The settings that change what the lake holds (tokens, vectors, tags, which rows are quarantined or
+# how), as dotted config paths; a prefix takes every key below it, new ones included.
+FINGERPRINT_FIELDS = (
+    "engine",                                # the real Spark NLP annotators cut and embed differently
+    "input.id_col", "input.text_col",        # which columns become doc_id and text
+    "input.language_col",                    # per-row language changes sentence rules
+    "stages.sentence_detector",              # every sentence setting changes sentences, hence tokens
+    "stages.tokenizer",                      # every tokenizer setting changes tokens
+    "stages.embeddings.max_sentence_length", # window size changes each piece's context, hence vectors
+    "stages.embeddings.pooling",             # first piece or mean: other vectors
+    "output.embedding_dtype",                # float32 list or float16 bytes: another column type
+    "output.annotations",                    # whether the annotations table is written
+    "policies.empty_text", "policies.duplicate_id", "policies.max_chars", "policies.too_long",
+    "policies.quarantine_text_max_chars",    # what goes to quarantine and what it keeps
+    "ner.include_confidence", "ner.white_list",  # the tags' confidence, which entities are kept
+)
+# Settings left out on purpose: they change speed, memory or where things run, never the output.
+NOT_IN_FINGERPRINT = (
+    "incremental", "full_refresh", "partitions",    # which partitions run, not what they get
+    "spark",                                        # master, memory, batch rows, threads
+    "input.path", "input.format", "output.path", "output.format",  # where, not what
+    "model.bundle", "model.build_demo_if_missing",  # the model counts by its storage ref and precision
+    "model.sparknlp_pretrained", "model.sparknlp_lang", "model.sparknlp_model_path",  # idem
+    "stages.embeddings.batch_size", "stages.embeddings.max_batch_pieces",  # masked padding: same vectors
+    "stages.embeddings.max_tokens_per_chunk",       # memory bound and sort scope only
+    "stages.embeddings.intra_op_threads", "stages.embeddings.providers",   # speed
+    "policies.max_error_rows",                      # when a run gives up, not what it writes
+    "ner.model", "ner.build_demo_if_missing",       # the tagger counts by its storage ref and tags
+    "ner.batch_size",                               # speed
+)
 
 
-def fingerprint(config, model_manifest, extra: dict | None = None) -> str:
+def _lookup(raw: dict, dotted: str):
+    node = raw
+    for key in dotted.split("."):
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def fingerprint(config, model, ner: dict | None = None) -> str:
+    """A short hash of exactly what changes the output: the FINGERPRINT_FIELDS of the config, the
+    model (storage ref, precision, dimension) and the NER model (storage ref, tags)."""
+    raw = config.model_dump(mode="json")
     what = {
-        "storage_ref": model_manifest.storage_ref,
-        "precision": model_manifest.precision,
-        "stages": config.stages.model_dump(mode="json"),
-        "input": {"id_col": config.input.id_col, "text_col": config.input.text_col},
-        "policies": config.policies.model_dump(mode="json"),
-        **(extra or {}),
+        "config": {f: _lookup(raw, f) for f in FINGERPRINT_FIELDS},
+        "model": {"storage_ref": model.storage_ref, "precision": model.precision, "dimension": model.dimension},
+        "ner": {k: ner.get(k) for k in ("storage_ref", "tags")} if ner else None,
     }
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class InputFile:
+    path: str  # relative to the input root
+    size: int
+    mtime_ms: int
 
 
 @dataclass(frozen=True)
 class Partition:
     values: tuple[tuple[str, str | None], ...]  # (column, value as text) in partition-column order
     signature: str
+    files: int = 0
 
     @property
     def spec(self) -> str:
-        """'lang=de/year=2024', the way the directories spell it."""
-        return "/".join(f"{k}={v}" for k, v in self.values) or "<all>"
+        """'lang=de/hour=01' (unescaped values; null as Spark names it)."""
+        return "/".join(f"{k}={HIVE_NULL if v is None else v}" for k, v in self.values) or "<all>"
+
+    @property
+    def key(self) -> str:
+        return json.dumps(dict(self.values), sort_keys=True)
 
     def as_dict(self) -> dict:
-        return {"values": dict(self.values), "signature": self.signature}
+        return {"values": dict(self.values), "signature": self.signature, "files": self.files}
 
 
-def input_partitions(files: list[str], root: str, columns: list[str]) -> list[Partition]:
-    """The input's partitions with a signature of the files in each."""
-    root_key = root.rstrip("/").split("://")[-1]
-    by_partition: dict[tuple, list[str]] = defaultdict(list)
-    for f in files:
-        relative = f.split(root_key, 1)[-1].strip("/")
+def file_statuses(spark, files: list[str]) -> dict[str, tuple[int, int]]:
+    """path -> (size, modification time in ms) of the input files Spark will read."""
+    out = {}
+    local = [f for f in files if urlparse(f).scheme in ("", "file")]
+    for f in local:
+        st = os.stat(unquote(urlparse(f).path))
+        out[f] = (st.st_size, st.st_mtime_ns // 1_000_000)
+    for f in (f for f in files if f not in out):  # any Hadoop file system
+        jvm = spark._jvm
+        hpath = jvm.org.apache.hadoop.fs.Path(f)
+        status = hpath.getFileSystem(spark._jsc.hadoopConfiguration()).getFileStatus(hpath)
+        out[f] = (int(status.getLen()), int(status.getModificationTime()))
+    return out
+
+
+def input_partitions(files: dict[str, tuple[int, int]] | list[str], root: str, columns: list[str]) -> list[Partition]:
+    """The input's partitions, each with a signature of its files (relative path, size, mtime)."""
+    if isinstance(files, list):
+        files = {f: (0, 0) for f in files}
+    root_key = unquote(urlparse(root.rstrip("/")).path if "://" in root or root.startswith("file:") else
+                       os.path.abspath(root))
+    by_partition: dict[tuple, list[InputFile]] = defaultdict(list)
+    for f, (size, mtime) in files.items():
+        path = unquote(urlparse(f).path) if "://" in f or f.startswith("file:") else f
+        relative = path.split(root_key, 1)[-1].strip("/")
         segments = dict(seg.split("=", 1) for seg in relative.split("/")[:-1] if "=" in seg)
         key = tuple((c, _unescape(segments.get(c))) for c in columns)
-        by_partition[key].append(relative)
-    return sorted(
-        (Partition(k, hashlib.sha256("\n".join(sorted(v)).encode()).hexdigest()[:16]) for k, v in by_partition.items()),
-        key=lambda p: p.spec,
-    )
+        by_partition[key].append(InputFile(relative, size, mtime))
+    return sorted((Partition(k, _signature(v), len(v)) for k, v in by_partition.items()), key=lambda p: p.spec)
+
+
+def _signature(files: list[InputFile]) -> str:
+    text = "\n".join(f"{f.path}\t{f.size}\t{f.mtime_ms}" for f in sorted(files, key=lambda f: f.path))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _unescape(value: str | None) -> str | None:
-    if value is None or value == "__HIVE_DEFAULT_PARTITION__":
+    if value is None or value == HIVE_NULL:
         return None
-    from urllib.parse import unquote
-
     return unquote(value)
 
 
-def parse_partition_filters(specs: list[str], columns: list[str]) -> list[dict[str, str]]:
+def parse_partition_filters(specs: list[str], columns: list[str]) -> list[dict[str, str | None]]:
     """['lang=de', 'lang=fr/year=2024'] -> [{'lang': 'de'}, ...]; unknown columns are an error."""
     out = []
     for spec in specs:
-        parts = dict(p.split("=", 1) for p in spec.strip("/").split("/") if "=" in p)
+        parts = {k: _unescape(v) for k, v in (p.split("=", 1) for p in spec.strip("/").split("/") if "=" in p)}
         if not parts or any(k not in columns for k in parts):
             raise ValueError(f"--partition {spec!r} does not name the input's partition columns "
                              f"({', '.join(columns) or 'none: the input is not partitioned'}); e.g. "
@@ -76,22 +152,41 @@ def parse_partition_filters(specs: list[str], columns: list[str]) -> list[dict[s
     return out
 
 
-def select(partitions: list[Partition], filters: list[dict[str, str]]) -> list[Partition]:
+def select(partitions: list[Partition], filters: list[dict[str, str | None]]) -> list[Partition]:
     if not filters:
         return partitions
     return [p for p in partitions if any(all(dict(p.values).get(k) == v for k, v in f.items()) for f in filters)]
 
 
-def done_partitions(manifests: list[dict], pipeline_fingerprint: str) -> set[tuple]:
-    """(values, signature) of partitions committed by earlier runs of the same pipeline."""
-    done = set()
-    for m in manifests:
-        if m.get("status") != "committed" or m.get("fingerprint") != pipeline_fingerprint:
+def holders(lake, tables: list[str], columns: list[str], partitions: list[Partition]) -> dict[str, set[str]]:
+    """Partition key -> the run ids whose rows the lake holds there (in any of ``tables``)."""
+    from pyspark.sql import functions as F
+
+    found: dict[str, set[str]] = defaultdict(set)
+    for table in tables:
+        df = lake.read(table, columns, partitions)
+        if df is None:
             continue
-        for p in m.get("input", {}).get("annotated_partitions", []):
-            done.add((json.dumps(p["values"], sort_keys=True), p["signature"]))
-    return done
+        if "run_id" not in df.columns:  # written before rows carried their run: unknown provenance
+            df = df.withColumn("run_id", F.lit("<unknown>"))
+        for r in df.select(*columns, "run_id").distinct().collect():
+            found[json.dumps({c: r[c] for c in columns}, sort_keys=True)].add(r["run_id"])
+    return found
 
 
-def pending(partitions: list[Partition], done: set[tuple]) -> list[Partition]:
-    return [p for p in partitions if (json.dumps(dict(p.values), sort_keys=True), p.signature) not in done]
+def pending(partitions: list[Partition], held: dict[str, set[str]], manifests: list[dict],
+            pipeline_fingerprint: str) -> list[Partition]:
+    """The partitions whose rows in the lake do not all come from one committed run of this pipeline
+    over these same files."""
+    runs = {m.get("run_id"): m for m in manifests}
+    todo = []
+    for p in partitions:
+        owners = held.get(p.key, set())
+        run = runs.get(next(iter(owners))) if len(owners) == 1 else None
+        recorded = {json.dumps(q["values"], sort_keys=True): q.get("signature")
+                    for q in (run or {}).get("input", {}).get("annotated_partitions", [])}
+        done = (run is not None and run.get("status") == "committed"
+                and run.get("fingerprint") == pipeline_fingerprint and recorded.get(p.key) == p.signature)
+        if not done:
+            todo.append(p)
+    return todo

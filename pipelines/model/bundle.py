@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from pipelines.errors import CorpusNlpError
 from pipelines.model.digest import cached_sha256
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,7 +55,7 @@ def _how_to_rebuild(path: Path | str) -> str:
     return f"rebuild the bundle ({_how_to_build(path)})"
 
 
-class BundleError(Exception):
+class BundleError(CorpusNlpError):
     """A model bundle (or checkpoint) cannot be used; the message says what to do."""
 
 

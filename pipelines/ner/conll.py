@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipelines.errors import CorpusNlpError
 from pipelines.ner.tags import TagError, detect_scheme, split_tag, to_iob2
 
 DOCSTART = "-DOCSTART-"
@@ -20,7 +21,7 @@ _SPACES = re.compile(r" +")
 _MAX_REPORTED = 5
 
 
-class ConllError(ValueError):
+class ConllError(CorpusNlpError, ValueError):
     """A CoNLL file that cannot be read; the message starts with ``file:line:`` of each problem."""
 
 

@@ -22,6 +22,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pipelines.errors import CorpusNlpError
 from pipelines.model.digest import cached_sha256, sha256_file
 from pipelines.ner.tags import allowed_transitions
 
@@ -33,7 +34,7 @@ PAD, UNK = 0, 1  # character ids; real characters start at 2
 _FORBIDDEN = -1e4  # score of a transition IOB2 does not allow
 
 
-class NerModelError(Exception):
+class NerModelError(CorpusNlpError):
     """An NER model directory cannot be used; the message says what to do."""
 
 

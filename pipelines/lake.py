@@ -1,0 +1,357 @@
+"""The lake: where the tables live, how a run replaces its partitions, and the run manifests.
+
+Two formats:
+- ``delta`` (default): each table is a Delta table. A run replaces the partitions it annotates with one
+  Delta transaction per table (``replaceWhere`` on those partitions), with the run id in the commit's
+  user metadata: a reader sees a table before or after the run, never half of it, and two writers of
+  the same partitions conflict cleanly (:class:`LakeConflict`).
+- ``parquet``: plain Parquet directories written with dynamic partition overwrite. Weaker: a reader can
+  see a partition half-replaced while a run writes, and concurrent writers are not detected beyond the
+  lease in ``_runs/``.
+
+Partition values are kept as text, exactly as the input's directories spell them (``hour=01`` stays
+``01``; Spark's type inference is off for our reads), so they go back to the lake unchanged.
+
+Every row a run writes carries its ``run_id``: what the lake holds says which run produced it, and
+incremental runs read their state from there (:mod:`pipelines.state`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import urlparse
+
+from pipelines.errors import JobError, LakeConflict, RunInProgress
+
+RUNS_DIR = "_runs"
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+INFER_PARTITION_TYPES = "spark.sql.sources.partitionColumnTypeInference.enabled"
+
+
+# --- paths ---------------------------------------------------------------------------------------
+def is_local(path: str) -> bool:
+    return urlparse(path).scheme in ("", "file")
+
+
+def local_path(path: str) -> Path:
+    return Path(urlparse(path).path if path.startswith("file:") else path)
+
+
+def hadoop_fs(spark, path: str):
+    jvm = spark._jvm
+    hpath = jvm.org.apache.hadoop.fs.Path(path)
+    return hpath.getFileSystem(spark._jsc.hadoopConfiguration()), hpath
+
+
+def exists(spark, path: str) -> bool:
+    if is_local(path):
+        return local_path(path).exists()
+    fs, hpath = hadoop_fs(spark, path)
+    return bool(fs.exists(hpath))
+
+
+def delete_dir(spark, path: str) -> None:
+    if is_local(path):
+        shutil.rmtree(local_path(path), ignore_errors=True)
+    else:
+        fs, hpath = hadoop_fs(spark, path)
+        fs.delete(hpath, True)
+
+
+def write_text(spark, path: str, text: str) -> None:
+    """Write a small file next to the tables, atomically where the file system allows it."""
+    if is_local(path):
+        target = local_path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(target)  # atomic: a reader never sees half a manifest
+        return
+    fs, hpath = hadoop_fs(spark, path)
+    stream = fs.create(hpath, True)
+    stream.write(bytearray(text.encode("utf-8")))
+    stream.close()
+
+
+def read_texts(spark, folder: str, suffix: str) -> list[str]:
+    if is_local(folder):
+        local = local_path(folder)
+        return [p.read_text(encoding="utf-8") for p in sorted(local.glob(f"*{suffix}"))] if local.exists() else []
+    texts = []
+    fs, hpath = hadoop_fs(spark, folder)
+    if fs.exists(hpath):
+        for status in fs.listStatus(hpath):
+            if status.getPath().getName().endswith(suffix):
+                stream = fs.open(status.getPath())
+                texts.append(spark._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
+                stream.close()
+    return texts
+
+
+def is_inside(inner: str, outer: str) -> bool:
+    """Whether path ``inner`` is ``outer`` or lies under it (same scheme and authority)."""
+    a, b = urlparse(inner), urlparse(outer)
+    if (a.scheme or "file") != (b.scheme or "file") or a.netloc != b.netloc:
+        return False
+    pa_, pb = (os.path.abspath(a.path) if is_local(inner) else a.path), \
+        (os.path.abspath(b.path) if is_local(outer) else b.path)
+    pa_, pb = pa_.rstrip("/") + "/", pb.rstrip("/") + "/"
+    return pa_.startswith(pb)
+
+
+# --- partitions ----------------------------------------------------------------------------------
+# Spark's ExternalCatalogUtils.escapePathName: these characters (and control characters) are written as
+# %XX in partition directory names.
+_ESCAPED = set('"#%\'*/:=?\\\x7f{[]^')
+
+
+def escape_path_name(value: str) -> str:
+    return "".join(f"%{ord(c):02X}" if c in _ESCAPED or ord(c) < 0x20 else c for c in value)
+
+
+def partition_dir(values: tuple[tuple[str, str | None], ...]) -> str:
+    """'lang=de/hour=01' for the values, escaped and null-named the way Spark writes them."""
+    return "/".join(f"{escape_path_name(k)}={HIVE_NULL if v is None else escape_path_name(v)}" for k, v in values)
+
+
+def _sql_literal(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def partition_predicate(columns: list[str], partitions: list) -> str:
+    """SQL predicate selecting exactly ``partitions`` (objects with ``.values``), e.g. for replaceWhere."""
+    if not columns:
+        return "true"
+    if not partitions:
+        return "false"
+
+    def term(k, v):
+        return f"`{k}` IS NULL" if v is None else f"`{k}` = {_sql_literal(v)}"
+
+    if len(columns) == 1:
+        values = [v for p in partitions for _, v in p.values]
+        known = sorted({v for v in values if v is not None})
+        parts = [f"`{columns[0]}` IN ({', '.join(map(_sql_literal, known))})"] if known else []
+        if None in values:
+            parts.append(f"`{columns[0]}` IS NULL")
+        return " OR ".join(parts)
+    return " OR ".join("(" + " AND ".join(term(k, v) for k, v in p.values) + ")" for p in partitions)
+
+
+@contextlib.contextmanager
+def text_partition_values(spark) -> Iterator[None]:
+    """Read partition values as the directory names spell them (``01`` stays ``01``), not as Spark
+    would guess their type; the session's own setting is restored afterwards."""
+    before = spark.conf.get(INFER_PARTITION_TYPES, None)
+    spark.conf.set(INFER_PARTITION_TYPES, "false")
+    try:
+        yield
+    finally:
+        if before is None:
+            spark.conf.unset(INFER_PARTITION_TYPES)
+        else:
+            spark.conf.set(INFER_PARTITION_TYPES, before)
+
+
+# --- tables --------------------------------------------------------------------------------------
+# Writing the vectors is most of the Spark JVM's work. parquet-mr tries a dictionary for every column
+# chunk and gives up only after filling it (~45% of the write time on the vectors, whose values hardly
+# repeat: JFR profile), and keeps min/max and level statistics of every float, which no reader can use.
+VECTOR_COLUMNS = ("embedding.list.element", "embedding")  # float32 list / float16 binary
+VECTOR_COLUMN_OPTIONS = ("parquet.enable.dictionary", "parquet.column.statistics.enabled",
+                         "parquet.size.statistics.enabled")
+
+
+@dataclass
+class Lake:
+    spark: object
+    root: str
+    format: str = "delta"  # "delta" | "parquet"
+
+    def path(self, table: str) -> str:
+        return f"{self.root.rstrip('/')}/{table}"
+
+    def has(self, table: str) -> bool:
+        if self.format == "delta":
+            return exists(self.spark, f"{self.path(table)}/_delta_log")
+        return exists(self.spark, self.path(table))
+
+    def read(self, table: str, columns: list[str] | None = None, partitions: list | None = None):
+        """The table (its ``partitions`` only, when given), or None when it holds no data yet."""
+        if not self.has(table):
+            return None
+        try:
+            with text_partition_values(self.spark):
+                reader = self.spark.read
+                df = reader.format("delta").load(self.path(table)) if self.format == "delta" \
+                    else reader.option("basePath", self.path(table)).parquet(self.path(table))
+        except Exception as e:
+            if self.format == "parquet" and "Unable to infer schema" in str(e):
+                return None  # a directory without a single data file
+            raise
+        if partitions is not None and columns:
+            df = df.where(partition_predicate(columns, partitions))
+        return df
+
+    def replace(self, table: str, df, columns: list[str], partitions: list, run_id: str) -> None:
+        """Make ``df`` the content of ``partitions`` (all of the table when unpartitioned) in one write.
+
+        Delta: one transaction (replaceWhere), run id in the commit's user metadata; a partition that
+        gets no rows is emptied by the same transaction. Parquet: dynamic partition overwrite, then the
+        directories of partitions that got no rows are removed.
+        """
+        if self.format == "delta":
+            self._replace_delta(table, df, columns, partitions, run_id)
+        else:
+            self._replace_parquet(table, df, columns, partitions)
+
+    def _replace_delta(self, table, df, columns, partitions, run_id) -> None:
+        writer = (df.write.format("delta").mode("overwrite")
+                  .option("userMetadata", json.dumps({"corpus_nlp_run_id": run_id}))
+                  .option("mergeSchema", "true"))  # a run that adds NER adds its (nullable) columns
+        if columns:
+            writer = writer.partitionBy(*columns).option("replaceWhere", partition_predicate(columns, partitions))
+        with delta_errors(self.path(table), run_id):
+            writer.save(self.path(table))
+
+    def _replace_parquet(self, table, df, columns, partitions) -> None:
+        # Remove the partitions first, then append: one pass over ``df`` (it may be the whole model run),
+        # and no partition keeps old rows because this run gave it none. A run that dies in between
+        # leaves the partitions empty, and the next incremental run redoes them.
+        writer = df.write
+        for column in VECTOR_COLUMNS:  # parquet-mr's per-column settings, via the writer's Hadoop conf
+            for option in VECTOR_COLUMN_OPTIONS:
+                writer = writer.option(f"{option}#{column}", "false")
+        if not columns:
+            writer.mode("overwrite").parquet(self.path(table))
+            return
+        for p in partitions:
+            delete_dir(self.spark, f"{self.path(table)}/{partition_dir(p.values)}")
+        writer.mode("append").partitionBy(*columns).parquet(self.path(table))
+
+    def delete_rows(self, table: str, condition: str, run_id: str) -> None:
+        """Delta only: remove rows (one transaction), e.g. a document's partial tokens after its row failed."""
+        from delta.tables import DeltaTable
+
+        with delta_errors(self.path(table), run_id):
+            DeltaTable.forPath(self.spark, self.path(table)).delete(condition)
+
+
+@contextlib.contextmanager
+def delta_errors(path: str, run_id: str) -> Iterator[None]:
+    """Delta's conflicts and schema refusals as one line each."""
+    try:
+        yield
+    except Exception as e:
+        name = type(e).__name__
+        text = str(e)
+        first = text.strip().splitlines()[0] if text.strip() else name
+        if "Concurrent" in name or "Concurrent" in first or "ProtocolChanged" in name or "MetadataChanged" in name:
+            raise LakeConflict(f"another run wrote {path} while run {run_id} was writing it ({first[:200]}); "
+                               "nothing of this run was committed there: run it again") from e
+        if "schema mismatch" in text.lower() or "DELTA_FAILED_TO_MERGE_FIELDS" in text or "Failed to merge" in text:
+            raise JobError(f"{path} holds columns of another type than this run writes ({first[:200]}): a setting "
+                           "that changes the table's schema (output.embedding_dtype) needs a new output path") from e
+        raise
+
+
+# --- run manifests and the lake's lease ----------------------------------------------------------
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def read_manifests(spark, root: str) -> list[dict]:
+    manifests = []
+    for text in read_texts(spark, f"{root.rstrip('/')}/{RUNS_DIR}", ".json"):
+        try:
+            manifests.append(json.loads(text))
+        except json.JSONDecodeError:  # cut short by a crash on a store without atomic rename
+            continue
+    return manifests
+
+
+@dataclass
+class RunManifest:
+    """``_runs/<run_id>.json``: running → committed | failed; a running one keeps a heartbeat.
+
+    A run whose heartbeat is older than ``lease_s`` died without saying so: the next run rewrites it
+    as ``abandoned``. A live one holds the lake: another run refuses to start (one line naming it).
+    """
+
+    spark: object
+    root: str
+    run_id: str
+    body: dict
+    lease_s: float = 120.0
+    heartbeat_s: float = 10.0
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    started: float = field(default_factory=time.time)
+
+    @property
+    def path(self) -> str:
+        return f"{self.root.rstrip('/')}/{RUNS_DIR}/{self.run_id}.json"
+
+    def save(self, status: str, **fields) -> None:
+        with self._lock:
+            self.body.update(status=status, duration_s=round(time.time() - self.started, 3),
+                             heartbeat_at=now_iso(), **fields)
+            write_text(self.spark, self.path, json.dumps(self.body, indent=2, ensure_ascii=False, default=str))
+
+    def start(self) -> None:
+        self.body.update(run_id=self.run_id, host=socket.gethostname(), pid=os.getpid(), lease_s=self.lease_s)
+        self.save("running")
+        threading.Thread(target=self._beat, daemon=True, name="corpus-nlp-heartbeat").start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.heartbeat_s):
+            try:
+                self.save(self.body["status"])
+            except Exception:  # a missed beat is harmless; the lease is many beats long
+                pass
+
+    def finish(self, status: str, **fields) -> None:
+        self._stop.set()
+        self.save(status, finished_at=now_iso(), **fields)
+
+
+def _age_s(manifest: dict) -> float:
+    stamp = manifest.get("heartbeat_at") or manifest.get("started_at")
+    try:
+        return time.time() - datetime.fromisoformat(stamp).timestamp()
+    except (TypeError, ValueError):
+        return float("inf")
+
+
+def take_lease(spark, own: RunManifest) -> list[str]:
+    """Claim the lake for ``own`` (already saved as running). Runs left ``running`` whose heartbeat
+    stopped are rewritten as ``abandoned`` (their ids are returned); a live one makes the later of
+    the two refuse, so two runs that start together do not both go on."""
+    abandoned = []
+    for m in read_manifests(spark, own.root):
+        if m.get("run_id") == own.run_id or m.get("status") != "running":
+            continue
+        lease = float(m.get("lease_s") or own.lease_s)
+        if _age_s(m) > lease:
+            m.update(status="abandoned", abandoned_seen_by=own.run_id,
+                     reason=f"no heartbeat for over {lease:.0f} s: the process died before it could say so")
+            write_text(spark, f"{own.root.rstrip('/')}/{RUNS_DIR}/{m['run_id']}.json",
+                       json.dumps(m, indent=2, ensure_ascii=False))
+            abandoned.append(m["run_id"])
+        elif (m.get("started_at", ""), m["run_id"]) < (own.body.get("started_at", ""), own.run_id):
+            raise RunInProgress(
+                f"run {m['run_id']} (host {m.get('host')}, pid {m.get('pid')}, started {m.get('started_at')}) is "
+                f"writing to {own.root}: wait for it to finish; if it died, it is marked abandoned "
+                f"{lease:.0f} s after its last heartbeat")
+    return abandoned
