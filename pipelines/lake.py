@@ -211,6 +211,7 @@ class Lake:
         gets no rows is emptied by the same transaction. Parquet: dynamic partition overwrite, then the
         directories of partitions that got no rows are removed.
         """
+        df = df.select(*[c for c in df.columns if c not in columns], *columns)  # partition columns last, as in Hive
         if self.format == "delta":
             self._replace_delta(table, df, columns, partitions, run_id)
         else:
@@ -334,6 +335,19 @@ def _age_s(manifest: dict) -> float:
         return float("inf")
 
 
+def _dead_here(manifest: dict) -> bool:
+    """A run of this host whose process no longer exists (no need to wait for its lease to run out)."""
+    if manifest.get("host") != socket.gethostname() or not isinstance(manifest.get("pid"), int):
+        return False
+    try:
+        os.kill(manifest["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
 def take_lease(spark, own: RunManifest) -> list[str]:
     """Claim the lake for ``own`` (already saved as running). Runs left ``running`` whose heartbeat
     stopped are rewritten as ``abandoned`` (their ids are returned); a live one makes the later of
@@ -343,9 +357,11 @@ def take_lease(spark, own: RunManifest) -> list[str]:
         if m.get("run_id") == own.run_id or m.get("status") != "running":
             continue
         lease = float(m.get("lease_s") or own.lease_s)
-        if _age_s(m) > lease:
+        dead = _dead_here(m)
+        if dead or _age_s(m) > lease:
             m.update(status="abandoned", abandoned_seen_by=own.run_id,
-                     reason=f"no heartbeat for over {lease:.0f} s: the process died before it could say so")
+                     reason=f"process {m.get('pid')} on {m.get('host')} is gone" if dead else
+                     f"no heartbeat for over {lease:.0f} s: the process died before it could say so")
             write_text(spark, f"{own.root.rstrip('/')}/{RUNS_DIR}/{m['run_id']}.json",
                        json.dumps(m, indent=2, ensure_ascii=False))
             abandoned.append(m["run_id"])

@@ -87,8 +87,12 @@ def get_spark(settings: SparkSettings | None = None, libraries: list[str] | None
         builder = SparkSession.builder.appName(settings.app_name)
     for key, value in _runtime_conf(settings).items():
         builder = builder.config(key, value)
-    if active is None and SparkContext._gateway is None:  # jars reach only a JVM still to be started
-        for key, value in library_conf(libraries or []).items():
+    if active is None and os.environ.get("PYSPARK_GATEWAY_PORT") is None and SparkContext._gateway is None:
+        # Jars reach only a JVM we start; under spark-submit they come from --jars (see README).
+        conf = library_conf(libraries or [])
+        if "spark.jars" in conf and settings.conf.get("spark.jars"):
+            conf["spark.jars"] += "," + settings.conf["spark.jars"]
+        for key, value in conf.items():
             builder = builder.config(key, value)
     if java_options:  # before the user's own Java options: on a repeated flag the JVM takes the last
         options = " ".join(filter(None, [*java_options, settings.conf.get("spark.driver.extraJavaOptions")]))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from lake_helpers import assert_same_table, job_config, write_corpus
+from lake_helpers import assert_same_table, job_config, write_corpus, read_table
 
 from pipelines.job import JobError, run_annotate
 from pipelines.session import EnvironmentProblem, check_java
@@ -41,7 +41,7 @@ def test_incremental_runs_annotate_only_new_or_changed_partitions(spark, tmp_pat
     assert [p["values"]["lang"] for p in fourth["input"]["annotated_partitions"]] == ["fr"]
     assert fourth["counts"]["input_rows"] == 2
 
-    tokens = spark.read.parquet(str(lake / "token_embeddings"))
+    tokens = read_table(spark, str(lake / "token_embeddings"))
     assert sorted({r.doc_id for r in tokens.collect()}) == ["de-1", "de-2", "es-1", "fr-1", "fr-2"]
 
     changed = job_config(lake, corpus, demo_bundle.path, incremental=True, stages__embeddings__pooling="mean")
@@ -67,8 +67,8 @@ def test_the_same_run_twice_gives_the_same_lake(spark, tmp_path, demo_bundle):
     run_annotate(job_config(tmp_path / "twice", corpus, demo_bundle.path), spark=spark)
     run_annotate(job_config(tmp_path / "twice", corpus, demo_bundle.path), spark=spark)
     assert_same_table(spark, tmp_path / "once" / "token_embeddings", tmp_path / "twice" / "token_embeddings")
-    once = spark.read.parquet(str(tmp_path / "once" / "quarantine")).drop("run_id")
-    twice = spark.read.parquet(str(tmp_path / "twice" / "quarantine")).drop("run_id")
+    once = read_table(spark, str(tmp_path / "once" / "quarantine")).drop("run_id")
+    twice = read_table(spark, str(tmp_path / "twice" / "quarantine")).drop("run_id")
     assert sorted(map(tuple, once.collect())) == sorted(map(tuple, twice.collect()))
 
 
@@ -83,9 +83,9 @@ def test_empty_text_can_be_kept_as_an_empty_document(spark, tmp_path, demo_bundl
 def test_duplicate_ids_quarantine_the_later_rows_or_fail(spark, tmp_path, demo_bundle):
     corpus = write_corpus(tmp_path / "corpus", {"de": [("x", "erste Fassung"), ("y", "anders"), ("x", "zweite")]})
     result = run_annotate(job_config(tmp_path / "lake", corpus, demo_bundle.path), spark=spark)
-    q = spark.read.parquet(result.tables["quarantine"]).collect()
+    q = read_table(spark, result.tables["quarantine"]).collect()
     assert [(r.doc_id, r.reason, r.text) for r in q] == [("x", "duplicate_id", "zweite")]
-    tokens = spark.read.parquet(result.tables["token_embeddings"]).where("doc_id = 'x'").orderBy("token_index")
+    tokens = read_table(spark, result.tables["token_embeddings"]).where("doc_id = 'x'").orderBy("token_index")
     assert [r.token for r in tokens.collect()] == ["erste", "Fassung"]
     with pytest.raises(JobError, match=r"duplicate doc_id values in the input \(e\.g\. \['x'\]\)"):
         run_annotate(job_config(tmp_path / "lake2", corpus, demo_bundle.path, policies__duplicate_id="fail"),
@@ -97,7 +97,7 @@ def test_too_long_documents_can_be_quarantined_with_their_length(spark, tmp_path
     result = run_annotate(job_config(tmp_path / "lake", corpus, demo_bundle.path, policies__max_chars=100,
                                      policies__too_long="quarantine", policies__quarantine_text_max_chars=20),
                           spark=spark)
-    q = spark.read.parquet(result.tables["quarantine"]).collect()
+    q = read_table(spark, result.tables["quarantine"]).collect()
     assert [(r.doc_id, r.reason, r.text_length, r.text) for r in q] == [("long", "too_long", 250, None)]
 
 

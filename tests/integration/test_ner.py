@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from chispa import assert_df_equality
 from click.testing import CliRunner
-from lake_helpers import job_config, write_corpus
+from lake_helpers import job_config, write_corpus, read_table
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.sql import functions as F
 
@@ -408,9 +408,9 @@ def test_job_writes_entities_that_match_the_original_text_and_the_stages(spark, 
                                                                           trained, annotated):
     result = run_annotate(_job(tmp_path, docs, demo_bundle.path, trained.path), spark=spark)
     texts = {d: t for d, t, _ in docs}
-    entities = spark.read.parquet(result.tables["entities"])
+    entities = read_table(spark, result.tables["entities"])
     assert entities.columns == ["doc_id", "sentence", "chunk_index", "begin", "end", "text", "entity", "confidence",
-                                "lang"]
+                                "run_id", "lang"]
     rows = entities.collect()
     assert len(rows) == result.manifest["counts"]["entities"] > 0
     for r in rows:
@@ -418,7 +418,7 @@ def test_job_writes_entities_that_match_the_original_text_and_the_stages(spark, 
     expected = sorted((r.doc_id, i, c.begin, c.end, c.result, c.metadata["entity"])
                       for r in annotated.collect() for i, c in enumerate(r.ner_chunk))
     assert sorted((r.doc_id, r.chunk_index, r.begin, r.end, r.text, r.entity) for r in rows) == expected
-    tokens = spark.read.parquet(result.tables["token_embeddings"])
+    tokens = read_table(spark, result.tables["token_embeddings"])
     assert tokens.where("ner is null").count() == 0
     assert result.manifest["ner"]["storage_ref"] == demo_bundle.manifest.storage_ref
 

@@ -1,0 +1,190 @@
+"""The lake tells the truth: odd partition layouts, state read from the lake, re-runs, conflicts, failures.
+
+Each test builds its corpus as real Parquet files the way other tools lay them out (pyarrow, Hive-style
+directories written by hand) and checks what the lake holds afterwards, read back through Delta.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from lake_helpers import job_config, read_table, write_corpus
+
+from pipelines.errors import JobError, RunInProgress
+from pipelines.job import run_annotate
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write_rows(path: Path, rows: list[tuple], text_type=pa.string()) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"doc_id": [r[0] for r in rows], "text": [r[1] for r in rows]},
+                            schema=pa.schema([("doc_id", pa.string()), ("text", text_type)])), path)
+
+
+def manifest(result) -> dict:
+    return json.loads(Path(result.manifest_path).read_text())
+
+
+def where_docs_are(spark, lake: Path) -> dict[str, set[str]]:
+    """doc id -> the tables that hold it."""
+    found: dict[str, set[str]] = {}
+    for table in ("token_embeddings", "quarantine"):
+        for r in read_table(spark, lake / table).select("doc_id").distinct().collect():
+            found.setdefault(r.doc_id, set()).add(table)
+    return found
+
+
+def test_zero_padded_partition_values_keep_their_spelling_and_incremental_state(spark, tmp_path, demo_bundle):
+    corpus = tmp_path / "corpus"
+    write_rows(corpus / "day=2024-01-05" / "hour=01" / "p.parquet", [("a", "Eins."), ("b", "Zwei.")])
+    write_rows(corpus / "day=2024-01-05" / "hour=10" / "p.parquet", [("c", "Zehn.")])
+    cfg = job_config(tmp_path / "lake", corpus, demo_bundle.path, incremental=True)
+    first = manifest(run_annotate(cfg, spark=spark))
+    assert first["status"] == "committed" and first["counts"]["annotated_rows"] == 3
+    tokens = read_table(spark, tmp_path / "lake" / "token_embeddings")
+    assert {(r.day, r.hour) for r in tokens.select("day", "hour").distinct().collect()} == {
+        ("2024-01-05", "01"), ("2024-01-05", "10")}
+    again = manifest(run_annotate(cfg, spark=spark))
+    assert again["input"]["skipped_as_done"] == 2 and again["input"]["annotated_partitions"] == []
+    write_rows(corpus / "day=2024-01-05" / "hour=01" / "q.parquet", [("d", "Neu.")])
+    only = manifest(run_annotate(job_config(tmp_path / "lake", corpus, demo_bundle.path, incremental=True,
+                                            partitions=["hour=01"]), spark=spark))
+    assert [p["values"] for p in only["input"]["annotated_partitions"]] == [{"day": "2024-01-05", "hour": "01"}]
+    assert set(where_docs_are(spark, tmp_path / "lake")) == {"a", "b", "c", "d"}
+
+
+def test_partition_values_spark_escapes_and_null_partitions(spark, tmp_path, demo_bundle):
+    corpus = tmp_path / "corpus"
+    write_rows(corpus / "src=a%3Ab" / "p.parquet", [("x1", "Colon source.")])  # Spark's spelling of "a:b"
+    write_rows(corpus / "src=__HIVE_DEFAULT_PARTITION__" / "p.parquet", [("n1", "No source."), ("n2", "Zwei.")])
+    cfg = job_config(tmp_path / "lake", corpus, demo_bundle.path, incremental=True)
+    first = manifest(run_annotate(cfg, spark=spark))
+    assert first["status"] == "committed" and first["counts"]["input_rows"] == 3 == first["counts"]["annotated_rows"]
+    tokens = read_table(spark, tmp_path / "lake" / "token_embeddings")
+    assert {r.src for r in tokens.select("src").distinct().collect()} == {"a:b", None}
+    # The null partition's rows change: n2 becomes empty text. It must move, not be in both tables.
+    write_rows(corpus / "src=__HIVE_DEFAULT_PARTITION__" / "p.parquet", [("n1", "No source."), ("n2", "")])
+    second = manifest(run_annotate(cfg, spark=spark))
+    assert [p["values"] for p in second["input"]["annotated_partitions"]] == [{"src": None}]
+    assert where_docs_are(spark, tmp_path / "lake") == {
+        "x1": {"token_embeddings"}, "n1": {"token_embeddings"}, "n2": {"quarantine"}}
+    assert manifest(run_annotate(cfg, spark=spark))["input"]["skipped_as_done"] == 2
+
+
+def test_flat_corpus_whose_rows_change_between_runs(spark, tmp_path, demo_bundle):
+    corpus = tmp_path / "corpus"
+    write_rows(corpus / "part-0.parquet", [("a", "Erste Fassung."), ("b", "Bleibt.")])
+    cfg = job_config(tmp_path / "lake", corpus, demo_bundle.path)
+    run_annotate(cfg, spark=spark)
+    write_rows(corpus / "part-0.parquet", [("a", None), ("c", "Neu.")])  # a emptied, b gone, c new
+    m = manifest(run_annotate(cfg, spark=spark))
+    assert m["status"] == "committed" and m["input"]["partition_columns"] == []
+    assert where_docs_are(spark, tmp_path / "lake") == {"a": {"quarantine"}, "c": {"token_embeddings"}}
+
+
+def test_incremental_state_is_what_the_lake_holds(spark, tmp_path, demo_bundle):
+    corpus = write_corpus(tmp_path / "corpus", {"de": [("de-1", "Der Hund.")], "fr": [("fr-1", "Le chien.")]})
+    lake = tmp_path / "lake"
+    mine = job_config(lake, corpus, demo_bundle.path, incremental=True)
+    run_annotate(mine, spark=spark)
+    # Another pipeline (mean pooling) overwrites lang=de: the next incremental run must redo it.
+    other = job_config(lake, corpus, demo_bundle.path, partitions=["lang=de"], stages__embeddings__pooling="mean")
+    run_annotate(other, spark=spark)
+    redo = manifest(run_annotate(mine, spark=spark))
+    assert [p["values"] for p in redo["input"]["annotated_partitions"]] == [{"lang": "de"}]
+    # A file rewritten in place under the same name (new content, new size and time) is redone too.
+    time.sleep(0.01)
+    write_corpus(corpus, {"fr": [("fr-1", "Le chien dort."), ("fr-2", "Un autre.")]})
+    rewritten = manifest(run_annotate(mine, spark=spark))
+    assert [p["values"] for p in rewritten["input"]["annotated_partitions"]] == [{"lang": "fr"}]
+    assert where_docs_are(spark, lake) == {"de-1": {"token_embeddings"}, "fr-1": {"token_embeddings"},
+                                           "fr-2": {"token_embeddings"}}
+    # Settings that do not change the output do not redo anything.
+    faster = job_config(lake, corpus, demo_bundle.path, incremental=True, stages__embeddings__batch_size=3,
+                        spark__arrow_batch_rows=7, stages__embeddings__max_tokens_per_chunk=100)
+    assert manifest(run_annotate(faster, spark=spark))["input"]["skipped_as_done"] == 2
+
+
+def test_a_setting_that_changes_the_schema_is_refused_in_one_line(spark, tmp_path, demo_bundle):
+    corpus = write_corpus(tmp_path / "corpus", {"de": [("de-1", "Der Hund.")]})
+    run_annotate(job_config(tmp_path / "lake", corpus, demo_bundle.path), spark=spark)
+    half = job_config(tmp_path / "lake", corpus, demo_bundle.path, output__embedding_dtype="float16")
+    with pytest.raises(JobError, match="holds columns of another type .* needs a new output path") as e:
+        run_annotate(half, spark=spark)
+    assert "\n" not in str(e.value)
+    failed = [json.loads(p.read_text()) for p in (tmp_path / "lake" / "_runs").glob("*.json")]
+    assert sorted(m["status"] for m in failed) == ["committed", "failed"]
+
+
+def test_plain_parquet_lake_keeps_working(spark, tmp_path, demo_bundle):
+    corpus = tmp_path / "corpus"
+    write_rows(corpus / "hour=01" / "p.parquet", [("a", "Eins."), ("b", "Zwei.")])
+    cfg = job_config(tmp_path / "lake", corpus, demo_bundle.path, output__format="parquet", incremental=True)
+    run_annotate(cfg, spark=spark)
+    write_rows(corpus / "hour=01" / "p.parquet", [("a", "Eins."), ("b", " ")])
+    m = manifest(run_annotate(cfg, spark=spark))
+    assert m["status"] == "committed" and not (tmp_path / "lake" / "token_embeddings" / "_delta_log").exists()
+    assert (tmp_path / "lake" / "token_embeddings" / "hour=01").is_dir()
+    assert where_docs_are(spark, tmp_path / "lake") == {"a": {"token_embeddings"}, "b": {"quarantine"}}
+
+
+def test_output_inside_the_input_is_refused_before_any_work(spark, tmp_path, demo_bundle):
+    corpus = write_corpus(tmp_path / "corpus", {"de": [("de-1", "Der Hund.")]})
+    with pytest.raises(JobError, match="lies inside the input path"):
+        run_annotate(job_config(corpus / "lake", corpus, demo_bundle.path), spark=spark)
+
+
+def test_corrupt_and_mismatched_input_files_fail_the_run_in_one_line(spark, tmp_path, demo_bundle):
+    corpus = write_corpus(tmp_path / "corpus", {"de": [("de-1", "Der Hund.")], "fr": [("fr-1", "Le chien.")]})
+    good = (corpus / "lang=fr" / "part-00000.parquet").read_bytes()
+    (corpus / "lang=fr" / "part-00001.parquet").write_bytes(good[: len(good) // 2])  # truncated copy
+    lake = tmp_path / "lake"
+    with pytest.raises(JobError, match=r"input file .*lang=fr/part-00001\.parquet is not a .*Parquet file") as e:
+        run_annotate(job_config(lake, corpus, demo_bundle.path), spark=spark)
+    assert "\n" not in str(e.value)
+    (corpus / "lang=fr" / "part-00001.parquet").unlink()
+    pq.write_table(pa.table({"doc_id": ["fr-9"], "text": [42]}), corpus / "lang=fr" / "part-00002.parquet")
+    with pytest.raises(JobError, match=r"part-00002\.parquet stores column 'text' with another type"):
+        run_annotate(job_config(lake, corpus, demo_bundle.path), spark=spark)
+    statuses = [json.loads(p.read_text()) for p in (lake / "_runs").glob("*.json")]
+    assert [m["status"] for m in statuses] == ["failed", "failed"]
+    assert all("\n" not in m["reason"] for m in statuses)
+
+
+def _start_cli_run(tmp_path: Path, cfg) -> subprocess.Popen:
+    config_file = tmp_path / "other.yaml"
+    config_file.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+    return subprocess.Popen([sys.executable, "-m", "pipelines.cli", "annotate", "--config", str(config_file),
+                             "--show", "0"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def test_a_second_run_on_a_busy_lake_refuses_in_one_line_naming_the_first(spark, tmp_path, demo_bundle):
+    corpus = write_corpus(tmp_path / "corpus", {"de": [(f"de-{i}", f"Satz {i}. Noch einer.") for i in range(200)]})
+    lake = tmp_path / "lake"
+    cfg = job_config(lake, corpus, demo_bundle.path, spark__master="local[1]")
+    other = _start_cli_run(tmp_path, cfg)
+    try:
+        running = None
+        while running is None and other.poll() is None:  # the other run's manifest appears once its JVM is up
+            found = [json.loads(p.read_text()) for p in (lake / "_runs").glob("*.json")] if (lake / "_runs").exists() \
+                else []
+            running = next((m for m in found if m.get("status") == "running"), None)
+            time.sleep(0.2)
+        assert running is not None, other.communicate()[1][-2000:]
+        with pytest.raises(RunInProgress, match=f"run {running['run_id']} .* is writing to"):
+            run_annotate(job_config(lake, corpus, demo_bundle.path, incremental=True), spark=spark)
+    finally:
+        out, err = other.communicate()
+    assert other.returncode == 0, err[-2000:]
+    statuses = sorted(json.loads(p.read_text())["status"] for p in (lake / "_runs").glob("*.json"))
+    assert statuses == ["committed", "failed"]
