@@ -34,7 +34,7 @@ result.manifest["counts"]
 
 # COMMAND ----------
 
-tokens = spark.read.parquet(result.tables["token_embeddings"])
+tokens = result.read(spark)  # the lake is Delta by default (output.format)
 display(tokens.limit(20))
 
 # COMMAND ----------

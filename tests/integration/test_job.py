@@ -156,7 +156,7 @@ def test_cli_and_spark_submit_give_the_same_lake(spark, tmp_path, corpus_dir, de
         [str(submit), "--master", "local[2]", "--conf", "spark.ui.enabled=false", *delta,
          str(ROOT / "jobs" / "annotate_corpus.py"),
          *args, "--output", str(tmp_path / "submit"), "--show", "0"],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env, capture_output=True, text=True,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     reference = read_table(spark, first_run.tables["token_embeddings"]).drop("run_id").orderBy("doc_id", "token_index")
