@@ -591,8 +591,9 @@ def _counts(plan: RunPlan, totals) -> dict:
 
     id_col = plan.config.input.id_col
     tokens = _written(plan, TOKEN_TABLE)
-    stats = tokens.agg(F.count(F.lit(1)).alias("n"), F.countDistinct(id_col, *plan.partition_cols).alias("docs")) \
-        .first() if tokens is not None else {"n": 0, "docs": 0}
+    document = F.struct(id_col, *plan.partition_cols)  # a struct, so that a null partition value still counts
+    stats = tokens.agg(F.count(F.lit(1)).alias("n"), F.countDistinct(document).alias("docs")).first() \
+        if tokens is not None else {"n": 0, "docs": 0}
     quarantine = _written(plan, QUARANTINE_TABLE)
     by_reason = {r["reason"]: r["count"] for r in quarantine.groupBy("reason").count().collect()} \
         if quarantine is not None else {}
@@ -647,9 +648,9 @@ def explain(e: BaseException) -> JobError | None:
             column = re.search(r"Column: \[([^\]]+)\]", text)
             detail = re.search(r"Expected: ([^,]+), Found: ([^\s,]+)", text)
             return JobError(message.format(
-                file=file.group(1) if file else "(unknown file)", where="the lake",
+                file=file.group(1).rstrip(".:;") if file else "(unknown file)", where="the lake",
                 column=f"column {column.group(1)!r}" if column else "a column",
-                detail=f"expected {detail.group(1)}, found {detail.group(2)}" if detail else "type differs"))
+                detail=f"expected {detail.group(1)}, found {detail.group(2).rstrip('.')}" if detail else "type differs"))
     if not _from_spark_or_system(e):
         return None
     first = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
