@@ -124,6 +124,7 @@ def scripts_in(texts) -> set[str]:
 # The README's deliberate differences that show in default-parameter runs, as text predicates.
 _SENTENCE_MARKERS = re.compile("[\uF050-\uF057╚╦╞╟╔╩╤╥]")
 _TOKEN_MARKERS = re.compile("[ↇↈ]")
+_CONTROL = re.compile("[\x00-\x08\x0E-\x1B]")
 
 
 def deliberate_difference(text: str, stage: str) -> str | None:
@@ -132,11 +133,33 @@ def deliberate_difference(text: str, stage: str) -> str | None:
 
     if stage in ("sentence", "token") and _SENTENCE_MARKERS.search(text):
         return "Spark NLP's sentence marker characters in the text"
+    if stage in ("sentence", "token") and _CONTROL.search(text):
+        return "control characters that String.trim removes"
     if stage == "token" and _TOKEN_MARKERS.search(text):
         return "Spark NLP's tokenizer marker characters in the text"
     if stage == "token" and _CJK_RE.search(text):
         return "one token per CJK ideograph"
     return None
+
+
+def splits_only_at_cjk(ours: list, theirs: list, text: str) -> bool:
+    """Our tokens are Spark NLP's, except that some are cut next to CJK ideographs (and nothing else)."""
+    from pipelines.text.tokens import is_cjk
+
+    mine = iter(ours)
+    for result, begin, end, meta in theirs:
+        parts, covered = [], begin
+        while covered <= end:
+            t = next(mine, None)
+            if t is None or t[1] != covered or t[2] > end or t[3] != meta:
+                return False
+            parts.append(t)
+            covered = t[2] + 1
+        if "".join(p[0] for p in parts) != result:
+            return False
+        if any(not (is_cjk(text[p[1]]) or is_cjk(text[p[1] - 1])) for p in parts[1:]):
+            return False
+    return next(mine, None) is None
 
 
 # ------------------------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ Where this differs from the jar, on purpose (README, "Differences from Spark NLP
   segmented as if each were an ordinary symbol; Spark NLP turns them into periods or breaks, and the
   sentence it then cannot find again gets ``begin = -1``.
 - Offsets are always right: after ``splitLength`` pieces, Spark NLP assumes one space between pieces.
+- A control character that is not whitespace (BEL, ESC) at a sentence's edge stays in the sentence;
+  Spark NLP's ``String.trim`` removes it.
 """
 
 from __future__ import annotations
@@ -194,7 +196,7 @@ class PragmaticRules:
     def sentences(self, text: str) -> list[tuple[int, str]]:
         """(start, content) of each sentence, as ``PragmaticSentenceExtractor.pull`` finds them.
 
-        ``content`` is Java-trimmed (characters <= U+0020 stripped); an empty content is kept, as in
+        ``content`` is trimmed as Java's ``String.trim`` does (whitespace <= U+0020 stripped; U+00A0 kept); an empty content is kept, as in
         Spark NLP, where the annotator filters it out later.
         """
         source = _MARKERS.sub(lambda m: _STAND_IN[m.group(0) >= "\uF050"], text)
@@ -204,7 +206,7 @@ class PragmaticRules:
         for piece in pieces:
             if not piece:
                 continue
-            content = _java_trim(_RECOVERY_RE.sub(lambda m: _RECOVERY[m.group(0)], piece.replace(BREAK, "")))
+            content = _trim(_RECOVERY_RE.sub(lambda m: _RECOVERY[m.group(0)], piece.replace(BREAK, "")))
             start = source.find(content, last)
             if start < 0:  # cannot happen once markers are stood in for; never lose the document over it
                 continue
@@ -213,12 +215,17 @@ class PragmaticRules:
         return out
 
 
-def _java_trim(s: str) -> str:
-    """``String.trim``: strips code points <= U+0020 (not Unicode spaces such as U+00A0 or U+3000)."""
+def _trimmed(ch: str) -> bool:
+    """What ``String.trim`` strips (code points <= U+0020), except control characters that are not
+    whitespace (BEL, ESC, ...): Spark NLP loses those at a sentence's edge, we keep them."""
+    return ch <= " " and ch.isspace()
+
+
+def _trim(s: str) -> str:
     start, stop = 0, len(s)
-    while start < stop and s[start] <= " ":
+    while start < stop and _trimmed(s[start]):
         start += 1
-    while stop > start and s[stop - 1] <= " ":
+    while stop > start and _trimmed(s[stop - 1]):
         stop -= 1
     return s[start:stop]
 

@@ -85,9 +85,10 @@ class TokenizerRules:
     @cached_property
     def _rules(self) -> list[regex.Pattern]:
         ctx = regex.escape("".join(self.context_chars))
-        prefix = self.prefix_pattern or f"\\A([{ctx}]*)"
-        suffix = self.suffix_pattern or f"([{ctx}]*)\\z"
-        infixes = self.infix_patterns or (f"([^{ctx}](?:.*[^{ctx}])*)",)
+        # no context characters: Spark NLP's "[]" would not compile; we read it as "nothing to split off"
+        prefix = self.prefix_pattern or (f"\\A([{ctx}]*)" if ctx else "\\A()")
+        suffix = self.suffix_pattern or (f"([{ctx}]*)\\z" if ctx else "()\\z")
+        infixes = self.infix_patterns or ((f"([^{ctx}](?:.*[^{ctx}])*)" if ctx else "(.+)"),)
         return [compile_java(prefix + infix + suffix) for infix in infixes]
 
     @cached_property
