@@ -8,7 +8,7 @@ The stages live in :mod:`pipelines.stages` and mirror Spark NLP's Python classes
 
 __version__ = "0.1.0"
 
-_STAGES = {"DocumentAssembler", "SentenceDetector", "Tokenizer", "BertEmbeddings"}
+_STAGES = {"DocumentAssembler", "SentenceDetector", "MultilingualSentenceDetector", "Tokenizer", "BertEmbeddings"}
 _NER_STAGES = {"NerDLModel", "NerConverter"}
 
 

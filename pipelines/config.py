@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipelines.errors import CorpusNlpError
 
@@ -92,12 +92,24 @@ class ModelSettings(_Strict):
 
 
 class SentenceDetectorSettings(_Strict):
-    language: str = "xx"
-    custom_bounds: list[str] = Field(default_factory=list)
+    kind: Literal["multilingual", "pragmatic"] = Field(
+        "multilingual", description="multilingual: sentencex's rules for ~300 languages (MultilingualSentenceDetector); "
+        "pragmatic: Spark NLP's SentenceDetector rules, sentence for sentence (they find no boundary in 。 । ؟ text)")
+    language: str = Field("xx", description="multilingual: rules' language when the row has none")
+    use_abbreviations: bool = Field(True, description="pragmatic: Spark NLP's abbreviation lists")
+    detect_lists: bool = Field(True, description="pragmatic: break before list items")
+    custom_bounds: list[str] = Field(default_factory=list, description="pragmatic: Java regexes that end a sentence")
+    custom_bounds_strategy: Literal["none", "prepend", "append"] = "none"
     use_custom_bounds_only: bool = False
     min_length: int = Field(0, ge=0)
     max_length: int = Field(99999, ge=1)
     split_length: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _pragmatic_only(self):
+        if self.kind == "multilingual" and (self.custom_bounds or self.use_custom_bounds_only):
+            raise ValueError("custom_bounds and use_custom_bounds_only need kind: pragmatic")
+        return self
 
 
 class TokenizerSettings(_Strict):
@@ -106,6 +118,7 @@ class TokenizerSettings(_Strict):
     exceptions: list[str] = Field(default_factory=list)
     case_sensitive_exceptions: bool = True
     split_chars: list[str] = Field(default_factory=list)
+    split_pattern: str | None = Field(None, description="Java regex splitting tokens inside; may be zero-width")
     min_length: int = Field(0, ge=0)
     max_length: int = Field(99999, ge=1)
 

@@ -160,21 +160,28 @@ def partition_columns(files: list[str], root: str, columns: list[str]) -> list[s
 # --- pipeline ------------------------------------------------------------------------------------
 def build_stages(config: JobConfig, bundle: str, columns: list[str], ner_dir: str | None = None):
     """The native stages; with ``ner_dir``, NerDLModel and NerConverter after the embeddings."""
-    from pipelines.stages import BertEmbeddings, DocumentAssembler, SentenceDetector, Tokenizer
+    from pipelines.stages import (BertEmbeddings, DocumentAssembler, MultilingualSentenceDetector,
+                                  SentenceDetector, Tokenizer)
 
     s = config.stages
     sd = s.sentence_detector
-    detector = (SentenceDetector(language=sd.language).setCustomBounds(sd.custom_bounds)
-                .setUseCustomBoundsOnly(sd.use_custom_bounds_only).setMinLength(sd.min_length)
-                .setMaxLength(sd.max_length))
+    if sd.kind == "pragmatic":
+        detector = SentenceDetector(
+            useAbbreviations=sd.use_abbreviations, detectLists=sd.detect_lists, customBounds=sd.custom_bounds,
+            useCustomBoundsOnly=sd.use_custom_bounds_only, customBoundsStrategy=sd.custom_bounds_strategy)
+    else:
+        detector = MultilingualSentenceDetector(language=sd.language)
+        if config.input.language_col and config.input.language_col in columns:
+            detector.setLanguageCol(config.input.language_col)
+    detector.setInputCols(["document"]).setOutputCol("sentence").setMinLength(sd.min_length).setMaxLength(sd.max_length)
     if sd.split_length:
         detector.setSplitLength(sd.split_length)
-    if config.input.language_col and config.input.language_col in columns:
-        detector.setLanguageCol(config.input.language_col)
     tk = s.tokenizer
-    tokenizer = (Tokenizer().setTargetPattern(tk.target_pattern).setExceptions(tk.exceptions)
-                 .setCaseSensitiveExceptions(tk.case_sensitive_exceptions).setSplitChars(tk.split_chars)
-                 .setMinLength(tk.min_length).setMaxLength(tk.max_length))
+    tokenizer = (Tokenizer().setInputCols(["sentence"]).setOutputCol("token").setTargetPattern(tk.target_pattern)
+                 .setExceptions(tk.exceptions).setCaseSensitiveExceptions(tk.case_sensitive_exceptions)
+                 .setSplitChars(tk.split_chars).setMinLength(tk.min_length).setMaxLength(tk.max_length))
+    if tk.split_pattern:
+        tokenizer.setSplitPattern(tk.split_pattern)
     if tk.context_chars is not None:
         tokenizer.setContextChars(tk.context_chars)
     embeddings = BertEmbeddings(

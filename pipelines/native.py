@@ -18,7 +18,8 @@ import pyarrow as pa
 
 from pipelines import annotation as A
 from pipelines.annotation import Ann
-from pipelines.text.sentences import Span, split_sentences
+from pipelines.text.pragmatic import PragmaticRules
+from pipelines.text.sentences import Span, multilingual_sentences, pragmatic_sentences
 from pipelines.text.tokens import TokenizerRules
 
 Batch = dict[str, list]  # column name -> one value per row (str for text, list[Ann] for annotations)
@@ -33,16 +34,59 @@ class AssembleStep:
     input_col: str
     output_col: str
     cleanup_mode: str = "disabled"
+    id_col: str | None = None
+    metadata_col: str | None = None
+
+    def inputs(self) -> list[str]:
+        return [self.input_col] + [c for c in (self.id_col, self.metadata_col) if c]
+
+    def apply(self, batch: Batch) -> list[list[Ann]]:
+        texts = batch[self.input_col]
+        ids = batch[self.id_col] if self.id_col else [None] * len(texts)
+        extras = batch[self.metadata_col] if self.metadata_col else [None] * len(texts)
+        return [[Ann(A.DOCUMENT, 0, len(t or "") - 1, t or "", self._metadata(i, m))]
+                for t, i, m in zip(texts, ids, extras)]
+
+    def _metadata(self, doc_id, extra) -> dict[str, str]:
+        """Spark NLP's order: the metadata column's entries, then ``id``, then ``sentence`` (which win)."""
+        meta = dict(extra or {}) if self.metadata_col else {}  # Arrow gives a map as a list of pairs
+        if self.id_col:
+            meta["id"] = None if doc_id is None else str(doc_id)
+        meta["sentence"] = "0"
+        return meta
+
+
+def _sentence_annotations(docs: list[Ann], split) -> list[Ann]:
+    """One ``document`` annotation per sentence of each input annotation, numbered in order."""
+    row: list[Ann] = []
+    for doc in docs:
+        for span in split(doc.result):
+            row.append(Ann(A.DOCUMENT, doc.begin + span.begin, doc.begin + span.end, span.text(doc.result),
+                           {"sentence": str(len(row))}))
+    return row
+
+
+@dataclass(frozen=True)
+class SentenceStep:
+    """Spark NLP's SentenceDetector rules."""
+
+    input_col: str
+    output_col: str
+    rules: PragmaticRules
+    options: dict = field(default_factory=dict, hash=False)
 
     def inputs(self) -> list[str]:
         return [self.input_col]
 
     def apply(self, batch: Batch) -> list[list[Ann]]:
-        return [[Ann(A.DOCUMENT, 0, len(t or "") - 1, t or "", {"sentence": "0"})] for t in batch[self.input_col]]
+        split = lambda text: pragmatic_sentences(text, self.rules, **self.options)  # noqa: E731
+        return [_sentence_annotations(docs, split) for docs in batch[self.input_col]]
 
 
 @dataclass(frozen=True)
-class SentenceStep:
+class MultilingualSentenceStep:
+    """sentencex's rules for the row's language."""
+
     input_col: str
     output_col: str
     language: str
@@ -54,17 +98,11 @@ class SentenceStep:
 
     def apply(self, batch: Batch) -> list[list[Ann]]:
         languages = batch[self.language_col] if self.language_col else [self.language] * len(batch[self.input_col])
-        out = []
-        for docs, lang in zip(batch[self.input_col], languages):
-            row: list[Ann] = []
-            for doc in docs:
-                for span in split_sentences(doc.result, lang or self.language, **self.options):
-                    row.append(
-                        Ann(A.DOCUMENT, doc.begin + span.begin, doc.begin + span.end, span.text(doc.result),
-                            {"sentence": str(len(row))})
-                    )
-            out.append(row)
-        return out
+        return [
+            _sentence_annotations(docs, lambda text, lang=lang: multilingual_sentences(
+                text, lang or self.language, **self.options))
+            for docs, lang in zip(batch[self.input_col], languages)
+        ]
 
 
 @dataclass(frozen=True)

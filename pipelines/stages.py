@@ -24,6 +24,7 @@ from pyspark.sql.types import StructField, StructType
 
 from pipelines import annotation as A
 from pipelines import native
+from pipelines.text import pragmatic
 from pipelines.text.sentences import DEFAULT_LANGUAGE
 from pipelines.text.tokens import DEFAULT_CONTEXT_CHARS, TokenizerRules
 
@@ -82,7 +83,7 @@ class _NativeStage(Transformer, DefaultParamsReadable, DefaultParamsWritable):
 def run_native_stages(base: DataFrame, stages: list[_NativeStage]) -> DataFrame:
     """One mapInArrow pass over ``base`` that adds each stage's output column."""
     steps = [s._step() for s in stages]
-    _check_inputs(base, steps)
+    _check_inputs(base, steps, stages)
     fields = list(base.schema.fields) + [StructField(s.output_col, A.spark_type(), True) for s in steps]
     out = base.mapInArrow(lambda batches: native.annotate_batches(batches, steps), StructType(fields))
     new_cols = {s.getOutputCol(): s._column_metadata() for s in stages}
@@ -91,44 +92,140 @@ def run_native_stages(base: DataFrame, stages: list[_NativeStage]) -> DataFrame:
     )
 
 
-def _check_inputs(base: DataFrame, steps) -> None:
+def _check_inputs(base: DataFrame, steps, stages=None) -> None:
+    """Every input column exists; with ``stages``, each holds the annotator type the stage reads."""
     available = list(base.columns)
-    for step in steps:
-        for name in step.inputs():
+    types = {f.name: f.metadata.get("annotatorType") for f in base.schema.fields}
+    for i, step in enumerate(steps):
+        stage = stages[i] if stages is not None else None
+        name_of = type(stage).__name__ if stage is not None else type(step).__name__.replace("Step", "")
+        expected = getattr(stage, "input_annotator_types", None) if stage is not None else None
+        for j, name in enumerate(step.inputs()):
             if name not in available:
                 raise ValueError(
-                    f"{type(step).__name__.replace('Step', '')}: input column {name!r} not found; "
-                    f"columns available at this point: {available}"
+                    f"{name_of}: input column {name!r} not found; columns available at this point: {available}"
+                )
+            if expected is not None and j < len(expected) and types.get(name) not in (None, expected[j]):
+                raise ValueError(
+                    f"{name_of}: input column {name!r} holds {types[name]!r} annotations; expected annotator "
+                    f"types {list(expected)} (columns {step.inputs()[:len(expected)]})"
                 )
         available.append(step.output_col)
+        if stage is not None:
+            types[step.output_col] = stage.annotator_type
+
+
+# ------------------------------------------------------------------------------------------------
+# Shared params, as pyspark.ml.param.shared does: one definition, used by every stage that has it.
+class HasInputCols(Params):
+    """``inputCols`` checked against the annotator types the stage reads (``input_annotator_types``)."""
+
+    inputCols = _param("inputCols", "annotation columns this stage reads", TypeConverters.toListString)
+    input_annotator_types: tuple[str, ...] | None = None
+
+    def setInputCols(self, *value):
+        """Columns to read, one per entry of ``input_annotator_types`` (a list or separate arguments)."""
+        cols = list(value[0]) if len(value) == 1 and isinstance(value[0], (list, tuple)) else list(value)
+        expected = self.input_annotator_types
+        if expected is not None and len(cols) != len(expected):
+            raise TypeError(f"setInputCols in {type(self).__name__} expecting {len(expected)} column(s) of "
+                             f"annotator type(s) {list(expected)}; got {len(cols)}: {cols}")
+        return self._set(inputCols=cols)
+
+    def getInputCols(self) -> list[str]:
+        if not self.isDefined(self.inputCols):
+            raise ValueError(f"{type(self).__name__}: inputCols not set; set them with setInputCols(...), one "
+                             f"column per annotator type {list(self.input_annotator_types or [])}")
+        return self.getOrDefault(self.inputCols)
+
+
+_HasInputCols = HasInputCols  # the name the NER stages import
+
+
+class HasModelPath(Params):
+    modelPath = _param("modelPath", "model directory", TypeConverters.toString)
+
+    def setModelPath(self, value: str):
+        return self._set(modelPath=value)
+
+    def getModelPath(self) -> str:
+        return self.getOrDefault(self.modelPath)
+
+
+class HasBatchSize(Params):
+    batchSize = _param("batchSize", "items per model call, at most", TypeConverters.toInt)
+
+    def setBatchSize(self, value: int):
+        return self._set(batchSize=value)
+
+    def getBatchSize(self) -> int:
+        return self.getOrDefault(self.batchSize)
+
+
+class HasStorageRef(Params):
+    storageRef = _param("storageRef", "which model produced the vectors", TypeConverters.toString)
+
+
+class HasIntraOpThreads(Params):
+    intraOpThreads = _param("intraOpThreads", "ONNX Runtime threads per task; 0 = spark.task.cpus",
+                            TypeConverters.toInt)
+
+    def setIntraOpThreads(self, value: int):
+        return self._set(intraOpThreads=value)
+
+
+class HasMinMaxLength(Params):
+    minLength = _param("minLength", "minimum length", TypeConverters.toInt)
+    maxLength = _param("maxLength", "maximum length", TypeConverters.toInt)
+
+    def setMinLength(self, value: int):
+        if value < 0:
+            raise ValueError("minLength must be greater equal than 0")
+        return self._set(minLength=value)
+
+    def setMaxLength(self, value: int):
+        if value < self.getOrDefault(self.minLength):
+            raise ValueError("maxLength must be greater equal than minLength")
+        return self._set(maxLength=value)
+
+    def getMinLength(self) -> int:
+        return self.getOrDefault(self.minLength)
+
+    def getMaxLength(self) -> int:
+        return self.getOrDefault(self.maxLength)
 
 
 # ------------------------------------------------------------------------------------------------
 class DocumentAssembler(_NativeStage):
-    """Raw text column -> ``document`` annotation (null/empty text -> one empty document)."""
+    """Raw text column -> ``document`` annotation (null/empty text -> one empty document).
+
+    Metadata as Spark NLP's: ``sentence: "0"``, plus ``id`` (the ``idCol`` value) and the ``metadataCol``
+    map's entries when those are set.
+    """
 
     inputCol = _param("inputCol", "text column", TypeConverters.toString)
-    idCol = _param("idCol", "optional id column (kept for Spark NLP compatibility)", TypeConverters.toString)
-    metadataCol = _param("metadataCol", "optional map column (Spark NLP compatibility)", TypeConverters.toString)
+    idCol = _param("idCol", "column whose value becomes the document's 'id' metadata", TypeConverters.toString)
+    metadataCol = _param("metadataCol", "map<string,string> column merged into the document's metadata",
+                         TypeConverters.toString)
     cleanupMode = _param("cleanupMode", "text cleanup; only 'disabled' keeps offsets into the original text",
                          TypeConverters.toString)
 
     @keyword_only
-    def __init__(self, *, inputCol=None, outputCol=None, cleanupMode=None):
+    def __init__(self, *, inputCol=None, outputCol=None, idCol=None, metadataCol=None, cleanupMode=None):
         super().__init__()
         self._setDefault(inputCol="text", outputCol="document", cleanupMode="disabled")
         self._set_init(self._input_kwargs)
 
-    def setInputCol(self, value):
+    def setInputCol(self, value: str):
         return self._set(inputCol=value)
 
-    def setIdCol(self, value):
+    def setIdCol(self, value: str):
         return self._set(idCol=value)
 
-    def setMetadataCol(self, value):
+    def setMetadataCol(self, value: str):
         return self._set(metadataCol=value)
 
-    def setCleanupMode(self, value):
+    def setCleanupMode(self, value: str):
         return self._set(cleanupMode=value)
 
     def _step(self):
@@ -138,163 +235,202 @@ class DocumentAssembler(_NativeStage):
                 f"DocumentAssembler cleanupMode={mode!r} is not supported by the native engine: it rewrites "
                 "the text, and our offsets always point into the original text. Use 'disabled'."
             )
-        return native.AssembleStep(self.getOrDefault(self.inputCol), self.getOutputCol(), mode)
+        optional = lambda p: self.getOrDefault(p) if self.isDefined(p) else None  # noqa: E731
+        return native.AssembleStep(self.getOrDefault(self.inputCol), self.getOutputCol(), mode,
+                                   optional(self.idCol), optional(self.metadataCol))
 
 
-class _HasInputCols(Params):
-    inputCols = _param("inputCols", "annotation columns this stage reads", TypeConverters.toListString)
-
-    def setInputCols(self, *value):
-        cols = list(value[0]) if len(value) == 1 and isinstance(value[0], (list, tuple)) else list(value)
-        return self._set(inputCols=cols)
-
-    def getInputCols(self) -> list[str]:
-        return self.getOrDefault(self.inputCols)
-
-
-class SentenceDetector(_NativeStage, _HasInputCols):
-    """Rule-based sentence boundaries (sentencex); sentences are ``document`` annotations."""
-
-    useAbbreviations = _param("useAbbreviations", "abbreviation-aware rules (always on)", TypeConverters.toBoolean)
-    detectLists = _param("detectLists", "list-item aware rules (always on)", TypeConverters.toBoolean)
-    customBounds = _param("customBounds", "extra strings that end a sentence", TypeConverters.toListString)
-    useCustomBoundsOnly = _param("useCustomBoundsOnly", "split only at customBounds", TypeConverters.toBoolean)
+class _SentenceParams(HasInputCols, HasMinMaxLength):
+    input_annotator_types = (A.DOCUMENT,)
     explodeSentences = _param("explodeSentences", "one row per sentence (not supported)", TypeConverters.toBoolean)
-    minLength = _param("minLength", "shorter sentences merge into the next", TypeConverters.toInt)
-    maxLength = _param("maxLength", "longer sentences are cut at whitespace", TypeConverters.toInt)
-    splitLength = _param("splitLength", "force a cut at whitespace past this length", TypeConverters.toInt)
+    splitLength = _param("splitLength", "pack words into pieces of at most this length (a word is never cut)",
+                         TypeConverters.toInt)
+
+    def setExplodeSentences(self, value: bool):
+        return self._set(explodeSentences=value)
+
+    def setSplitLength(self, value: int):
+        return self._set(splitLength=value)
+
+    def _check_explode(self):
+        if self.getOrDefault(self.explodeSentences):
+            raise ValueError(f"{type(self).__name__} explodeSentences=True is not supported by the native engine; "
+                             "explode the sentence column with pyspark.sql.functions.explode instead.")
+
+    def _length_options(self) -> dict:
+        g = self.getOrDefault
+        return {"min_length": g(self.minLength), "max_length": g(self.maxLength),
+                "split_length": g(self.splitLength) if self.isDefined(self.splitLength) else None}
+
+
+class SentenceDetector(_NativeStage, _SentenceParams):
+    """Spark NLP's rule-based SentenceDetector (the pragmatic rules), sentence by sentence the same.
+
+    Sentences are ``document`` annotations with ``sentence: "<index>"`` metadata. For text in scripts
+    those rules do not know (。, ।, ؟ ...), use :class:`MultilingualSentenceDetector`.
+    """
+
+    useAbbreviations = _param("useAbbreviations", "protect the periods of Spark NLP's abbreviation lists",
+                              TypeConverters.toBoolean)
+    detectLists = _param("detectLists", "break before list items (1. 2. / (a) (b))", TypeConverters.toBoolean)
+    customBounds = _param("customBounds", "regular expressions (Java syntax) that end a sentence",
+                          TypeConverters.toListString)
+    useCustomBoundsOnly = _param("useCustomBoundsOnly", "split only at customBounds", TypeConverters.toBoolean)
+    customBoundsStrategy = _param("customBoundsStrategy", "none (drop the matched bound), prepend or append "
+                                  "(keep it at the start of the next / end of this sentence)",
+                                  TypeConverters.toString)
+
+    @keyword_only
+    def __init__(self, *, inputCols=None, outputCol=None, useAbbreviations=None, detectLists=None,
+                 customBounds=None, useCustomBoundsOnly=None, customBoundsStrategy=None, splitLength=None,
+                 minLength=None, maxLength=None):
+        super().__init__()
+        self._setDefault(
+            outputCol="sentence", useAbbreviations=True, detectLists=True, customBounds=[],
+            useCustomBoundsOnly=False, customBoundsStrategy="none", explodeSentences=False, minLength=0,
+            maxLength=99999,
+        )
+        self._set_init(self._input_kwargs)
+
+    def setCustomBounds(self, value: list[str]):
+        return self._set(customBounds=list(value))
+
+    def setUseCustomBoundsOnly(self, value: bool):
+        return self._set(useCustomBoundsOnly=value)
+
+    def setCustomBoundsStrategy(self, value: str):
+        if value not in pragmatic.CUSTOM_BOUNDS_STRATEGIES:
+            raise ValueError(f"{value} is not a valid strategy for custom bounds. "
+                             f"Possible Values: ({', '.join(pragmatic.CUSTOM_BOUNDS_STRATEGIES)}).")
+        return self._set(customBoundsStrategy=value)
+
+    def setUseAbbreviations(self, value: bool):
+        return self._set(useAbbreviations=value)
+
+    def setDetectLists(self, value: bool):
+        return self._set(detectLists=value)
+
+    def rules(self) -> pragmatic.PragmaticRules:
+        g = self.getOrDefault
+        return pragmatic.PragmaticRules(
+            use_abbreviations=g(self.useAbbreviations), detect_lists=g(self.detectLists),
+            custom_bounds=tuple(g(self.customBounds)), use_custom_bounds_only=g(self.useCustomBoundsOnly),
+            custom_bounds_strategy=g(self.customBoundsStrategy),
+        )
+
+    def _step(self):
+        self._check_explode()
+        return native.SentenceStep(self.getInputCols()[0], self.getOutputCol(), self.rules(), self._length_options())
+
+
+class MultilingualSentenceDetector(_NativeStage, _SentenceParams):
+    """Rule-based sentence boundaries for ~300 languages (sentencex): 。！？ । ؟ and the like.
+
+    Not a Spark NLP annotator: the same output schema as SentenceDetector, other rules. ``language``
+    (ISO 639-1, 'xx' for generic rules) or a per-row ``languageCol`` picks the rule set.
+    """
+
     language = _param("language", "segmentation rules' language (ISO 639-1; 'xx' generic)", TypeConverters.toString)
     languageCol = _param("languageCol", "column holding each row's language code", TypeConverters.toString)
 
     @keyword_only
-    def __init__(self, *, inputCols=None, outputCol=None, language=None, languageCol=None):
+    def __init__(self, *, inputCols=None, outputCol=None, language=None, languageCol=None, splitLength=None,
+                 minLength=None, maxLength=None):
         super().__init__()
-        self._setDefault(
-            inputCols=["document"], outputCol="sentence", useAbbreviations=True, detectLists=True,
-            customBounds=[], useCustomBoundsOnly=False, explodeSentences=False, minLength=0,
-            maxLength=99999, language=DEFAULT_LANGUAGE,
-        )
+        self._setDefault(outputCol="sentence", explodeSentences=False, minLength=0, maxLength=99999,
+                         language=DEFAULT_LANGUAGE)
         self._set_init(self._input_kwargs)
 
-    def setCustomBounds(self, value):
-        return self._set(customBounds=value)
-
-    def setUseCustomBoundsOnly(self, value):
-        return self._set(useCustomBoundsOnly=value)
-
-    def setUseAbbreviations(self, value):
-        return self._set(useAbbreviations=value)
-
-    def setDetectLists(self, value):
-        return self._set(detectLists=value)
-
-    def setExplodeSentences(self, value):
-        return self._set(explodeSentences=value)
-
-    def setMinLength(self, value):
-        return self._set(minLength=value)
-
-    def setMaxLength(self, value):
-        return self._set(maxLength=value)
-
-    def setSplitLength(self, value):
-        return self._set(splitLength=value)
-
-    def setLanguage(self, value):
+    def setLanguage(self, value: str):
         return self._set(language=value)
 
-    def setLanguageCol(self, value):
+    def setLanguageCol(self, value: str):
         return self._set(languageCol=value)
 
     def _step(self):
-        if self.getOrDefault(self.explodeSentences):
-            raise ValueError("SentenceDetector explodeSentences=True is not supported by the native engine; "
-                             "explode the sentence column with pyspark.sql.functions.explode instead.")
+        self._check_explode()
         g = self.getOrDefault
-        return native.SentenceStep(
+        return native.MultilingualSentenceStep(
             self.getInputCols()[0], self.getOutputCol(), g(self.language),
-            g(self.languageCol) if self.isDefined(self.languageCol) else None,
-            {
-                "min_length": g(self.minLength),
-                "max_length": g(self.maxLength),
-                "split_length": g(self.splitLength) if self.isDefined(self.splitLength) else None,
-                "custom_bounds": tuple(g(self.customBounds)),
-                "use_custom_bounds_only": g(self.useCustomBoundsOnly),
-            },
+            g(self.languageCol) if self.isDefined(self.languageCol) else None, self._length_options(),
         )
 
 
-class Tokenizer(_NativeStage, _HasInputCols):
-    """Spark NLP's rule-based tokenizer, plus one token per CJK ideograph; never drops a character."""
+class Tokenizer(_NativeStage, HasInputCols, HasMinMaxLength):
+    """Spark NLP's rule-based Tokenizer, plus one token per CJK ideograph; never drops a character.
+
+    Patterns (targetPattern, infixPatterns, prefixPattern, suffixPattern, splitPattern, exceptions) are
+    Java regular expressions, as in Spark NLP; what cannot be carried over raises a clear error.
+    """
 
     annotator_type = A.TOKEN
+    input_annotator_types = (A.DOCUMENT,)
     targetPattern = _param("targetPattern", "regex of token candidates", TypeConverters.toString)
     contextChars = _param("contextChars", "characters split off the start and end of candidates",
                           TypeConverters.toListString)
     prefixPattern = _param("prefixPattern", r"regex starting with \A; overrides contextChars", TypeConverters.toString)
     suffixPattern = _param("suffixPattern", r"regex ending with \z; overrides contextChars", TypeConverters.toString)
     infixPatterns = _param("infixPatterns", "regexes with groups, one token per group", TypeConverters.toListString)
-    exceptions = _param("exceptions", "strings kept as one token, spaces included", TypeConverters.toListString)
+    exceptions = _param("exceptions", "regexes whose matches stay one token, spaces included",
+                        TypeConverters.toListString)
     caseSensitiveExceptions = _param("caseSensitiveExceptions", "match exceptions case-sensitively",
                                      TypeConverters.toBoolean)
     splitChars = _param("splitChars", "characters that split tokens inside (kept as tokens)", TypeConverters.toListString)
-    splitPattern = _param("splitPattern", "regex that splits tokens inside (kept as tokens)", TypeConverters.toString)
-    minLength = _param("minLength", "tokens shorter than this are removed", TypeConverters.toInt)
-    maxLength = _param("maxLength", "tokens longer than this are cut into pieces", TypeConverters.toInt)
+    splitPattern = _param("splitPattern", "regex that splits tokens inside (kept as tokens; may be zero-width)",
+                          TypeConverters.toString)
 
     @keyword_only
-    def __init__(self, *, inputCols=None, outputCol=None):
+    def __init__(self, *, inputCols=None, outputCol=None, targetPattern=None, contextChars=None, exceptions=None,
+                 caseSensitiveExceptions=None, splitChars=None, splitPattern=None, minLength=None, maxLength=None):
         super().__init__()
         self._setDefault(
-            inputCols=["sentence"], outputCol="token", targetPattern=r"\S+", contextChars=list(DEFAULT_CONTEXT_CHARS),
+            outputCol="token", targetPattern=r"\S+", contextChars=list(DEFAULT_CONTEXT_CHARS),
             infixPatterns=[], exceptions=[], caseSensitiveExceptions=True, splitChars=[], minLength=0, maxLength=99999,
         )
         self._set_init(self._input_kwargs)
 
-    def setTargetPattern(self, value):
+    def setTargetPattern(self, value: str):
         return self._set(targetPattern=value)
 
-    def setContextChars(self, value):
-        return self._set(contextChars=value)
+    def setContextChars(self, value: list[str]):
+        if not all(len(c) == 1 for c in value):
+            raise ValueError("All elements in context chars must have length == 1")
+        return self._set(contextChars=list(value))
 
-    def addContextChars(self, value):
-        return self._set(contextChars=self.getOrDefault(self.contextChars) + [value])
+    def addContextChars(self, value: str):
+        return self.setContextChars(self.getOrDefault(self.contextChars) + [value])
 
-    def setPrefixPattern(self, value):
+    def setPrefixPattern(self, value: str):
         return self._set(prefixPattern=value)
 
-    def setSuffixPattern(self, value):
+    def setSuffixPattern(self, value: str):
         return self._set(suffixPattern=value)
 
-    def setInfixPatterns(self, value):
-        return self._set(infixPatterns=value)
+    def setInfixPatterns(self, value: list[str]):
+        return self._set(infixPatterns=list(value))
 
-    def addInfixPattern(self, value):
+    def addInfixPattern(self, value: str):
         return self._set(infixPatterns=[value] + self.getOrDefault(self.infixPatterns))
 
-    def setExceptions(self, value):
-        return self._set(exceptions=value)
+    def setExceptions(self, value: list[str]):
+        return self._set(exceptions=list(value))
 
-    def addException(self, value):
+    def addException(self, value: str):
         return self._set(exceptions=self.getOrDefault(self.exceptions) + [value])
 
-    def setCaseSensitiveExceptions(self, value):
+    def setCaseSensitiveExceptions(self, value: bool):
         return self._set(caseSensitiveExceptions=value)
 
-    def setSplitChars(self, value):
-        return self._set(splitChars=value)
+    def setSplitChars(self, value: list[str]):
+        if not all(len(c) == 1 or (len(c) == 2 and c[0] == "\\") for c in value):
+            raise ValueError("All elements in context chars must have length == 1")
+        return self._set(splitChars=list(value))
 
-    def addSplitChars(self, value):
-        return self._set(splitChars=self.getOrDefault(self.splitChars) + [value])
+    def addSplitChars(self, value: str):
+        return self.setSplitChars(self.getOrDefault(self.splitChars) + [value])
 
-    def setSplitPattern(self, value):
+    def setSplitPattern(self, value: str):
         return self._set(splitPattern=value)
-
-    def setMinLength(self, value):
-        return self._set(minLength=value)
-
-    def setMaxLength(self, value):
-        return self._set(maxLength=value)
 
     def rules(self) -> TokenizerRules:
         g = self.getOrDefault
@@ -311,23 +447,19 @@ class Tokenizer(_NativeStage, _HasInputCols):
         return native.TokenStep(self.getInputCols()[0], self.getOutputCol(), self.rules())
 
 
-class BertEmbeddings(_NativeStage, _HasInputCols):
+class BertEmbeddings(_NativeStage, HasInputCols, HasModelPath, HasBatchSize, HasStorageRef,
+                     HasIntraOpThreads):
     """One ``word_embeddings`` annotation per token from a BERT model bundle (ONNX Runtime)."""
 
     annotator_type = A.WORD_EMBEDDINGS
-    modelPath = _param("modelPath", "model bundle directory (corpus-nlp prepare-model / demo-model)",
-                       TypeConverters.toString)
+    input_annotator_types = (A.DOCUMENT, A.TOKEN)
     dimension = _param("dimension", "vector size; must match the bundle", TypeConverters.toInt)
-    batchSize = _param("batchSize", "windows per ONNX Runtime call, at most", TypeConverters.toInt)
     maxBatchPieces = _param("maxBatchPieces", "padded WordPieces per ONNX Runtime call, at most (0: no cap)",
                             TypeConverters.toInt)
     maxSentenceLength = _param("maxSentenceLength", "WordPieces per window, [CLS]/[SEP] included (<= 512)",
                                TypeConverters.toInt)
     caseSensitive = _param("caseSensitive", "must agree with the bundle's tokenizer", TypeConverters.toBoolean)
     pooling = _param("pooling", "'first' (Spark NLP) or 'mean' of the token's pieces", TypeConverters.toString)
-    intraOpThreads = _param("intraOpThreads", "ONNX Runtime threads per task; 0 = spark.task.cpus",
-                            TypeConverters.toInt)
-    storageRef = _param("storageRef", "which model produced the vectors (from the bundle)", TypeConverters.toString)
     providers = _param("providers", "ONNX Runtime execution providers, in order of preference",
                        TypeConverters.toListString)
 
@@ -349,9 +481,6 @@ class BertEmbeddings(_NativeStage, _HasInputCols):
         self._set(modelPath=value)
         return self._sync_with_bundle()
 
-    def setBatchSize(self, value):
-        return self._set(batchSize=value)
-
     def setMaxBatchPieces(self, value):
         return self._set(maxBatchPieces=value)
 
@@ -363,9 +492,6 @@ class BertEmbeddings(_NativeStage, _HasInputCols):
 
     def setPooling(self, value):
         return self._set(pooling=value)
-
-    def setIntraOpThreads(self, value):
-        return self._set(intraOpThreads=value)
 
     def setProviders(self, value):
         """E.g. ["CUDAExecutionProvider", "CPUExecutionProvider"] on GPU executors (needs onnxruntime-gpu)."""

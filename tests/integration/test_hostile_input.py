@@ -41,7 +41,10 @@ def _check_rows(texts, rows):
         got = sorted(by_doc.get(str(doc_id), []), key=lambda r: r["token_index"])
         assert [r["token_index"] for r in got] == list(range(len(got)))
         covered = {i for r in got for i in range(r["begin"], r["end"] + 1)}
-        assert covered == {i for i, ch in enumerate(text) if not ch.isspace()}
+        # Tokens split where Java's \s (Spark NLP) does, so a no-break space between two letters stays
+        # inside a token; every other character is covered, no ASCII whitespace is
+        assert covered >= {i for i, ch in enumerate(text) if not ch.isspace()}
+        assert covered <= {i for i, ch in enumerate(text) if ch not in " \t\n\x0b\f\r"}
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

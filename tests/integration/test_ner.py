@@ -26,7 +26,7 @@ from pipelines.ner.stages import NerConverter, NerDLModel
 from pipelines.ner.tables import ENTITY_COLUMNS, with_entities
 from pipelines.ner.tags import entities
 from pipelines.ner.train import train_ner
-from pipelines.stages import BertEmbeddings, DocumentAssembler, SentenceDetector, Tokenizer
+from pipelines.stages import BertEmbeddings, DocumentAssembler, MultilingualSentenceDetector, Tokenizer
 
 # --- synthetic multilingual data -----------------------------------------------------------------
 
@@ -186,7 +186,9 @@ def docs(data):
 
 
 def stages(bundle, ner_dir, **ner):
-    return [DocumentAssembler(), SentenceDetector(), Tokenizer(), BertEmbeddings.loadSavedModel(str(bundle)),
+    # inputCols have no defaults (as in Spark NLP); the multilingual detector is the one this test was written on
+    return [DocumentAssembler(), MultilingualSentenceDetector(inputCols=["document"]), Tokenizer(inputCols=["sentence"]),
+            BertEmbeddings.loadSavedModel(str(bundle)),
             NerDLModel(modelPath=str(ner_dir), includeConfidence=True, **ner), NerConverter()]
 
 

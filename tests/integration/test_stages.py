@@ -124,8 +124,9 @@ def test_pipeline_model_save_and_load_give_the_same_output(pipeline, corpus, ann
 
 
 def test_stages_chain_with_df_transform_and_batch_size_does_not_matter(corpus, annotated, demo_bundle):
-    out = (corpus.transform(DocumentAssembler().transform).transform(SentenceDetector().transform)
-           .transform(Tokenizer().transform)
+    out = (corpus.transform(DocumentAssembler().transform)
+           .transform(SentenceDetector(inputCols=["document"]).transform)
+           .transform(Tokenizer(inputCols=["sentence"]).transform)
            .transform(BertEmbeddings(modelPath=str(demo_bundle.path), batchSize=1).transform))
     assert_df_equality(out.select("doc_id", "token").orderBy("doc_id"), annotated.select("doc_id", "token").orderBy("doc_id"))
     a = {r.doc_id: r.embeddings for r in annotated.collect()}
@@ -137,7 +138,18 @@ def test_stages_chain_with_df_transform_and_batch_size_does_not_matter(corpus, a
 
 def test_missing_input_column_names_the_columns_there_are(corpus, demo_bundle):
     with pytest.raises(ValueError, match=r"input column 'sentence' not found; columns available .*'doc_id'"):
+        corpus.transform(Tokenizer(inputCols=["sentence"]).transform)
+
+
+def test_input_columns_are_checked_against_the_annotator_types(corpus, demo_bundle):
+    # Spark NLP has no default inputCols and checks their number at setInputCols (same message shape)
+    with pytest.raises(ValueError, match=r"inputCols not set.*\['document'\]"):
         corpus.transform(Tokenizer().transform)
+    with pytest.raises(TypeError, match=r"expecting 1 column"):
+        Tokenizer().setInputCols(["document", "sentence"])
+    tokens = corpus.transform(DocumentAssembler().transform).transform(Tokenizer(inputCols=["document"]).transform)
+    with pytest.raises(ValueError, match=r"'token' holds 'token' annotations; expected annotator types \['document'\]"):
+        tokens.transform(Tokenizer(inputCols=["token"], outputCol="again").transform)
 
 
 def test_vectors_equal_hugging_face_bert_on_the_converted_checkpoint(annotated, demo_bundle):

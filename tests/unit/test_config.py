@@ -40,3 +40,16 @@ def test_missing_and_invalid_files(tmp_path):
     bad.write_text("input: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_sentence_detector_kind_and_its_options():
+    from pipelines.config import ConfigError, parse_config
+
+    assert parse_config({}).stages.sentence_detector.kind == "multilingual"
+    sd = parse_config({"stages": {"sentence_detector": {"kind": "pragmatic", "custom_bounds": ["\n\n"],
+                                                         "custom_bounds_strategy": "append"}}}).stages.sentence_detector
+    assert (sd.kind, sd.custom_bounds, sd.custom_bounds_strategy) == ("pragmatic", ["\n\n"], "append")
+    with pytest.raises(ConfigError, match="custom_bounds and use_custom_bounds_only need kind: pragmatic"):
+        parse_config({"stages": {"sentence_detector": {"custom_bounds": [";"]}}})
+    with pytest.raises(ConfigError, match="custom_bounds_strategy"):
+        parse_config({"stages": {"sentence_detector": {"kind": "pragmatic", "custom_bounds_strategy": "both"}}})

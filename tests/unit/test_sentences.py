@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from pipelines.text.sentences import VISIBLE_CHAR_REGEX, split_sentences
+from pipelines.text.pragmatic import PragmaticRules
+from pipelines.text.sentences import VISIBLE_CHAR_REGEX, cuts_from_segments, pragmatic_sentences, split_sentences
 
 
 def sentences(text, lang="xx", **kw):
@@ -50,8 +51,46 @@ def test_short_sentences_merge_into_the_next():
     assert sentences("Hi. Ok. This is longer.", min_length=8) == ["Hi. Ok. This is longer."]
 
 
-def test_custom_bounds_only():
-    assert sentences("a;b;c", custom_bounds=(";",), use_custom_bounds_only=True) == ["a;", "b;", "c"]
+@pytest.mark.parametrize("strategy,expected", [
+    # Spark NLP's customBoundsStrategy: "none" drops the matched bound, the others keep it
+    ("none", ["a", "b", "c"]), ("append", ["a;", "b;", "c"]), ("prepend", ["a", ";b", ";c"]),
+])
+def test_custom_bounds_are_regular_expressions_with_a_strategy(strategy, expected):
+    rules = PragmaticRules(custom_bounds=(r";|\|",), use_custom_bounds_only=True, custom_bounds_strategy=strategy)
+    text = "a;b|c".replace("|", ";")
+    assert [s.text(text) for s in pragmatic_sentences(text, rules)] == expected
+
+
+def test_custom_bounds_only_ignores_the_pragmatic_rules():
+    rules = PragmaticRules(custom_bounds=(r"\n\n",), use_custom_bounds_only=True)
+    text = "One. Two.\n\nThree"
+    assert [s.text(text) for s in pragmatic_sentences(text, rules)] == ["One. Two.", "Three"]
+
+
+def test_multilingual_splitter_never_loses_a_character_of_real_text():
+    """sentencex drops a blank line after a line without end punctuation (a signed-off letter in
+    ru.txt, and in ar.txt and hi.txt): its segments do not concatenate back to the text; the offsets
+    are ours, so the document is split anyway and every character stays in a sentence."""
+    import sentencex
+
+    from pipelines.text.parity import SAMPLE_SRC
+
+    for lang in ("ru", "ar", "hi"):
+        text = (SAMPLE_SRC / f"{lang}.txt").read_text(encoding="utf-8")
+        assert "".join(sentencex.segment(lang, text)) != text  # the library's behaviour this guards against
+        spans = split_sentences(text, lang)
+        covered = [i for s in spans for i in range(s.begin, s.end + 1)]
+        assert covered == sorted(set(covered))
+        assert set(covered) >= {i for i, ch in enumerate(text) if not ch.isspace()}
+        assert len(spans) > 50
+
+
+def test_segments_that_do_not_match_the_text_still_give_valid_cuts():
+    text = "Первое предложение.\n\nВторое — тут. Третье"
+    segments = ["Первое предложение.", "Второе — тут. ", "Третье", "не из этого текста"]
+    cuts = cuts_from_segments(text, segments)
+    assert cuts[0] == 0 and cuts[-1] == len(text) and cuts == sorted(set(cuts))
+    assert [text[a:b].strip() for a, b in zip(cuts, cuts[1:])] == ["Первое предложение.", "Второе — тут.", "Третье"]
 
 
 def test_visible_character_regex_agrees_with_python_whitespace_on_every_code_point():

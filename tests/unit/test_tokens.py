@@ -1,9 +1,12 @@
 """Tokenizer rules: Spark NLP's context-character splitting, CJK ideographs, nothing lost."""
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.text.sentences import Span, split_sentences
+from pipelines.text.java_regex import JavaRegexError
+from pipelines.text.pragmatic import PragmaticRules
+from pipelines.text.sentences import Span, pragmatic_sentences, split_sentences
 from pipelines.text.tokens import TokenizerRules
 
 
@@ -29,11 +32,30 @@ def test_accents_and_case_are_kept():
     assert tokens("Ärger über Éclairs à Zürich") == ["Ärger", "über", "Éclairs", "à", "Zürich"]
 
 
-def test_exceptions_keep_multiword_tokens_case_insensitively():
+def test_exceptions_keep_the_whole_candidate_as_spark_nlp_does():
+    # Spark NLP keeps a candidate holding a protected exception whole, punctuation included ("new york.");
+    # the old native tokenizer split the "." off, which the jar does not.
     assert tokens("I love new york.", exceptions=("New York",), case_sensitive_exceptions=False) == [
-        "I", "love", "new york", ".",
+        "I", "love", "new york.",
     ]
     assert tokens("I love new york.", exceptions=("New York",)) == ["I", "love", "new", "york", "."]
+    assert tokens("an e-mail, ok", exceptions=("e-mail",)) == ["an", "e-mail", ",", "ok"]
+
+
+def test_patterns_are_java_regular_expressions():
+    assert tokens("naïve café 42x", infix_patterns=(r"(\p{L}+)(\d*)",), context_chars=()) == [
+        "naïve", "café", "42x"]  # no rule matches "42x" (\A\p{L}+): the candidate stays whole
+    assert tokens("camelCaseWord", split_pattern="(?<=\\p{Ll})(?=\\p{Lu})") == ["camel", "Case", "Word"]
+    with pytest.raises(JavaRegexError, match="javaLowerCase"):
+        TokenizerRules(infix_patterns=(r"(\p{javaLowerCase}+)",))
+    with pytest.raises(ValueError, match="prefixPattern must begin with"):
+        TokenizerRules(prefix_pattern="([(]*)")
+
+
+def test_whitespace_is_what_javas_s_sees():
+    # Spark NLP splits candidates at [ \t\n\x0B\f\r] only: a no-break space or an ideographic space
+    # stays inside a token
+    assert tokens("a\u00a0b c\u3000d\te") == ["a\u00a0b", "c\u3000d", "e"]
 
 
 def test_split_chars_keep_the_separator_as_a_token():
@@ -53,10 +75,15 @@ visible_text = st.text(
 )
 
 
+JAVA_WHITESPACE = set(" \t\n\x0b\f\r")
+
+
+@pytest.mark.parametrize("splitter", [split_sentences, lambda t: pragmatic_sentences(t, PragmaticRules())],
+                         ids=["multilingual", "pragmatic"])
 @settings(max_examples=300, deadline=None)
-@given(visible_text)
-def test_every_non_whitespace_character_is_in_exactly_one_token(text):
-    sentences = split_sentences(text)
+@given(text=visible_text)
+def test_every_non_whitespace_character_is_in_exactly_one_token(splitter, text):
+    sentences = splitter(text)
     rules = TokenizerRules()
     covered = []
     for s in sentences:
@@ -64,8 +91,9 @@ def test_every_non_whitespace_character_is_in_exactly_one_token(text):
         for t in rules.tokenize(text, s):
             assert s.begin <= t.begin <= t.end <= s.end
             token = text[t.begin : t.end + 1]
-            assert token and not token.isspace()
+            assert token and not set(token) & JAVA_WHITESPACE
             covered.extend(range(t.begin, t.end + 1))
     assert covered == sorted(set(covered)), "tokens overlap or are out of order"
-    visible = [i for i, ch in enumerate(text) if not ch.isspace()]
-    assert sorted(set(covered)) == visible
+    # Java's \S decides what a token may hold: other Unicode spaces (U+00A0, U+3000) can be inside one
+    assert set(covered) >= {i for i, ch in enumerate(text) if not ch.isspace()}
+    assert set(covered) <= {i for i, ch in enumerate(text) if ch not in JAVA_WHITESPACE}
