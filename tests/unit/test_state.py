@@ -38,7 +38,7 @@ def test_every_setting_is_either_in_the_fingerprint_or_left_out_on_purpose():
 CHANGES_OUTPUT = {
     "engine": "sparknlp",
     "input.id_col": "id", "input.text_col": "body", "input.language_col": "language",
-    "stages.sentence_detector.max_length": 500, "stages.sentence_detector.custom_bounds": ["\n"],
+    "stages.sentence_detector.max_length": 500, "stages.sentence_detector.kind": "pragmatic",
     "stages.tokenizer.exceptions": ["New York"], "stages.tokenizer.min_length": 2,
     "stages.embeddings.max_sentence_length": 64, "stages.embeddings.pooling": "mean",
     "output.embedding_dtype": "float16", "output.annotations": True,
