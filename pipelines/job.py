@@ -21,7 +21,8 @@ from datetime import datetime, timezone
 from pipelines import sparknlp_engine, state, tables
 from pipelines.config import JobConfig
 from pipelines.errors import CorpusNlpError, JobError
-from pipelines.lake import Lake, RunManifest, is_inside, is_local, local_path, read_manifests, take_lease, text_partition_values
+from pipelines.lake import (Lake, RunManifest, is_inside, is_local, local_file, local_path, read_manifests, take_lease,
+                            text_partition_values)
 from pipelines.policies import classify_rows, error_rows, quarantine_rows
 from pipelines.text.sentences import VISIBLE_CHAR_REGEX
 
@@ -144,8 +145,36 @@ def read_corpus(spark, config: JobConfig):
             raise JobError(f"input {path} has no {role} column {col!r} (set input.{key}); its columns are: "
                            f"{', '.join(df.columns)}")
     files = df.inputFiles()
+    check_file_columns(files, [settings.id_col, settings.text_col])
     partitions = partition_columns(files, path, df.columns)
     return df, partitions, files
+
+
+def check_file_columns(files: list[str], needed: list[str]) -> None:
+    """Every local input file has the id and text columns, with one type across files: Spark reads a
+    file that lacks a column as nulls (every row quarantined as null_text without a word) and fails on
+    a differing type deep inside a task. Footers only; remote files are left to Spark."""
+    import pyarrow.parquet as pq
+
+    seen: dict[str, tuple[str, str]] = {}  # column -> (type, first file with it)
+    for f in files:
+        if not is_local(f):
+            continue
+        path = local_file(f)
+        try:
+            schema = pq.read_schema(path)
+        except Exception as e:
+            raise JobError(f"input file {path} is not a readable Parquet file ({str(e).splitlines()[0][:120]}): "
+                           "remove or rewrite it") from None
+        for column in needed:
+            if column not in schema.names:
+                raise JobError(f"input file {path} has no column {column!r} (its columns: "
+                               f"{', '.join(schema.names)}): rewrite it with the corpus's columns, or move it out")
+            kind = str(schema.field(column).type)
+            first = seen.setdefault(column, (kind, str(path)))
+            if first[0] != kind and {first[0], kind} != {"string", "large_string"}:
+                raise JobError(f"input file {path} stores column {column!r} as {kind}, but {first[1]} stores it as "
+                               f"{first[0]}: rewrite it with the corpus's schema")
 
 
 def partition_columns(files: list[str], root: str, columns: list[str]) -> list[str]:

@@ -48,6 +48,13 @@ def local_path(path: str) -> Path:
     return Path(urlparse(path).path if path.startswith("file:") else path)
 
 
+def local_file(uri: str) -> Path:
+    """The file behind a URI that Spark lists (``inputFiles()``: percent-encoded, ``file:`` scheme)."""
+    from urllib.parse import unquote
+
+    return Path(unquote(urlparse(uri).path)) if "://" in uri or uri.startswith("file:") else Path(uri)
+
+
 def hadoop_fs(spark, path: str):
     jvm = spark._jvm
     hpath = jvm.org.apache.hadoop.fs.Path(path)

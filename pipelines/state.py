@@ -18,7 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from urllib.parse import unquote, urlparse
 
-from pipelines.lake import HIVE_NULL
+from pipelines.lake import HIVE_NULL, local_file
 
 # The settings that change what the lake holds (tokens, vectors, tags, which rows are quarantined or
 # how), as dotted config paths; a prefix takes every key below it, new ones included.
@@ -102,7 +102,7 @@ def file_statuses(spark, files: list[str]) -> dict[str, tuple[int, int]]:
     out = {}
     local = [f for f in files if urlparse(f).scheme in ("", "file")]
     for f in local:
-        st = os.stat(unquote(urlparse(f).path))
+        st = os.stat(local_file(f))
         out[f] = (st.st_size, st.st_mtime_ns // 1_000_000)
     for f in (f for f in files if f not in out):  # any Hadoop file system
         jvm = spark._jvm

@@ -142,7 +142,7 @@ def test_output_inside_the_input_is_refused_before_any_work(spark, tmp_path, dem
         run_annotate(job_config(corpus / "lake", corpus, demo_bundle.path), spark=spark)
 
 
-def test_corrupt_and_mismatched_input_files_fail_the_run_in_one_line(spark, tmp_path, demo_bundle):
+def test_corrupt_mismatched_or_incomplete_input_files_fail_the_run_in_one_line(spark, tmp_path, demo_bundle):
     corpus = write_corpus(tmp_path / "corpus", {"de": [("de-1", "Der Hund.")], "fr": [("fr-1", "Le chien.")]})
     good = (corpus / "lang=fr" / "part-00000.parquet").read_bytes()
     (corpus / "lang=fr" / "part-00001.parquet").write_bytes(good[: len(good) // 2])  # truncated copy
@@ -152,10 +152,14 @@ def test_corrupt_and_mismatched_input_files_fail_the_run_in_one_line(spark, tmp_
     assert "\n" not in str(e.value)
     (corpus / "lang=fr" / "part-00001.parquet").unlink()
     pq.write_table(pa.table({"doc_id": ["fr-9"], "text": [42]}), corpus / "lang=fr" / "part-00002.parquet")
-    with pytest.raises(JobError, match=r"part-00002\.parquet stores column 'text' with another type"):
+    with pytest.raises(JobError, match=r"part-00002\.parquet stores column 'text' as int64, but .* as string"):
+        run_annotate(job_config(lake, corpus, demo_bundle.path), spark=spark)
+    (corpus / "lang=fr" / "part-00002.parquet").unlink()
+    pq.write_table(pa.table({"doc_id": ["fr-8"], "body": ["Le texte est ailleurs."]}), corpus / "lang=fr" / "p3.parquet")
+    with pytest.raises(JobError, match=r"p3\.parquet has no column 'text' \(its columns: doc_id, body\)"):
         run_annotate(job_config(lake, corpus, demo_bundle.path), spark=spark)
     statuses = [json.loads(p.read_text()) for p in (lake / "_runs").glob("*.json")]
-    assert [m["status"] for m in statuses] == ["failed", "failed"]
+    assert [m["status"] for m in statuses] == ["failed", "failed", "failed"]
     assert all("\n" not in m["reason"] for m in statuses)
 
 
