@@ -190,8 +190,10 @@ class Lake:
         return f"{self.root.rstrip('/')}/{table}"
 
     def has(self, table: str) -> bool:
-        if self.format == "delta":
-            return exists(self.spark, f"{self.path(table)}/_delta_log")
+        if self.format == "delta":  # a commit, not only a _delta_log folder (a killed first write leaves one)
+            from delta.tables import DeltaTable
+
+            return bool(DeltaTable.isDeltaTable(self.spark, self.path(table)))
         return exists(self.spark, self.path(table))
 
     def read(self, table: str, columns: list[str] | None = None, partitions: list | None = None):

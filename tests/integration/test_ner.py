@@ -322,7 +322,9 @@ def test_embeddings_of_another_model_are_refused(spark, annotated, trained, demo
                                          r"holds embeddings 'bert_other_1234'.*Use BertEmbeddings with the model "
                                          rf"bundle whose storage ref is '{ref}', or retrain"):
         NerDLModel.loadSavedModel(str(trained.path)).transform(other)
-    unlabeled = annotated.select("doc_id", "sentence", "token", F.col("embeddings").alias("embeddings", metadata={}))
+    # (an empty metadata dict would keep the old metadata in PySpark 3.5: give one without a ref)
+    unlabeled = annotated.select("doc_id", "sentence", "token", F.col("embeddings").alias(
+        "embeddings", metadata={"annotatorType": "word_embeddings"}))
     with pytest.raises(ValueError, match="column 'embeddings' carries no storage ref"):
         NerDLModel.loadSavedModel(str(trained.path)).transform(unlabeled)
     # the same embeddings with their own metadata pass
