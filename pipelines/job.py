@@ -380,7 +380,8 @@ def run_annotate(config: JobConfig, spark=None) -> RunResult:
     run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
     out = config.output.path.rstrip("/")
     check_output_writable(out)
-    spark = configure(spark, config.spark) if spark is not None else get_spark(config.spark)
+    spark = configure(spark, config.spark) if spark is not None else get_spark(
+        config.spark, libraries=["sparknlp"] if config.engine == "sparknlp" else None)  # sparknlp engine: its jars
     native_engine = config.engine == "native"
     if not native_engine:
         try:
@@ -508,7 +509,7 @@ def _token_table(spark, config, kept, stages, keep, partitions, todo, tables_, p
     from pipelines.stages import run_native_stages
 
     if stages is None:  # sparknlp engine: its annotation columns, flattened in Spark
-        annotated = sparknlp_engine.build_pipeline(config).fit(kept).transform(kept)
+        annotated = sparknlp_engine.build_pipeline(config, spark).fit(kept).transform(kept)
         annotated = annotated.select(*keep, "document", "sentence", "token", "embeddings")
         if not config.output.annotations:
             return tokens_from_annotations(annotated, keep, "embeddings", config.output.embedding_dtype)
