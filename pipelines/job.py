@@ -397,7 +397,10 @@ def run_annotate(config: JobConfig, spark=None) -> RunResult:
     stages = build_stages(config, bundle_path, raw.columns, ner_dir) if native_engine else None
     model = stages[3].bundle().manifest if native_engine else sparknlp_engine.model_info(config)
     ner_model = stages[4].model() if ner_dir else None
-    pipeline_fp = state.fingerprint(config, model, {"ner": _ner_summary(ner_model)})
+    # sparknlp engine: the same bundle gives other tokens than the native engine, so its runs never count as
+    # the native engine's (native fingerprints stay as they were)
+    engine_fp = {} if native_engine else {"engine": config.engine}
+    pipeline_fp = state.fingerprint(config, model, {"ner": _ner_summary(ner_model), **engine_fp})
     keep = [id_col, *partitions]
     tables_ = {TOKEN_TABLE: f"{out}/{TOKEN_TABLE}", QUARANTINE_TABLE: f"{out}/{QUARANTINE_TABLE}"}
     if config.output.annotations:

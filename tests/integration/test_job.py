@@ -159,11 +159,7 @@ def test_cli_and_spark_submit_give_the_same_lake(spark, tmp_path, corpus_dir, de
         assert_df_equality(got, reference, ignore_nullable=True)
 
 
-def test_sparknlp_engine_without_the_jar_says_what_to_install(spark, tmp_path, corpus_dir, demo_bundle):
-    cfg = job_config(tmp_path / "lake", corpus_dir, demo_bundle.path, engine="sparknlp")
-    with pytest.raises(JobError, match=r"needs the Spark NLP jar .* com\.johnsnowlabs\.nlp:spark-nlp_2\.13"):
-        run_annotate(cfg, spark=spark)
-
+# engine: sparknlp (with and without its jars): tests/integration/test_sparknlp_engine.py
 
 
 def test_float16_embeddings_halve_the_vectors_and_decode_to_the_float32_ones(spark, tmp_path, corpus_dir,

@@ -16,10 +16,10 @@ from click.testing import CliRunner
 
 from lake_helpers import job_config, write_corpus
 
-from pipelines import sparknlp_engine
+from pipelines import sparknlp_engine, state
 from pipelines.cli import main
 from pipelines.config import parse_config
-from pipelines.job import run_annotate
+from pipelines.job import JobError, run_annotate
 from pipelines.model.bundle import BundleError, ModelBundle
 from pipelines.model.demo import SAMPLE_CORPUS_DIR
 from pipelines.model.sparknlp_io import bundle_from_sparknlp
@@ -207,3 +207,16 @@ def test_the_job_with_engine_sparknlp_writes_the_lake_from_the_real_annotators(s
         assert len(r.embedding) == demo_bundle.manifest.dimension
     saved = json.loads(Path(result.manifest_path).read_text())
     assert saved["fingerprint"] == manifest["fingerprint"]
+    # same bundle, other tokens: an incremental native run must not take these partitions as done
+    native = job_config(tmp_path / "lake", corpus, demo_bundle.path)
+    assert state.fingerprint(native, demo_bundle.manifest, {"ner": None}) != manifest["fingerprint"]
+
+
+def test_a_session_without_a_class_the_engine_needs_says_what_to_install(spark, demo_bundle, tmp_path, monkeypatch):
+    # The test session has both jars; a class no jar provides stands for the one a cluster lacks.
+    monkeypatch.setitem(sparknlp_engine._REQUIRED_CLASSES, "org.tensorflow.ndarray.buffer.NoSuchBuffer",
+                        "the jar org.tensorflow:ndarray:0.3.3")
+    corpus = write_corpus(tmp_path / "corpus", {"de": [("de-1", "Der Hund schläft.")]})
+    config = job_config(tmp_path / "lake", corpus, demo_bundle.path, engine="sparknlp")
+    with pytest.raises(JobError, match=r"needs the jar org\.tensorflow:ndarray:0\.3\.3 .*spark-nlp_2\.12:5\.5\.3"):
+        run_annotate(config, spark=spark)
