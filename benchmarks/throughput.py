@@ -18,6 +18,12 @@ tokens/s, tokens being our Tokenizer's tokens (the rows of the lake's token tabl
   pipeline_int8    the same with the int8 bundle; int8_cosine compares its lake vectors with fp32's;
   pipeline_int8_2x the int8 run on twice the corpus: scaling_2x = its time / pipeline_int8's
                    (--scaling-precision fp32 for the fp32 pair);
+  sparknlp_fp32    the same job with engine: sparknlp, the real Spark NLP 5.5.3 annotators running the
+                   same ONNX graph (exported from the fp32 bundle, untimed, before the phase) in the
+                   JVM; native_vs_sparknlp = pipeline_fp32's tokens/s / its tokens/s, each counting the
+                   tokens its own engine wrote (Spark NLP's Tokenizer keeps a CJK run as one token and
+                   drops tokens beyond maxSentenceLength), native_vs_sparknlp_time = its seconds /
+                   pipeline_fp32's on the same corpus. --only-engines runs just these two phases;
   hf_fp32          what a Databricks user writes: a pandas UDF running transformers' BertModel
                    (PyTorch) on the same checkpoint and texts, batches of 16 in input order, written as
                    Parquet (benchmarks.hf_baseline); hf_fp32_sorted: the same, length-sorted batches.
@@ -102,6 +108,8 @@ class Monitor:
         self.me = psutil.Process()
         self.cpu0: dict[int, float] = {}
         self.rss: dict[int, float] = {}  # pid -> peak MB, Python workers only
+        self.jvm_rss = 0.0  # peak MB of the Spark JVM(s): where the sparknlp engine runs its model
+        self.tree_rss = 0.0  # peak MB of the whole process tree at one moment (this process included)
         self.role: dict[int, str] = {}
         self.cpu: dict[int, float] = {}  # pid -> last seen user+system seconds
         self._stop = threading.Event()
@@ -148,9 +156,14 @@ class Monitor:
             children = self.me.children(recursive=True)
         except self.psutil.Error:
             return
+        total, jvm = self.me.memory_info().rss / 2**20, 0.0
         for p in children:
             try:
                 with p.oneshot():
+                    mb = p.memory_info().rss / 2**20
+                    total += mb
+                    if p.name() == "java":
+                        jvm += mb
                     t = p.cpu_times()
                     self.cpu[p.pid] = t.user + t.system
                     if p.pid not in self.role:
@@ -162,10 +175,10 @@ class Monitor:
                         else:
                             self.role[p.pid] = p.name()
                     if self.role[p.pid] == "worker":
-                        mb = p.memory_info().rss / 2**20
                         self.rss[p.pid] = max(self.rss.get(p.pid, 0.0), mb)
             except self.psutil.Error:
                 continue
+        self.jvm_rss, self.tree_rss = max(self.jvm_rss, jvm), max(self.tree_rss, total)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -183,6 +196,8 @@ class Monitor:
             "wall_s": round(self.wall, 2),
             "peak_rss_mb": round(max(self.rss.values()), 1) if self.rss else None,
             "worker_peak_rss_mb": sorted(round(v, 1) for v in self.rss.values()),
+            "peak_jvm_rss_mb": round(self.jvm_rss, 1),
+            "peak_tree_rss_mb": round(self.tree_rss, 1),
             "cpu_s_by_process": self.cpu_by_role(),
             "our_cpu_s": round(self.ours_cpu_s, 2),
             "our_cpu_share": round(self.our_cpu_share, 3),
@@ -268,10 +283,11 @@ def ensure_models(s: Settings) -> tuple[Path, Path]:
     return fp32, int8
 
 
-def job_config(s: Settings, corpus: Path, out: Path, bundle: Path):
+def job_config(s: Settings, corpus: Path, out: Path, bundle: Path, engine: str = "native"):
     from pipelines.config import parse_config
 
     return parse_config({
+        "engine": engine,
         "spark": {"master": s.master, "app_name": "corpus-nlp-bench", "arrow_batch_rows": s.arrow_batch_rows,
                   "conf": s.spark_conf()},
         "input": {"path": str(corpus)},
@@ -393,14 +409,16 @@ def _mean_monitor(monitors: list[dict]) -> dict:
 _SHARED: list = []  # --tiny: one SparkContext for every phase (saves the restarts; RSS then accumulates)
 
 
-def fresh_spark(s: Settings):
+def fresh_spark(s: Settings, engine: str = "native"):
     if s.tiny and _SHARED:
         return _SHARED[0]
     from pipelines.config import SparkSettings
     from pipelines.session import get_spark
 
+    # --tiny shares one JVM between the phases: it needs Spark NLP's jars when the sparknlp phase runs at all.
+    wants_jars = engine == "sparknlp" or (s.tiny and "sparknlp" not in s.skip)
     spark = get_spark(SparkSettings(master=s.master, app_name="corpus-nlp-bench", arrow_batch_rows=s.arrow_batch_rows,
-                                    conf=s.spark_conf()))
+                                    conf=s.spark_conf()), libraries=["sparknlp"] if wants_jars else None)
     spark.sparkContext.setLogLevel("ERROR")
     if s.tiny:
         _SHARED.append(spark)
@@ -427,14 +445,14 @@ def spark_phase(s: Settings, spec: dict) -> dict:
 
 
 def _run_spark_phase(s: Settings, spec: dict) -> dict:
-    spark = fresh_spark(s)
+    spark = fresh_spark(s, spec.get("engine", "native"))
     out = s.work / "lake" / spec["name"]
     shutil.rmtree(out, ignore_errors=True)
     try:
         if spec["kind"] == "pipeline":
             from pipelines.job import run_annotate
 
-            cfg = job_config(s, Path(spec["corpus"]), out, Path(spec["bundle"]))
+            cfg = job_config(s, Path(spec["corpus"]), out, Path(spec["bundle"]), spec.get("engine", "native"))
             with Monitor() as mon:
                 result = run_annotate(cfg, spark=spark)
             counts = result.manifest["counts"]
@@ -463,9 +481,26 @@ def prime(s: Settings, bundle: Path) -> None:
     spark_phase(s, {"kind": "pipeline", "name": "prime", "corpus": str(corpus), "bundle": str(bundle)})
 
 
-def run_pipeline(s: Settings, corpus: Path, bundle: Path, name: str) -> dict:
+def run_pipeline(s: Settings, corpus: Path, bundle: Path, name: str, engine: str = "native") -> dict:
     """run_annotate end to end (Parquet in, token_embeddings Parquet out)."""
-    return spark_phase(s, {"kind": "pipeline", "name": name, "corpus": str(corpus), "bundle": str(bundle)})
+    return spark_phase(s, {"kind": "pipeline", "name": name, "corpus": str(corpus), "bundle": str(bundle),
+                           "engine": engine})
+
+
+def sparknlp_ready(bundle: Path) -> str | None:
+    """Export ``bundle`` for Spark NLP now (untimed, as a user's earlier run would have); why not, if it can't."""
+    from pipelines import sparknlp_engine
+    from pipelines.jars import JarsUnavailable, jar_paths
+    from pipelines.model.bundle import ModelBundle
+    from pipelines.model.sparknlp_io import export_for_sparknlp
+
+    try:
+        jar_paths("sparknlp")
+    except JarsUnavailable as e:
+        return str(e)
+    loaded = ModelBundle.load(bundle)
+    export_for_sparknlp(loaded, sparknlp_engine.export_folder(loaded))
+    return None
 
 
 def run_hf(s: Settings, corpus: Path, checkpoint: Path, sort: bool) -> dict:
@@ -521,7 +556,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE", help="extra Spark setting")
     ap.add_argument("--scaling-precision", choices=("int8", "fp32"), default="int8",
                     help="bundle of the 2N run (int8: half the time, and the stricter test of fixed overheads)")
-    ap.add_argument("--skip", default="", help="comma list of phases to skip: raw,scaling,int8,hf,hf_fp32_sorted")
+    ap.add_argument("--skip", default="",
+                    help="comma list of phases to skip: raw,scaling,int8,sparknlp,hf,hf_fp32_sorted")
+    ap.add_argument("--only-engines", action="store_true",
+                    help="only the head to head: pipeline_fp32 (native) and sparknlp_fp32 on the same corpus and model")
     ap.add_argument("--phase", help=argparse.SUPPRESS)  # internal: run one Spark phase (JSON spec)
     ap.add_argument("--phase-out", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
@@ -545,7 +583,7 @@ def main(argv: list[str] | None = None) -> dict:
                  arrow_batch_rows=a.arrow_batch_rows or spark_defaults.arrow_batch_rows,
                  docs_per_file=a.docs_per_file, hf_threads=a.hf_threads, hf_batch_size=a.hf_batch_size,
                  hf_repartition=a.hf_repartition, scaling_precision=a.scaling_precision, conf=dict(kv.split("=", 1) for kv in a.spark_conf),
-                 skip={x for x in a.skip.split(",") if x})
+                 skip={x for x in a.skip.split(",") if x} | ({"raw", "int8", "scaling", "hf"} if a.only_engines else set()))
     s.raw_threads = cores
     # Spark's Python workers must import benchmarks.hf_baseline and use this interpreter.
     os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
@@ -571,6 +609,11 @@ def main(argv: list[str] | None = None) -> dict:
     phases: dict[str, dict] = {}
     cosine = cosine_tokens = None
     raw_runs = []
+    if "sparknlp" not in s.skip:
+        why_not = sparknlp_ready(fp32)
+        if why_not:
+            print(f"sparknlp phase skipped: {why_not}", flush=True)
+            s.skip.add("sparknlp")
     if not s.tiny:
         print("prime: a small annotate run in its own process ...", flush=True)
         prime(s, int8)
@@ -594,6 +637,12 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"warning: the job wrote {p1['tokens']} tokens, the replay counted {replay.tokens}", flush=True)
     phases["pipeline_fp32"] = {"seconds": p1["seconds"], "tokens_per_s": p1["tokens"] / p1["seconds"],
                                "tokens": p1["tokens"], "monitor": p1["monitor"]}
+    if "sparknlp" not in s.skip:
+        print("(b) the same job with engine sparknlp (Spark NLP's annotators, same ONNX graph) ...", flush=True)
+        ps = run_pipeline(s, corpus_dir, fp32, "sparknlp-fp32-1x", engine="sparknlp")
+        shutil.rmtree(Path(ps["table"]).parent, ignore_errors=True)
+        phases["sparknlp_fp32"] = {"seconds": ps["seconds"], "tokens_per_s": ps["tokens"] / ps["seconds"],
+                                   "tokens": ps["tokens"], "monitor": ps["monitor"]}
     if "int8" not in s.skip:
         print("(b) pipeline int8 ...", flush=True)
         p8 = run_pipeline(s, corpus_dir, int8, "int8-1x")
@@ -660,6 +709,12 @@ def main(argv: list[str] | None = None) -> dict:
         "pipeline_vs_hf_sorted": ratio("pipeline_fp32", "hf_fp32_sorted"),
         "int8_vs_hf_sorted": ratio("pipeline_int8", "hf_fp32_sorted"),
         "int8_vs_fp32": ratio("pipeline_int8", "pipeline_fp32"),
+        "native_vs_sparknlp": ratio("pipeline_fp32", "sparknlp_fp32"),
+        "native_vs_sparknlp_time": round(phases["sparknlp_fp32"]["seconds"] / phases["pipeline_fp32"]["seconds"], 3)
+        if "sparknlp_fp32" in phases else None,
+        "peak_memory_mb_by_engine": {
+            engine: {k: phases[phase]["monitor"][k] for k in ("peak_rss_mb", "peak_jvm_rss_mb", "peak_tree_rss_mb")}
+            for engine, phase in (("native", "pipeline_fp32"), ("sparknlp", "sparknlp_fp32")) if phase in phases},
         "int8_cosine": round(cosine, 5) if cosine is not None else None,
         "int8_cosine_tokens": cosine_tokens,
         "padding_ratio": round(stats["padded_pieces"] / stats["pieces"], 4),
@@ -716,6 +771,13 @@ def print_table(r: dict) -> None:
     for k, t in r["targets"].items():
         mark = "-" if t["met"] is None else ("ok" if t["met"] else "MISSED")
         print(f"  {k:<18}{str(t['value']):>10}   target {t['target']:<8} {mark}")
+    if r["native_vs_sparknlp"] is not None:
+        mem = r["peak_memory_mb_by_engine"]
+        print(f"  native_vs_sparknlp {r['native_vs_sparknlp']} (tokens/s), {r['native_vs_sparknlp_time']} (sparknlp "
+              f"seconds / native seconds); peak JVM / Python worker / whole tree MB: native "
+              f"{mem['native']['peak_jvm_rss_mb']} / {mem['native']['peak_rss_mb']} / {mem['native']['peak_tree_rss_mb']}"
+              f", sparknlp {mem['sparknlp']['peak_jvm_rss_mb']} / {mem['sparknlp']['peak_rss_mb']} / "
+              f"{mem['sparknlp']['peak_tree_rss_mb']}")
     print(f"  padding (global sort, raw): {r['padding_ratio_global_sort']}; int8/fp32 pipeline: {r['int8_vs_fp32']}; "
           f"total {r['total_seconds']}s")
 

@@ -77,18 +77,28 @@ def report(result, show: int) -> None:
 @main.command("prepare-model")
 @click.option("--from-dir", type=click.Path(), help="local Hugging Face BERT checkpoint directory")
 @click.option("--hf-id", help="Hugging Face hub id, e.g. bert-base-multilingual-cased (needs the hub)")
+@click.option("--from-sparknlp", type=click.Path(),
+              help="a Spark NLP BertEmbeddings saved with .write().save(DIR) (ONNX engine): its graph and vocabulary")
 @click.option("--out", required=True, type=click.Path(), help="bundle directory to write")
 @click.option("--precision", type=click.Choice(["fp32", "int8", "fp16"]), default="fp32", show_default=True,
-              help="int8: dynamic quantization for CPUs; fp16: for ONNX Runtime's CUDA provider on GPUs")
+              help="int8: dynamic quantization for CPUs; fp16: for ONNX Runtime's CUDA provider on GPUs "
+                   "(not with --from-sparknlp, which keeps the saved graph as it is)")
 @click.option("--name", help="model name recorded in the manifest")
 @friendly_errors
-def prepare_model_cmd(from_dir, hf_id, out, precision, name):
+def prepare_model_cmd(from_dir, hf_id, from_sparknlp, out, precision, name):
     """Convert a BERT checkpoint into a model bundle (model.onnx, tokenizer.json, manifest.json)."""
     from pipelines.model.prepare import prepare_model
 
-    if bool(from_dir) == bool(hf_id):
-        raise click.UsageError("give exactly one of --from-dir or --hf-id")
-    bundle = prepare_model(out, from_dir=from_dir, hf_id=hf_id, precision=precision, name=name)
+    if sum(map(bool, (from_dir, hf_id, from_sparknlp))) != 1:
+        raise click.UsageError("give exactly one of --from-dir, --hf-id or --from-sparknlp")
+    if from_sparknlp:
+        from pipelines.model.sparknlp_io import bundle_from_sparknlp
+
+        if precision != "fp32":
+            raise click.UsageError("--precision does not apply to --from-sparknlp: the saved graph is kept as it is")
+        bundle = bundle_from_sparknlp(from_sparknlp, out, name=name)
+    else:
+        bundle = prepare_model(out, from_dir=from_dir, hf_id=hf_id, precision=precision, name=name)
     _describe(bundle)
 
 

@@ -14,7 +14,11 @@ would take its own copy first anyway.
 Why Spark NLP 5.5.3 and Spark 3.5: it is the newest Spark NLP build Maven Central serves to our
 machines (no 6.x or 7.x, no Scala 2.13 build), and three of its dependencies are not served at all
 (the TensorFlow, OpenVINO and llama.cpp native runtimes), so they are excluded: the rule-based text
-annotators and the ONNX BertEmbeddings do not load them.
+annotators and the ONNX BertEmbeddings do not load them. One pure-Java piece of TensorFlow is added back
+(``org.tensorflow:ndarray``, which Maven Central serves): Spark NLP's ``Bert`` model class has methods
+whose signatures name its buffer types, and Java serialization (the broadcast of every ONNX BERT model)
+resolves every method signature of the class it writes, so without it ``BertEmbeddings.loadSavedModel``
+fails with ``NoClassDefFoundError: org/tensorflow/ndarray/buffer/LongDataBuffer``.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ class JvmLibrary:
     artifact: str
     version: str
     exclusions: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    # (group, artifact, version) resolved alongside: what an exclusion removed that the library still needs
+    extras: tuple[tuple[str, str, str], ...] = field(default_factory=tuple)
 
     @property
     def coordinate(self) -> str:
@@ -55,7 +61,7 @@ LIBRARIES: dict[str, dict[str, JvmLibrary]] = {
             ("com.johnsnowlabs.nlp", "tensorflow-cpu_2.12"),
             ("com.johnsnowlabs.nlp", "jsl-llamacpp-cpu_2.12"),
             ("com.johnsnowlabs.nlp", "jsl-openvino-cpu_2.12"),
-        )),
+        ), extras=(("org.tensorflow", "ndarray", "0.3.3"),)),
         "delta": JvmLibrary("delta", "io.delta", "delta-spark_2.12", "3.3.2"),
     },
     "4.0": {  # no Spark NLP build for Spark 4 is served to our machines
@@ -117,6 +123,9 @@ def jar_paths(name: str, spark_version: str | None = None) -> list[str]:
 def pom(libs: list[JvmLibrary]) -> str:
     """A pom whose dependencies are ``libs`` (what ``mvn dependency:copy-dependencies`` resolves)."""
     deps = []
+    for group, artifact, version in [e for lib in libs for e in lib.extras]:
+        deps.append(f"    <dependency><groupId>{group}</groupId><artifactId>{artifact}</artifactId>"
+                    f"<version>{version}</version></dependency>")
     for lib in libs:
         excl = "".join(f"<exclusion><groupId>{g}</groupId><artifactId>{a}</artifactId></exclusion>"
                        for g, a in lib.exclusions)
@@ -147,7 +156,7 @@ def fetch(name: str, spark_version: str | None = None, mvn: str = "mvn", quiet: 
     """Resolve ``name``'s jars through Maven into the cache (once; a complete folder is kept)."""
     lib = library(name, spark_version)
     target = cache_root() / lib.folder
-    if any(target.glob("*.jar")):
+    if any(target.glob("*.jar")) and all((target / f"{a}-{v}.jar").exists() for _, a, v in lib.extras):
         return target
     if shutil.which(mvn) is None:
         raise JarsUnavailable(f"Maven (`{mvn}`) is not installed: install it (e.g. `apt-get install maven`) or copy "

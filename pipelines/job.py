@@ -399,7 +399,8 @@ def plan_run(config: JobConfig, spark, lake: Lake, manifest: RunManifest) -> Run
             sparknlp_engine.require_jar(spark)
         except sparknlp_engine.SparkNlpUnavailable as e:
             raise JobError(str(e)) from None
-    bundle_path = ensure_model(config) if native_engine else None
+    uses_bundle = native_engine or sparknlp_engine.model_source(config) == "bundle"
+    bundle_path = ensure_model(config) if uses_bundle else None
     ner_dir = ensure_ner(config, bundle_path) if native_engine else None
     raw, partition_cols, files = read_corpus(spark, config)
     all_partitions = state.input_partitions(state.file_statuses(spark, files), config.input.path, partition_cols)
@@ -547,7 +548,7 @@ def _token_table(plan: RunPlan, kept, progress, errors):
 
     config, stages, keep = plan.config, plan.stages, plan.keep
     if stages is None:  # sparknlp engine: its annotation columns, flattened in Spark
-        annotated = sparknlp_engine.build_pipeline(config).fit(kept).transform(kept)
+        annotated = sparknlp_engine.build_pipeline(config, plan.spark).fit(kept).transform(kept)
         annotated = annotated.select(*keep, "document", "sentence", "token", "embeddings")
         embeddings_col = "embeddings"
         if not config.output.annotations:

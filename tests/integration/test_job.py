@@ -165,6 +165,9 @@ def test_cli_and_spark_submit_give_the_same_lake(spark, tmp_path, corpus_dir, de
         assert_df_equality(got, reference, ignore_nullable=True)
 
 
+# engine: sparknlp (with and without its jars): tests/integration/test_sparknlp_engine.py
+
+
 def test_float16_embeddings_halve_the_vectors_and_decode_to_the_float32_ones(spark, tmp_path, corpus_dir,
                                                                             demo_bundle, first_run):
     import numpy as np
