@@ -349,6 +349,27 @@ def token_rows(group: list[Unit], embedded: list[list[Ann]], rb: pa.RecordBatch,
 NER_COLUMNS = ("ner", "ner_confidence", "chunk")
 
 
+def spark_schema(keep_fields: list, embedding_dtype: str = "float32", ner: bool = False):
+    """The Spark schema of what :func:`stream_token_table` yields, after the ``keep`` columns' fields."""
+    from pyspark.sql.types import (ArrayType, BinaryType, FloatType, IntegerType, StringType, StructField,
+                                   StructType)
+
+    fields = list(keep_fields) + [
+        StructField("sentence", IntegerType(), False), StructField("token_index", IntegerType(), False),
+        StructField("begin", IntegerType(), False), StructField("end", IntegerType(), False),
+        StructField("token", StringType(), False),
+        StructField("embedding", BinaryType() if embedding_dtype == "float16" else ArrayType(FloatType(), False),
+                    False),
+    ]
+    if ner:
+        chunk = StructType([StructField("chunk_index", IntegerType()), StructField("begin", IntegerType()),
+                            StructField("end", IntegerType()), StructField("text", StringType()),
+                            StructField("entity", StringType()), StructField("confidence", FloatType())])
+        fields += [StructField("ner", StringType(), False), StructField("ner_confidence", FloatType(), True),
+                   StructField("chunk", chunk, True)]
+    return StructType(fields)
+
+
 def embedding_array(vectors: list[np.ndarray], dtype: str = "float32") -> pa.Array:
     """float32: list<float>. float16: binary, each value the vector's little-endian half floats
     (half the bytes; read back with :func:`decode_float16`)."""
