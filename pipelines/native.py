@@ -237,10 +237,24 @@ def _column_to_python(array: pa.Array) -> list:
 def apply_steps(record_batch: pa.RecordBatch, steps: list) -> Batch:
     """Apply ``steps`` in order; input columns are converted from Arrow once, when first needed."""
     columns: Batch = {}
+    for name in raw_inputs(steps):
+        columns[name] = _column_to_python(record_batch.column(name))
+    return run_steps(columns, steps)
+
+
+def raw_inputs(steps: list) -> list[str]:
+    """The input columns ``steps`` read that no earlier step writes, in order of first use."""
+    made: set[str] = set()
+    needed: list[str] = []
     for step in steps:
-        for name in step.inputs():
-            if name not in columns:
-                columns[name] = _column_to_python(record_batch.column(name))
+        needed += [name for name in step.inputs() if name not in made and name not in needed]
+        made.add(step.output_col)
+    return needed
+
+
+def run_steps(columns: Batch, steps: list) -> Batch:
+    """Apply ``steps`` in order to Python columns (one value per row); adds one column per step."""
+    for step in steps:
         columns[step.output_col] = step.apply(columns)
     return columns
 

@@ -1,24 +1,39 @@
 """The lake's flat tables, produced straight from the fused native pass (no per-token structs in the JVM).
 
-Memory stays bounded by the settings, not by the document: the text steps (document, sentences,
-tokens) run on the whole Arrow batch, then the model steps run on *units* of whole sentences holding
-at most ``max_tokens`` tokens, and each unit's rows leave the worker as soon as they are built. A
-million-character document is just many units.
+Memory stays bounded by the settings, not by the document nor by the Arrow batch: rows are processed
+one at a time, and a long document in *segments* of at most ``segment_chars`` characters (cut at a
+paragraph, line, sentence or word boundary), each run through the text steps (document, sentences,
+tokens) with its offsets and sentence numbers moved to the whole document's. The model steps then
+run on *units* of whole sentences, grouped into chunks of at most ``max_tokens`` tokens, and each
+chunk's rows leave the worker as soon as they are built. A million-character document is just many
+segments and chunks.
+
+One bad row does not fail the task when ``on_row_error`` is given: a row whose values cannot be read
+(invalid UTF-8), or whose text or model steps raise, is reported and produces no token rows. A chunk
+gathering many rows that fails is retried row by row, so only the guilty row is reported.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import unicodedata
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
 
 from pipelines import native
 from pipelines.annotation import Ann
+from pipelines.row_errors import RowFailure
 
 TOKEN_COLUMNS = ("sentence", "token_index", "begin", "end", "token", "embedding")
+
+# Characters per segment of a long document. The text steps hold ~80 bytes of annotations per
+# character, so a segment costs ~8 MB whatever the document's size. Documents up to this size are
+# annotated whole, exactly as a single pass would.
+SEGMENT_CHARS = 100_000
 
 
 @dataclass(frozen=True)
@@ -26,31 +41,33 @@ class Unit:
     row: int  # row of the Arrow batch
     first_token: int  # index in the document of the unit's first token
     tokens: list[Ann]
+    sentences: list[Ann]  # the sentences the tokens belong to
 
 
-def units(token_rows: list[list[Ann]], max_tokens: int) -> Iterator[Unit]:
-    """Split each row's tokens into runs of whole sentences of at most ``max_tokens`` tokens.
+def units(row: int, tokens: list[Ann], sentences: list[Ann], first_token: int, max_tokens: int) -> Iterator[Unit]:
+    """Split a run of tokens (a segment's) into units of whole sentences of at most ``max_tokens`` tokens.
 
     A single sentence longer than that stays whole (the embedder windows it); its size is bounded by
     the SentenceDetector's maxLength, not by the document.
     """
-    for row, tokens in enumerate(token_rows):
-        start = 0
-        while start < len(tokens):
-            stop = min(start + max_tokens, len(tokens))
-            if stop < len(tokens):
-                # back off to the start of the sentence that the cut would split
-                cut_sentence = tokens[stop].metadata["sentence"]
-                back = stop
-                while back > start and tokens[back - 1].metadata["sentence"] == cut_sentence:
-                    back -= 1
-                if back > start:
-                    stop = back
-                else:  # one sentence longer than max_tokens: take all of it
-                    while stop < len(tokens) and tokens[stop].metadata["sentence"] == cut_sentence:
-                        stop += 1
-            yield Unit(row, start, tokens[start:stop])
-            start = stop
+    first_sentence = _sentence_of(sentences[0]) if sentences else 0
+    start = 0
+    while start < len(tokens):
+        stop = min(start + max_tokens, len(tokens))
+        if stop < len(tokens):
+            # back off to the start of the sentence that the cut would split
+            cut_sentence = tokens[stop].metadata["sentence"]
+            back = stop
+            while back > start and tokens[back - 1].metadata["sentence"] == cut_sentence:
+                back -= 1
+            if back > start:
+                stop = back
+            else:  # one sentence longer than max_tokens: take all of it
+                while stop < len(tokens) and tokens[stop].metadata["sentence"] == cut_sentence:
+                    stop += 1
+        lo, hi = _sentence_of(tokens[start]) - first_sentence, _sentence_of(tokens[stop - 1]) - first_sentence
+        yield Unit(row, first_token + start, tokens[start:stop], sentences[lo : hi + 1])
+        start = stop
 
 
 def chunks(all_units: Iterator[Unit], max_tokens: int) -> Iterator[list[Unit]]:
@@ -66,6 +83,83 @@ def chunks(all_units: Iterator[Unit], max_tokens: int) -> Iterator[list[Unit]]:
         yield group
 
 
+def _sentence_of(a: Ann) -> int:
+    return int(a.metadata["sentence"])
+
+
+# --- segments of a long document -------------------------------------------------------------------
+_PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n")
+_LINE_BREAK = re.compile(r"\n")
+_SENTENCE_END = re.compile(r"[.!?…](?=\s)|[。！？]")
+_SPACE = re.compile(r"\s")
+
+
+def segment_bounds(text: str, limit: int) -> Iterator[tuple[int, int]]:
+    """[start, stop) spans covering ``text``, each at most ``limit`` characters (and at least half of it,
+    but the last), cut at the last paragraph break, else line break, else sentence end, else
+    whitespace of the span's second half; without any of those (say, a run of 100,000 ideographs
+    with no punctuation), at the limit, moved back off combining marks."""
+    start = 0
+    while len(text) - start > limit:
+        stop = _cut(text, start + limit // 2, start + limit)
+        yield start, stop
+        start = stop
+    yield start, len(text)
+
+
+def _cut(text: str, floor: int, limit: int) -> int:
+    for boundary in (_PARAGRAPH_BREAK, _LINE_BREAK, _SENTENCE_END, _SPACE):
+        last = None
+        for last in boundary.finditer(text, floor, limit):
+            pass
+        if last is not None:
+            return last.end()
+    cut = limit
+    while cut > floor and unicodedata.combining(text[cut]):
+        cut -= 1
+    return cut
+
+
+def _shift(anns: list[Ann], offset: int, sentence_base: int) -> None:
+    """Move a segment's annotations to the whole document: offsets and sentence numbers."""
+    for a in anns:
+        a.begin += offset
+        a.end += offset
+        if sentence_base and "sentence" in a.metadata:
+            a.metadata["sentence"] = str(int(a.metadata["sentence"]) + sentence_base)
+
+
+# --- reading rows --------------------------------------------------------------------------------
+def _cell(column: pa.Array, row: int, name: str) -> Any:
+    """One row's Python value; text is decoded here, row by row, so invalid UTF-8 costs only its row.
+
+    A binary column is read as UTF-8 text (corpora written from bytes often store text that way).
+    """
+    t = column.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        column = column.view(pa.large_binary() if pa.types.is_large_string(t) else pa.binary())
+    elif not (pa.types.is_binary(t) or pa.types.is_large_binary(t)):
+        return column[row].as_py()
+    raw = column[row].as_py()
+    if raw is None:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UnicodeDecodeError("utf-8", raw, e.start, e.end, f"{e.reason} (column {name!r})") from None
+
+
+def _readable(column: pa.Array, row: int) -> Any:
+    """A row's value for an error report: never raises; bad bytes become U+FFFD."""
+    try:
+        return column[row].as_py()
+    except UnicodeDecodeError:
+        t = column.type
+        raw = column.view(pa.large_binary() if pa.types.is_large_string(t) else pa.binary())[row].as_py()
+        return raw.decode("utf-8", errors="replace")
+
+
+# --- the worker pass -----------------------------------------------------------------------------
 def stream_token_table(
     batches: Iterator[pa.RecordBatch],
     text_steps: list,
@@ -75,36 +169,141 @@ def stream_token_table(
     on_batch: Callable[[int, int, dict], None] | None = None,
     fault_marker: str | None = None,
     embedding_dtype: str = "float32",
+    on_row_error: Callable[[RowFailure], None] | None = None,
+    segment_chars: int = SEGMENT_CHARS,
 ) -> Iterator[pa.RecordBatch]:
     """The ``mapInArrow`` body of the job: Arrow rows in, one row per token out.
 
+    ``text_steps``: DocumentAssembler, SentenceDetector, Tokenizer steps (in this order).
     ``model_steps``: BertEmbeddings, then optionally NerDLModel and NerConverter, whose results ride
     on the token rows (``ner``, ``ner_confidence``, and ``chunk`` on each entity's first token), so
     the entities table needs no second pass over the model.
+    ``on_row_error``: called with a :class:`RowFailure` for each row that fails, which then yields no
+    token rows (see :class:`pipelines.row_errors.RowErrors`); None: the first failure raises.
+    ``on_batch(rows, tokens, embedder counters)``: after each Arrow batch, for progress.
     """
-    token_col = text_steps[-1].output_col
-    embeddings_col = model_steps[0].output_col
-    ner_col = model_steps[1].output_col if len(model_steps) > 1 else None
-    chunk_col = model_steps[2].output_col if len(model_steps) > 2 else None
     embedder_before = model_steps[0].stats()
     for rb in batches:
         if fault_marker:
             _die_once(fault_marker)
-        columns = native.apply_steps(rb, text_steps)
-        chunks_done: dict[int, int] = {}  # row -> chunks already numbered (chunk_index counts per document)
+        run = _BatchRun(rb, text_steps, model_steps, keep, on_row_error, segment_chars, embedding_dtype)
         n_tokens = 0
-        for group in chunks(units(columns[token_col], max_tokens), max_tokens):
-            sub: native.Batch = {name: [columns[name][u.row] for u in group] for name in columns}
-            sub[token_col] = [u.tokens for u in group]
-            for step in model_steps:
-                sub[step.output_col] = step.apply(sub)
-            n_tokens += sum(len(u.tokens) for u in group)
-            yield token_rows(group, sub[embeddings_col], rb, keep, sub[ner_col] if ner_col else None,
-                             sub[chunk_col] if chunk_col else None, chunks_done, embedding_dtype)
+        for group in chunks(run.units(max_tokens), max_tokens):
+            for out in run.embed(group):
+                n_tokens += out.num_rows
+                yield out
         if on_batch is not None:  # rows, tokens and this batch's share of the embedder's counters
             embedder_now = model_steps[0].stats()
             on_batch(rb.num_rows, n_tokens, {k: v - embedder_before[k] for k, v in embedder_now.items()})
             embedder_before = embedder_now
+
+
+class _BatchRun:
+    """One Arrow batch through the steps, row by row and segment by segment, failures contained."""
+
+    def __init__(self, rb: pa.RecordBatch, text_steps: list, model_steps: list, keep: list[str],
+                 on_row_error, segment_chars: int, embedding_dtype: str):
+        self.rb, self.text_steps, self.model_steps, self.keep = rb, text_steps, model_steps, keep
+        self.on_row_error, self.segment_chars, self.embedding_dtype = on_row_error, segment_chars, embedding_dtype
+        self.text_col = text_steps[0].inputs()[0]  # the DocumentAssembler's: the column cut into segments
+        self.sentence_col = text_steps[-1].inputs()[0]  # the Tokenizer's input
+        self.token_col = text_steps[-1].output_col
+        self.inputs = native.raw_inputs(text_steps)
+        self.failed: set[int] = set()
+        self.emitted: dict[int, int] = {}  # row -> token rows already yielded
+        self.chunks_done: dict[int, int] = {}  # row -> entity chunks already numbered (chunk_index counts per row)
+
+    # text steps: one row, one segment at a time
+    def units(self, max_tokens: int) -> Iterator[Unit]:
+        for row in range(self.rb.num_rows):
+            stage, values, first_token = "read", None, 0
+            try:
+                values = {name: _cell(self.rb.column(name), row, name) for name in self.inputs}
+                stage = "text"
+                text = values[self.text_col]
+                if self.on_row_error is not None and text is not None and len(text) > self.segment_chars:
+                    # A failure must not come after some of the row's tokens have left: try the text
+                    # steps on the whole document first (they cost a few % of the model's time).
+                    for _ in self._segments(values):
+                        pass
+                for sentences, tokens in self._segments(values):
+                    if row in self.failed:  # failed in the model steps, on an earlier chunk
+                        break
+                    yield from units(row, tokens, sentences, first_token, max_tokens)
+                    first_token += len(tokens)
+            except Exception as e:
+                if isinstance(e, MemoryError):
+                    raise
+                self._fail(row, e, stage, values)
+
+    def _segments(self, values: dict) -> Iterator[tuple[list[Ann], list[Ann]]]:
+        """(sentences, tokens) of each segment of the row's text, offsets into the whole text."""
+        text = values[self.text_col]
+        bounds = segment_bounds(text, self.segment_chars) if text else [(0, 0)]
+        sentence_base = 0
+        for start, stop in bounds:
+            columns = {name: [value] for name, value in values.items()}
+            if text:
+                columns[self.text_col] = [text[start:stop]]
+            columns = native.run_steps(columns, self.text_steps)
+            sentences, tokens = columns[self.sentence_col][0], columns[self.token_col][0]
+            if start or sentence_base:
+                _shift(sentences, start, sentence_base)
+                _shift(tokens, start, sentence_base)
+            sentence_base += len(sentences)
+            yield sentences, tokens
+
+    # model steps: a chunk of units; on failure, its rows one by one
+    def embed(self, group: list[Unit]) -> Iterator[pa.RecordBatch]:
+        group = [u for u in group if u.row not in self.failed]
+        if not group:
+            return
+        try:
+            out = self._embed(group)
+        except Exception as e:
+            if self.on_row_error is None or isinstance(e, MemoryError):
+                raise
+            rows = list(dict.fromkeys(u.row for u in group))
+            if len(rows) == 1:
+                self._fail(rows[0], e, "model")
+                return
+        else:
+            yield out
+            return
+        for row in rows:  # the chunk failed: find the guilty row(s)
+            try:
+                out = self._embed([u for u in group if u.row == row])
+            except Exception as e:
+                if isinstance(e, MemoryError):
+                    raise
+                self._fail(row, e, "model")
+                continue
+            yield out
+
+    def _embed(self, group: list[Unit]) -> pa.RecordBatch:
+        sub: native.Batch = {self.sentence_col: [u.sentences for u in group], self.token_col: [u.tokens for u in group]}
+        for step in self.model_steps:
+            sub[step.output_col] = step.apply(sub)
+        ner_col = self.model_steps[1].output_col if len(self.model_steps) > 1 else None
+        chunk_col = self.model_steps[2].output_col if len(self.model_steps) > 2 else None
+        chunks_done = {u.row: self.chunks_done.get(u.row, 0) for u in group}  # kept only if all goes well
+        out = token_rows(group, sub[self.model_steps[0].output_col], self.rb, self.keep,
+                         sub[ner_col] if ner_col else None, sub[chunk_col] if chunk_col else None, chunks_done,
+                         self.embedding_dtype)
+        self.chunks_done.update(chunks_done)
+        for u in group:
+            self.emitted[u.row] = self.emitted.get(u.row, 0) + len(u.tokens)
+        return out
+
+    def _fail(self, row: int, error: Exception, stage: str, values: dict | None = None) -> None:
+        if self.on_row_error is None:
+            raise error
+        self.failed.add(row)
+        text = values[self.text_col] if values else _readable(self.rb.column(self.text_col), row)
+        if isinstance(text, bytes):  # a binary text column
+            text = text.decode("utf-8", errors="replace")
+        keep = {name: _readable(self.rb.column(name), row) for name in self.keep}
+        self.on_row_error(RowFailure(keep, error, text, stage, self.emitted.get(row, 0)))
 
 
 CHUNK_TYPE = pa.struct([("chunk_index", pa.int32()), ("begin", pa.int32()), ("end", pa.int32()),
@@ -148,6 +347,27 @@ def token_rows(group: list[Unit], embedded: list[list[Ann]], rb: pa.RecordBatch,
 
 
 NER_COLUMNS = ("ner", "ner_confidence", "chunk")
+
+
+def spark_schema(keep_fields: list, embedding_dtype: str = "float32", ner: bool = False):
+    """The Spark schema of what :func:`stream_token_table` yields, after the ``keep`` columns' fields."""
+    from pyspark.sql.types import (ArrayType, BinaryType, FloatType, IntegerType, StringType, StructField,
+                                   StructType)
+
+    fields = list(keep_fields) + [
+        StructField("sentence", IntegerType(), False), StructField("token_index", IntegerType(), False),
+        StructField("begin", IntegerType(), False), StructField("end", IntegerType(), False),
+        StructField("token", StringType(), False),
+        StructField("embedding", BinaryType() if embedding_dtype == "float16" else ArrayType(FloatType(), False),
+                    False),
+    ]
+    if ner:
+        chunk = StructType([StructField("chunk_index", IntegerType()), StructField("begin", IntegerType()),
+                            StructField("end", IntegerType()), StructField("text", StringType()),
+                            StructField("entity", StringType()), StructField("confidence", FloatType())])
+        fields += [StructField("ner", StringType(), False), StructField("ner_confidence", FloatType(), True),
+                   StructField("chunk", chunk, True)]
+    return StructType(fields)
 
 
 def embedding_array(vectors: list[np.ndarray], dtype: str = "float32") -> pa.Array:

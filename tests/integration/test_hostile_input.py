@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from lake_helpers import job_config, write_corpus, read_table
 
 from pipelines.job import run_annotate, with_token_embeddings
-from pipelines.tables import stream_token_table
+from pipelines.tables import SEGMENT_CHARS, stream_token_table
 
 PIECES = st.one_of(
     st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40),  # any plane, controls included
@@ -48,12 +48,14 @@ def _check_rows(texts, rows):
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(TEXTS, st.sampled_from([16, 64, 8192]))
-def test_worker_pass_never_crashes_and_never_loses_a_character(steps, texts, max_tokens):
-    """The exact mapInArrow body, in-process with the real model, on many random batches."""
+@given(TEXTS, st.sampled_from([16, 64, 8192]), st.sampled_from([SEGMENT_CHARS, 60]))
+def test_worker_pass_never_crashes_and_never_loses_a_character(steps, texts, max_tokens, segment_chars):
+    """The exact mapInArrow body, in-process with the real model, on many random batches; documents
+    cut into segments of 60 characters, at any kind of boundary, keep every guarantee."""
     text_steps, model_steps = steps
     rb = pa.RecordBatch.from_pydict({"doc_id": [str(i) for i in range(len(texts))], "text": texts})
-    out = list(stream_token_table(iter([rb]), text_steps, model_steps, ["doc_id"], max_tokens))
+    out = list(stream_token_table(iter([rb]), text_steps, model_steps, ["doc_id"], max_tokens,
+                                  segment_chars=segment_chars))
     rows = [r for b in out for r in b.to_pylist()]
     _check_rows(texts, rows)
 
