@@ -248,15 +248,14 @@ def split_roles(stages) -> tuple[list, list]:
 
 
 def with_token_embeddings(stages, keep: list[str], max_tokens: int = 16384, on_batch=None, fault_marker=None,
-                          embedding_dtype: str = "float32"):
+                          embedding_dtype: str = "float32", on_row_error=None):
     """``df.transform(with_token_embeddings(stages, ["doc_id", "lang"]))``: one row per token.
 
     Runs the fused native stages and flattens in the same Python pass, in units of at most
     ``max_tokens`` tokens, so per-token annotation structs never reach the JVM and a worker's memory
-    does not grow with the document.
+    does not grow with the document. ``on_row_error`` (e.g. :meth:`RowErrors.callback`): a row that
+    raises is reported there and the task goes on; None: the task fails.
     """
-    from pyspark.sql.types import ArrayType, BinaryType, FloatType, IntegerType, StringType, StructField, StructType
-
     from pipelines.stages import _check_inputs
 
     for stage in stages:  # NerDLModel's storage-ref rule, on the driver, before any task runs
@@ -268,24 +267,12 @@ def with_token_embeddings(stages, keep: list[str], max_tokens: int = 16384, on_b
 
     def flatten(batches):
         return tables.stream_token_table(batches, text_steps, model_steps, keep, max_tokens, on_batch, fault_marker,
-                                         embedding_dtype)
+                                         embedding_dtype, on_row_error=on_row_error)
 
     def transform(df):
         _check_inputs(df, text_steps + model_steps)
-        fields = [df.schema[c] for c in keep] + [
-            StructField("sentence", IntegerType(), False), StructField("token_index", IntegerType(), False),
-            StructField("begin", IntegerType(), False), StructField("end", IntegerType(), False),
-            StructField("token", StringType(), False),
-            StructField("embedding", BinaryType() if embedding_dtype == "float16" else ArrayType(FloatType(), False),
-                        False),
-        ]
-        if len(model_steps) > 1:
-            chunk = StructType([StructField("chunk_index", IntegerType()), StructField("begin", IntegerType()),
-                                StructField("end", IntegerType()), StructField("text", StringType()),
-                                StructField("entity", StringType()), StructField("confidence", FloatType())])
-            fields += [StructField("ner", StringType(), False), StructField("ner_confidence", FloatType(), True),
-                       StructField("chunk", chunk, True)]
-        return df.mapInArrow(flatten, StructType(fields))
+        schema = tables.spark_schema([df.schema[c] for c in keep], embedding_dtype, ner=len(model_steps) > 1)
+        return df.mapInArrow(flatten, schema)
 
     return transform
 
@@ -456,7 +443,8 @@ def annotate(plan: RunPlan) -> dict:
         failed_rows = _write_tokens(plan, kept, sum(r["to_annotate"] for r in totals))
         quarantine = quarantine_rows(classified, config, plan.keep, plan.run_id)
         if failed_rows:
-            quarantine = quarantine.unionByName(error_rows(spark, failed_rows, quarantine.schema, plan.run_id))
+            quarantine = quarantine.unionByName(error_rows(spark, failed_rows, quarantine.schema, plan.run_id,
+                                                              config.policies.quarantine_text_max_chars))
         lake.replace(QUARANTINE_TABLE, quarantine, cols, plan.todo, plan.run_id)
         if ENTITIES_TABLE in plan.tables:
             _write_entities(plan)
@@ -487,10 +475,19 @@ def _write_tokens(plan: RunPlan, kept, to_annotate: int) -> list[dict]:
 
     from pipelines.progress import JobProgress
 
+    from pipelines.row_errors import RowErrors
+
     errors = _row_errors(plan)
     with JobProgress(plan.spark, to_annotate) as progress, _driver_fault(plan.spark, plan.tables[TOKEN_TABLE]):
         tokens = _token_table(plan, kept, progress, errors).withColumn("run_id", F.lit(plan.run_id))
-        plan.lake.replace(TOKEN_TABLE, tokens, plan.partition_cols, plan.todo, plan.run_id)
+        try:
+            plan.lake.replace(TOKEN_TABLE, tokens, plan.partition_cols, plan.todo, plan.run_id)
+        except Exception as e:  # one task saw more failed rows than the whole run may have
+            line = RowErrors.limit_message(e)
+            if line is None:
+                raise
+            raise JobError(f"{line}; nothing of this run counts as done: fix the input or raise "
+                           "policies.max_error_rows") from None
     embedder = progress.embedder_counts()
     if embedder["model_calls"]:  # the workers' own numbers: padding, calls, model seconds
         plan.manifest.body["embedder"] = embedder
@@ -501,20 +498,24 @@ def _write_tokens(plan: RunPlan, kept, to_annotate: int) -> list[dict]:
                            for r in records[:3])
         raise JobError(f"{len(records)} rows failed inside the pipeline, more than policies.max_error_rows={limit} "
                        f"(e.g. {sample}); nothing of this run counts as done: fix the input or raise the limit")
-    if records and plan.lake.format == "delta":  # a document that failed half way keeps none of its tokens
-        ids = ", ".join(_sql_string(r.get(plan.config.input.id_col)) for r in records)
+    partial = [r for r in records if r.get("partial_tokens")]
+    if partial and plan.lake.format != "delta":
+        raise JobError(f"document {partial[0].get(plan.config.input.id_col)!r} failed after some of its tokens were "
+                       "written, and a parquet lake cannot take them back: rerun with output.format delta, or fix "
+                       f"the row ({partial[0]['error_class']}: {partial[0]['error_message']})")
+    if partial:  # a document that failed half way keeps none of its tokens (a second commit of this run)
+        ids = ", ".join(_sql_string(r.get(plan.config.input.id_col)) for r in partial)
         plan.lake.delete_rows(TOKEN_TABLE, f"run_id = {_sql_string(plan.run_id)} AND "
                               f"`{plan.config.input.id_col}` IN ({ids})", plan.run_id)
     return records
 
 
 def _row_errors(plan: RunPlan):
-    """The collector of rows that raise inside the workers, where the worker code provides one."""
-    try:
-        from pipelines.row_errors import RowErrors
-    except ImportError:
-        return None
-    return RowErrors(plan.spark, plan.config.policies.max_error_rows)
+    """The collector of rows that raise inside the workers (native engine: the fused pass)."""
+    from pipelines.row_errors import RowErrors
+
+    p = plan.config.policies
+    return RowErrors(plan.spark, p.max_error_rows, p.quarantine_text_max_chars) if plan.stages else None
 
 
 def _sql_string(value) -> str:
@@ -557,7 +558,7 @@ def _token_table(plan: RunPlan, kept, progress, errors):
         return kept.transform(with_token_embeddings(
             stages, keep, config.stages.embeddings.max_tokens_per_chunk, progress.callback(),
             plan.spark.conf.get(KILL_WORKER_ONCE, None), config.output.embedding_dtype,
-            **_error_kwargs(errors, config)))
+            on_row_error=errors.callback() if errors is not None else None))
     else:
         _, model_stages = split_roles(stages)
         embeddings_col = model_stages[0].getOutputCol()
@@ -568,11 +569,6 @@ def _token_table(plan: RunPlan, kept, progress, errors):
                       plan.todo, plan.run_id)
     written = _written(plan, ANNOTATIONS_TABLE)
     return tokens_from_annotations(written, keep, embeddings_col, config.output.embedding_dtype)
-
-
-def _error_kwargs(errors, config: JobConfig) -> dict:
-    """What the workers need to send failed rows to ``errors`` (none where the worker code has no boundary)."""
-    return {}
 
 
 def _written(plan: RunPlan, table: str):

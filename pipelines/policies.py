@@ -64,14 +64,17 @@ def quarantine_rows(classified, config: JobConfig, keep: list[str], run_id: str)
     )
 
 
-def error_rows(spark, records: list[dict], schema, run_id: str):
+def error_rows(spark, records: list[dict], schema, run_id: str, text_max_chars: int):
     """Quarantine rows (reason ``error``) for the rows the workers could not annotate.
 
     ``records``: what :class:`pipelines.row_errors.RowErrors` collected: the row's keep columns plus
     ``error_class``, ``error_message``, ``text_length`` and ``text`` (already capped)."""
     rows = [{**{f.name: r.get(f.name) for f in schema.fields if f.name not in _ERROR_FIELDS},
-             "reason": "error", "error": f"{r['error_class']}: {r['error_message']}",
-             "text_length": int(r.get("text_length") or 0), "text": r.get("text"), "run_id": run_id}
+             "reason": "error", "error": f"{r['error_class']} ({r['stage']}): {r['error_message']}",
+             "text_length": int(r.get("text_length") or 0),
+             # as for every quarantine row: the text when it is short enough, else none of it
+             "text": r.get("text") if int(r.get("text_length") or 0) <= text_max_chars else None,
+             "run_id": run_id}
             for r in records]
     return spark.createDataFrame(rows, schema)
 

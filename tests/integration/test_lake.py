@@ -192,3 +192,33 @@ def test_a_second_run_on_a_busy_lake_refuses_in_one_line_naming_the_first(spark,
     assert other.returncode == 0, err[-2000:]
     statuses = sorted(json.loads(p.read_text())["status"] for p in (lake / "_runs").glob("*.json"))
     assert statuses == ["committed", "failed"]
+
+
+def test_rows_that_break_the_pipeline_go_to_quarantine_and_the_run_goes_on(spark, tmp_path, demo_bundle):
+    corpus = tmp_path / "corpus"
+    # Bytes that are not UTF-8 in a string column, as a careless writer leaves them.
+    texts = pa.array([b"Gut.", b"Kaputt \xff\xfe hier.", b"Auch gut."], pa.binary()).cast(pa.string(), safe=False)
+    (corpus / "lang=de").mkdir(parents=True)
+    pq.write_table(pa.table({"doc_id": ["ok-1", "bad", "ok-2"], "text": texts}), corpus / "lang=de" / "p.parquet")
+    result = run_annotate(job_config(tmp_path / "lake", corpus, demo_bundle.path), spark=spark)
+    counts = manifest(result)["counts"]
+    assert counts["input_rows"] == 3 and counts["annotated_rows"] == 2
+    assert counts["quarantined_by_reason"] == {"error": 1}
+    (row,) = read_table(spark, tmp_path / "lake" / "quarantine").collect()
+    assert row.doc_id == "bad" and row.reason == "error" and row.error.startswith("UnicodeDecodeError (read)")
+    assert where_docs_are(spark, tmp_path / "lake") == {"ok-1": {"token_embeddings"}, "bad": {"quarantine"},
+                                                        "ok-2": {"token_embeddings"}}
+    with pytest.raises(JobError, match="too many failed rows: more than 0 rows failed") as e:
+        run_annotate(job_config(tmp_path / "lake2", corpus, demo_bundle.path, policies__max_error_rows=0), spark=spark)
+    assert "\n" not in str(e.value)
+
+
+def test_text_stored_as_binary_is_read_as_utf8(spark, tmp_path, demo_bundle):
+    corpus = tmp_path / "corpus"
+    write_rows(corpus / "lang=fr" / "p.parquet", [("b-1", "Le chien dort.".encode()), ("b-2", b"\xc3\x28")],
+               text_type=pa.binary())
+    result = run_annotate(job_config(tmp_path / "lake", corpus, demo_bundle.path), spark=spark)
+    assert where_docs_are(spark, tmp_path / "lake") == {"b-1": {"token_embeddings"}, "b-2": {"quarantine"}}
+    tokens = [r.token for r in read_table(spark, tmp_path / "lake" / "token_embeddings").orderBy("token_index").collect()]
+    assert tokens == ["Le", "chien", "dort", "."]
+    assert manifest(result)["counts"]["quarantined_by_reason"] == {"error": 1}
