@@ -23,7 +23,7 @@ from pipelines.config import JobConfig
 from pipelines.errors import CorpusNlpError, JobError
 from pipelines.lake import (Lake, RunManifest, is_inside, is_local, local_file, local_path, read_manifests, take_lease,
                             text_partition_values)
-from pipelines.policies import classify_rows, error_rows, quarantine_rows
+from pipelines.policies import classify_rows, error_rows, quarantine_rows, text_column
 from pipelines.text.sentences import VISIBLE_CHAR_REGEX
 
 TOKEN_TABLE = "token_embeddings"
@@ -437,8 +437,8 @@ def annotate(plan: RunPlan) -> dict:
         df = df.where(_partition_condition(cols, plan.todo))
     classified = classify_rows(df, config, cols).persist()
     try:
-        totals = _totals(classified, cols, text_col)
-        kept = _balanced(spark, config, classified.where(F.col("_reason").isNull() & F.col(text_col).rlike(
+        totals = _totals(classified, cols, text_column(config))
+        kept = _balanced(spark, config, classified.where(F.col("_reason").isNull() & text_column(config).rlike(
             VISIBLE_CHAR_REGEX)).select(id_col, text_col, *cols, *extra))
         failed_rows = _write_tokens(plan, kept, sum(r["to_annotate"] for r in totals))
         quarantine = quarantine_rows(classified, config, plan.keep, plan.run_id)
@@ -455,10 +455,10 @@ def annotate(plan: RunPlan) -> dict:
     return counts
 
 
-def _totals(classified, cols: list[str], text_col: str) -> list:
+def _totals(classified, cols: list[str], text) -> list:
     from pyspark.sql import functions as F
 
-    visible = F.col(text_col).rlike(VISIBLE_CHAR_REGEX)
+    visible = text.rlike(VISIBLE_CHAR_REGEX)
     return classified.groupBy(*cols).agg(
         F.count(F.lit(1)).alias("rows"),
         F.sum(F.when(F.col("_reason").isNotNull(), 1).otherwise(0)).alias("quarantined"),

@@ -14,6 +14,14 @@ from pipelines.text.sentences import VISIBLE_CHAR_REGEX
 REASONS = ("null_id", "null_text", "empty_text", "blank_text", "duplicate_id", "too_long", "error")
 
 
+def text_column(config: JobConfig):
+    """The text as a string column for Spark-side checks, also when the corpus stores it as binary
+    (the workers decode it strictly, per row; a row whose bytes are not UTF-8 fails there alone)."""
+    from pyspark.sql import functions as F
+
+    return F.col(config.input.text_col).cast("string")
+
+
 def classify_rows(df, config: JobConfig, partitions: list[str]):
     """``df.transform(lambda d: classify_rows(d, config, partitions))``: adds ``_reason``, why a row
     goes to quarantine, or null when it is annotated."""
@@ -21,7 +29,7 @@ def classify_rows(df, config: JobConfig, partitions: list[str]):
     from pyspark.sql import functions as F
 
     p = config.policies
-    id_col, text = F.col(config.input.id_col), F.col(config.input.text_col)
+    id_col, text = F.col(config.input.id_col), text_column(config)
     empty = p.empty_text == "quarantine"
     reason = (
         F.when(id_col.isNull(), F.lit("null_id"))
@@ -52,7 +60,7 @@ def quarantine_rows(classified, config: JobConfig, keep: list[str], run_id: str)
     """The quarantine table's rows for the classified rows that have a reason."""
     from pyspark.sql import functions as F
 
-    text = F.col(config.input.text_col)
+    text = text_column(config)
     limit = config.policies.quarantine_text_max_chars
     return classified.where(F.col("_reason").isNotNull()).select(
         *keep,
