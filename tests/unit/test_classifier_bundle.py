@@ -193,3 +193,23 @@ def test_task_mismatch_is_one_clear_error(checkpoints, demo_bundle, tmp_path):
         classifier.require_task("embeddings", "BertEmbeddings")
     with pytest.raises(BundleError, match="is a BERT encoder .*not a sequence classifier"):
         demo_bundle.require_task("sequence-classification", "BertForSequenceClassification")
+
+
+def test_export_for_sparknlp_writes_the_labels(checkpoints, tmp_path):
+    """The folder Spark NLP's *ForTokenClassification.loadSavedModel reads: model.onnx (input_ids, attention_mask
+    [, token_type_ids] -> logits), assets/vocab.txt, assets/labels.txt (line number = class id)."""
+    import onnx
+
+    from pipelines.model.sparknlp_io import export_for_sparknlp
+
+    for architecture in ("BertForTokenClassification", "DistilBertForSequenceClassification"):
+        bundle = prepare_model(tmp_path / architecture, from_dir=checkpoints[architecture])
+        folder = export_for_sparknlp(bundle, tmp_path / f"{architecture}-sparknlp")
+        labels = (folder / "assets" / "labels.txt").read_text(encoding="utf-8").splitlines()
+        assert labels == ARCHITECTURES[architecture]
+        vocab = (folder / "assets" / "vocab.txt").read_text(encoding="utf-8").splitlines()
+        assert len(vocab) == bundle.manifest.vocab_size
+        graph = onnx.load(str(folder / "model.onnx")).graph
+        assert [o.name for o in graph.output] == ["logits"]
+        expected = ["input_ids", "attention_mask"] + (["token_type_ids"] if architecture.startswith("Bert") else [])
+        assert [i.name for i in graph.input] == expected
