@@ -4,12 +4,15 @@ The stages live in :mod:`pipelines.stages` and mirror Spark NLP's Python classes
 
     from pipelines import DocumentAssembler, SentenceDetector, Tokenizer, BertEmbeddings
     from pipelines import NerDLModel, NerConverter
+    from pipelines import BertForTokenClassification, BertForSequenceClassification  # + DistilBert*
 """
 
 __version__ = "0.1.0"
 
 _STAGES = {"DocumentAssembler", "SentenceDetector", "MultilingualSentenceDetector", "Tokenizer", "BertEmbeddings"}
 _NER_STAGES = {"NerDLModel", "NerConverter"}
+_CLASSIFIER_STAGES = {"BertForTokenClassification", "DistilBertForTokenClassification",
+                      "BertForSequenceClassification", "DistilBertForSequenceClassification"}
 
 
 def __getattr__(name):
@@ -22,4 +25,8 @@ def __getattr__(name):
         from pipelines.ner import stages as ner_stages
 
         return getattr(ner_stages, name)
+    if name in _CLASSIFIER_STAGES:
+        from pipelines.classify import stages as classifier_stages
+
+        return getattr(classifier_stages, name)
     raise AttributeError(name)

@@ -75,7 +75,9 @@ def report(result, show: int) -> None:
 
 
 @main.command("prepare-model")
-@click.option("--from-dir", type=click.Path(), help="local Hugging Face BERT checkpoint directory")
+@click.option("--from-dir", type=click.Path(),
+              help="local Hugging Face checkpoint directory: a BERT encoder, or a fine-tuned BERT/DistilBERT "
+                   "*ForTokenClassification / *ForSequenceClassification (labels from config.json's id2label)")
 @click.option("--hf-id", help="Hugging Face hub id, e.g. bert-base-multilingual-cased (needs the hub)")
 @click.option("--from-sparknlp", type=click.Path(),
               help="a Spark NLP BertEmbeddings saved with .write().save(DIR) (ONNX engine): its graph and vocabulary")
@@ -86,7 +88,8 @@ def report(result, show: int) -> None:
 @click.option("--name", help="model name recorded in the manifest")
 @friendly_errors
 def prepare_model_cmd(from_dir, hf_id, from_sparknlp, out, precision, name):
-    """Convert a BERT checkpoint into a model bundle (model.onnx, tokenizer.json, manifest.json)."""
+    """Convert a BERT checkpoint (or a fine-tuned classifier) into a model bundle (model.onnx, tokenizer.json,
+    manifest.json)."""
     from pipelines.model.prepare import prepare_model
 
     if sum(map(bool, (from_dir, hf_id, from_sparknlp))) != 1:
@@ -122,6 +125,8 @@ def _describe(bundle) -> None:
     m = bundle.manifest
     click.echo(f"bundle {bundle.path}: {m.name} ({m.kind}, {m.precision}), storage ref {m.storage_ref}, "
                f"{m.num_layers} layers x {m.dimension} dims, vocabulary {m.vocab_size}")
+    if m.is_classifier:
+        click.echo(f"  {m.model_type} {m.task}, {len(m.labels)} labels: {', '.join(m.labels)}")
 
 
 @main.command("jars")

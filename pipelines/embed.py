@@ -92,7 +92,11 @@ class TokenEmbedder:
         vocab = tokenizer.get_vocab()
         self.unk_id, self.cls_id, self.sep_id = vocab["[UNK]"], vocab["[CLS]"], vocab["[SEP]"]
         self.pad_id = vocab.get("[PAD]", 0)
+        # The graph's first output: BERT's last_hidden_state, or a token classifier's logits (one score per
+        # label instead of a vector: windows and first-piece pooling apply the same way).
+        self.output_name = session.get_outputs()[0].name
         self.dimension = session.get_outputs()[0].shape[-1]
+        self.input_names = {i.name for i in session.get_inputs()}  # DistilBERT has no token_type_ids
         self.stats = empty_stats()
 
     # --- pieces -----------------------------------------------------------------------------
@@ -183,7 +187,8 @@ class TokenEmbedder:
         self.stats["padded_pieces"] += mask.size - real
         self.stats["model_calls"] += 1
         feeds = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
+        feeds = {name: value for name, value in feeds.items() if name in self.input_names}
         started = time.perf_counter()
-        hidden = self.session.run(["last_hidden_state"], feeds)[0]
+        hidden = self.session.run([self.output_name], feeds)[0]
         self.stats["model_seconds"] += time.perf_counter() - started
         return hidden

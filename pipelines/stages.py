@@ -513,7 +513,7 @@ class BertEmbeddings(_NativeStage, HasInputCols, HasModelPath, HasBatchSize, Has
         return verified_bundle(self.getOrDefault(self.modelPath))
 
     def _sync_with_bundle(self):
-        manifest = self.bundle().manifest
+        manifest = self.bundle().require_task("embeddings", "BertEmbeddings").manifest
         for param, value in ((self.dimension, manifest.dimension), (self.caseSensitive, manifest.case_sensitive)):
             if self.isSet(param) and self.getOrDefault(param) != value:
                 raise ValueError(f"BertEmbeddings {param.name}={self.getOrDefault(param)} disagrees with the "

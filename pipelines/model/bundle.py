@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from pipelines.errors import CorpusNlpError
 from pipelines.model.digest import cached_sha256
@@ -78,6 +78,24 @@ class ModelManifest(BaseModel):
     files: dict[str, str]
     created_at: str
     notes: str = ""
+    # What the graph computes: token embeddings (``last_hidden_state``), or a fine-tuned classifier's
+    # ``logits`` over ``labels`` (index = class id). Written only for classifiers, so embeddings
+    # manifests stay as they were.
+    task: Literal["embeddings", "token-classification", "sequence-classification"] = "embeddings"
+    labels: list[str] = []
+    model_type: Literal["bert", "distilbert"] = "bert"
+
+    @model_validator(mode="after")
+    def _labels_fit_the_task(self):
+        if self.task == "embeddings" and (self.labels or self.model_type != "bert"):
+            raise ValueError("an embeddings bundle has no labels and is a BERT model")
+        if self.task != "embeddings" and (len(self.labels) < 2 or len(set(self.labels)) != len(self.labels)):
+            raise ValueError(f"a {self.task} bundle needs at least 2 distinct labels, got {self.labels}")
+        return self
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.task != "embeddings"
 
 
 def _is_allowed(rel: str) -> bool:
@@ -191,6 +209,20 @@ class ModelBundle:
                     f"modified): {_how_to_rebuild(p)}"
                 )
         return cls(p, manifest)
+
+    def require_task(self, task: str, stage: str) -> ModelBundle:
+        """Raise BundleError unless the bundle's graph computes ``task`` (what ``stage`` reads)."""
+        m = self.manifest
+        if m.task != task:
+            what = {"embeddings": "a BERT encoder (token embeddings)",
+                    "token-classification": "a token classifier", "sequence-classification": "a sequence classifier"}
+            users = {"embeddings": "BertEmbeddings", "token-classification": "BertForTokenClassification / "
+                     "DistilBertForTokenClassification", "sequence-classification": "BertForSequenceClassification "
+                     "/ DistilBertForSequenceClassification"}
+            raise BundleError(f"{stage}: model bundle {self.path} is {what[m.task]} ({m.model_type}), not "
+                              f"{what[task]}: use it with {users[m.task]}, or give {stage} a bundle built from a "
+                              "matching checkpoint")
+        return self
 
     # --------------------------------------------------------------- runtime
     def create_session(
@@ -321,5 +353,7 @@ def write_bundle(
         manifest = ModelManifest(**fields)
     except ValidationError as e:
         raise TypeError(f"invalid manifest fields for write_bundle: {e}") from e
-    _atomic_write_bytes(out / MANIFEST, (manifest.model_dump_json(indent=2) + "\n").encode("utf-8"))
+    classifier_only = None if manifest.is_classifier else {"task", "labels", "model_type"}
+    text = manifest.model_dump_json(indent=2, exclude=classifier_only)
+    _atomic_write_bytes(out / MANIFEST, (text + "\n").encode("utf-8"))
     return ModelBundle.load(out, verify=True)

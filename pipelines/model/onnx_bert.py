@@ -222,8 +222,19 @@ def build_bert_onnx(
     Raises ``ValueError`` when config and weights do not fit together.
     """
     shape = bert_shape_from_config(config)
-    w = _Weights(weights, shape)
     g = _GraphBuilder()
+    x = encoder_nodes(g, _Weights(weights, shape), shape, fused=fused)
+    g.nodes.append(helper.make_node("Identity", [x], [OUTPUT_NAME], name="output"))
+    output = helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", "sequence", shape.hidden_size])
+    return finish_model(g, shape, list(INPUT_NAMES), [output], "bert_encoder", fused=fused)
+
+
+def encoder_nodes(g: _GraphBuilder, w: _Weights, shape: BertShape, *, fused: bool,
+                  token_types: bool = True) -> str:
+    """Add the encoder (embeddings + layers) to ``g``; returns the name of the ``[batch, seq, hidden]`` value.
+
+    ``token_types=False``: no ``token_type_ids`` input and no token-type embedding (DistilBERT).
+    """
     H, I, nh, dh = shape.hidden_size, shape.intermediate_size, shape.num_heads, shape.head_size
     eps = shape.layer_norm_eps
 
@@ -231,8 +242,6 @@ def build_bert_onnx(
     word = g.init("word_embeddings", w.get("embeddings.word_embeddings.weight", (shape.vocab_size, H)))
     pos = g.init("position_embeddings",
                  w.get("embeddings.position_embeddings.weight", (shape.max_position_embeddings, H)))
-    tt = g.init("token_type_embeddings",
-                w.get("embeddings.token_type_embeddings.weight", (shape.type_vocab_size, H)))
     emb_gamma = g.init("emb_ln_gamma", w.get("embeddings.LayerNorm.weight", (H,)))
     emb_beta = g.init("emb_ln_beta", w.get("embeddings.LayerNorm.bias", (H,)))
 
@@ -243,8 +252,12 @@ def build_bert_onnx(
     g.init("const_2", np.array([2], dtype=np.int64))
     pos_emb = g.node("Slice", [pos, "const_0", seq_len, "const_0"], name="pos_emb")  # [S, H]
     word_emb = g.node("Gather", [word, "input_ids"], name="word_emb")  # [B, S, H]
-    tt_emb = g.node("Gather", [tt, "token_type_ids"], name="tt_emb")
-    emb_sum = g.node("Add", [g.node("Add", [word_emb, tt_emb], name="emb_add0"), pos_emb], name="emb_add1")
+    if token_types:
+        tt = g.init("token_type_embeddings",
+                    w.get("embeddings.token_type_embeddings.weight", (shape.type_vocab_size, H)))
+        tt_emb = g.node("Gather", [tt, "token_type_ids"], name="tt_emb")
+        word_emb = g.node("Add", [word_emb, tt_emb], name="emb_add0")
+    emb_sum = g.node("Add", [word_emb, pos_emb], name="emb_add1")
     x = g.typed(g.node("LayerNormalization", [emb_sum, emb_gamma, emb_beta], name="emb_ln", axis=-1,
                        epsilon=eps), ["batch", "sequence", H])
 
@@ -343,27 +356,28 @@ def build_bert_onnx(
                    [g.node("Add", [out, x1], name=L + "res2"), g.init(L + "ln2_g", ln2_g),
                     g.init(L + "ln2_b", ln2_b)], name=L + "ln2", axis=-1, epsilon=eps)
 
-    g.nodes.append(helper.make_node("Identity", [x], [OUTPUT_NAME], name="output"))
+    return x
 
-    inputs = [
-        helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"]) for n in INPUT_NAMES
-    ]
-    outputs = [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", "sequence", H])]
-    graph = helper.make_graph(g.nodes, "bert_encoder", inputs, outputs, g.initializers,
-                              value_info=g.value_info)
+
+def finish_model(g: _GraphBuilder, shape: BertShape, input_names: list[str], outputs: list,
+                 graph_name: str, *, fused: bool, extra_meta: Mapping[str, Any] | None = None) -> onnx.ModelProto:
+    """The ModelProto of ``g``: int64 ``[batch, sequence]`` inputs, opsets, IR version, shape metadata."""
+    inputs = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"]) for n in input_names]
+    graph = helper.make_graph(g.nodes, graph_name, inputs, outputs, g.initializers, value_info=g.value_info)
     opsets = [helper.make_opsetid("", OPSET)]
     if fused:
         opsets.append(helper.make_opsetid(MS_DOMAIN, 1))
     model = helper.make_model(graph, opset_imports=opsets, producer_name="corpus-nlp")
     model.ir_version = IR_VERSION
     meta = {
-        "hidden_size": H,
+        "hidden_size": shape.hidden_size,
         "num_layers": shape.num_layers,
-        "num_heads": nh,
-        "intermediate_size": I,
+        "num_heads": shape.num_heads,
+        "intermediate_size": shape.intermediate_size,
         "vocab_size": shape.vocab_size,
         "max_position_embeddings": shape.max_position_embeddings,
         "fused": fused,
+        **(extra_meta or {}),
     }
     helper.set_model_props(model, {k: str(v) for k, v in meta.items()})
     return model

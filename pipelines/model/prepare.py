@@ -22,6 +22,7 @@ import numpy as np
 
 from .bundle import DEMO_NOTES, BundleError, ModelBundle, write_bundle
 from .checkpoint import bert_tokenizer_pipeline, set_bert_post_processor
+from .heads import build_classifier_onnx, classifier_head, encoder_config
 from .onnx_bert import bert_shape_from_config, build_bert_onnx
 
 HUB_PATTERNS = [
@@ -357,7 +358,8 @@ def prepare_model(
         raise BundleError(f"checkpoint {ckpt} has no config.json: copy the model's config.json there")
     try:
         config = json.loads(cfg_path.read_text(encoding="utf-8"))
-        shape = bert_shape_from_config(config)
+        head = classifier_head(config)  # None: an encoder, for embeddings
+        shape = bert_shape_from_config(encoder_config(config, head))
     except json.JSONDecodeError as e:
         raise BundleError(f"{cfg_path} is not valid JSON ({e}): download it again") from e
     except ValueError as e:
@@ -373,7 +375,7 @@ def prepare_model(
 
     weights, weights_sha = load_checkpoint_weights(ckpt)
     try:
-        model = build_bert_onnx(weights, config)
+        model = build_classifier_onnx(weights, config, head) if head else build_bert_onnx(weights, config)
     except ValueError as e:
         raise BundleError(f"checkpoint {ckpt}: {e}") from e
     del weights
@@ -402,6 +404,8 @@ def prepare_model(
         precision=precision,
         notes=DEMO_NOTES if kind == "demo" else "",
     )
+    if head is not None:
+        fields.update(task=head.task, labels=list(head.labels), model_type=head.model_type)
 
     if precision == "fp32":
         return write_bundle(out, model, tokenizer, **fields)

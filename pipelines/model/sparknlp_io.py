@@ -34,6 +34,7 @@ from .onnx_bert import INPUT_NAMES, OUTPUT_NAME
 SPARKNLP_WARMUP_MAX_ID = 28937
 ASSETS_DIR = "assets"
 VOCAB_FILE = "vocab.txt"
+LABELS_FILE = "labels.txt"  # classifiers: one label per line, line number = class id
 CLAMPED_IDS = "input_ids_within_vocabulary"
 
 SAVED_CLASS = "com.johnsnowlabs.nlp.embeddings.BertEmbeddings"
@@ -43,7 +44,8 @@ _OTHER_ENGINES = {"bert_tensorflow": "TensorFlow", "bert_openvino": "OpenVINO"}
 
 # --- bundle -> Spark NLP -------------------------------------------------------------------------
 def export_for_sparknlp(bundle: ModelBundle, folder: str | os.PathLike[str]) -> Path:
-    """Write ``folder/model.onnx`` and ``folder/assets/vocab.txt``: what ``loadSavedModel`` imports.
+    """Write ``folder/model.onnx`` and ``folder/assets/vocab.txt`` (+ ``assets/labels.txt`` for a classifier):
+    what ``loadSavedModel`` imports.
 
     Written next to, never into, the bundle (a bundle holds only its own files). The folder is
     replaced as a whole, so a reader never sees half of it.
@@ -62,6 +64,9 @@ def export_for_sparknlp(bundle: ModelBundle, folder: str | os.PathLike[str]) -> 
     try:
         (staging / ASSETS_DIR).mkdir()
         (staging / ASSETS_DIR / VOCAB_FILE).write_text("".join(f"{t}\n" for t in vocab), encoding="utf-8")
+        if bundle.manifest.is_classifier:  # *ForTokenClassification / *ForSequenceClassification.loadSavedModel
+            labels = "".join(f"{label}\n" for label in bundle.manifest.labels)
+            (staging / ASSETS_DIR / LABELS_FILE).write_text(labels, encoding="utf-8")
         if bundle.manifest.vocab_size <= SPARKNLP_WARMUP_MAX_ID:
             model = onnx.load(str(bundle.onnx_path))
             clamp_input_ids(model, bundle.manifest.vocab_size - 1)

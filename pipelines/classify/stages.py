@@ -1,0 +1,179 @@
+"""Fine-tuned classifiers with Spark NLP's names, params, defaults and output annotations (native stages).
+
+They fuse with the other native stages into ONE ``mapInArrow`` pass::
+
+    ner = BertForTokenClassification.loadSavedModel("models/ner-bundle").setInputCols(["sentence", "token"])
+    chunks = NerConverter().setInputCols(["sentence", "token", "ner"]).setOutputCol("ner_chunk")
+    sentiment = DistilBertForSequenceClassification.loadSavedModel("models/sentiment") \\
+        .setInputCols(["document", "token"]).setOutputCol("class")
+
+Where they differ from Spark NLP, on purpose: text longer than ``maxSentenceLength`` pieces is not
+truncated. A token classifier labels every token (overlapping windows, as BertEmbeddings); a sequence
+classifier combines the windows' probabilities (see :mod:`pipelines.classify.classifier`).
+"""
+
+from __future__ import annotations
+
+from pyspark.ml.param import TypeConverters
+
+from pipelines import annotation as A
+from pipelines.classify.steps import CATEGORY, SequenceClassifyStep, TokenClassifyStep
+from pipelines.stages import (
+    HasBatchSize,
+    HasInputCols,
+    HasIntraOpThreads,
+    HasModelPath,
+    _NativeStage,
+    _param,
+    verified_bundle,
+)
+
+MAX_POSITIONS = 512
+
+
+class _Classifier(_NativeStage, HasInputCols, HasModelPath, HasBatchSize, HasIntraOpThreads):
+    input_annotator_types = (A.DOCUMENT, A.TOKEN)
+    task = ""  # the bundle task this stage runs
+    model_type = ""  # "bert" | "distilbert"
+    maxSentenceLength = _param("maxSentenceLength", "WordPieces per window, [CLS]/[SEP] included (<= 512)",
+                               TypeConverters.toInt)
+    caseSensitive = _param("caseSensitive", "must agree with the bundle's tokenizer", TypeConverters.toBoolean)
+    maxBatchPieces = _param("maxBatchPieces", "padded WordPieces per ONNX Runtime call, at most (0: no cap)",
+                            TypeConverters.toInt)
+    providers = _param("providers", "ONNX Runtime execution providers, in order of preference",
+                       TypeConverters.toListString)
+
+    def __init__(self, *, inputCols=None, outputCol=None, modelPath=None, batchSize=None, maxSentenceLength=None,
+                 caseSensitive=None, intraOpThreads=None, maxBatchPieces=None):
+        super().__init__()
+        self._setDefault(batchSize=8, maxSentenceLength=128, intraOpThreads=0, maxBatchPieces=0,
+                         providers=["CPUExecutionProvider"], **self._own_defaults())
+        self._set_init(dict(inputCols=inputCols, outputCol=outputCol, batchSize=batchSize,
+                            maxSentenceLength=maxSentenceLength, caseSensitive=caseSensitive,
+                            intraOpThreads=intraOpThreads, maxBatchPieces=maxBatchPieces))
+        if modelPath is not None:
+            self.setModelPath(modelPath)
+
+    def _own_defaults(self) -> dict:
+        return {}
+
+    @classmethod
+    def loadSavedModel(cls, path: str, spark=None):
+        """Spark NLP's spelling of 'use this local model': a bundle from ``corpus-nlp prepare-model``."""
+        return cls(modelPath=str(path))
+
+    def setModelPath(self, value):
+        self._set(modelPath=value)
+        return self._sync_with_bundle()
+
+    def setMaxSentenceLength(self, value):
+        if not 3 <= value <= MAX_POSITIONS:
+            raise ValueError(f"{type(self).__name__}: maxSentenceLength must be in [3, {MAX_POSITIONS}] (WordPieces "
+                             f"per window, [CLS] and [SEP] included), got {value}")
+        return self._set(maxSentenceLength=value)
+
+    def setCaseSensitive(self, value):
+        return self._set(caseSensitive=value)
+
+    def setMaxBatchPieces(self, value):
+        return self._set(maxBatchPieces=value)
+
+    def setProviders(self, value):
+        """E.g. ["CUDAExecutionProvider", "CPUExecutionProvider"] on GPU executors (needs onnxruntime-gpu)."""
+        return self._set(providers=list(value))
+
+    def getClasses(self) -> list[str]:
+        """The labels, in the order of the model's outputs (the checkpoint's id2label)."""
+        return list(self.bundle().manifest.labels)
+
+    def bundle(self):
+        name = type(self).__name__
+        if not self.isDefined(self.modelPath):
+            raise ValueError(f"{name} needs a model: setModelPath(BUNDLE_DIR) or {name}.loadSavedModel(BUNDLE_DIR) "
+                             "(build the bundle with `corpus-nlp prepare-model --from-dir FINE_TUNED_CHECKPOINT`)")
+        bundle = verified_bundle(self.getOrDefault(self.modelPath)).require_task(self.task, name)
+        if bundle.manifest.model_type != self.model_type:
+            prefix = {"bert": "Bert", "distilbert": "DistilBert"}[bundle.manifest.model_type]
+            raise ValueError(f"{name}: model bundle {bundle.path} is a {bundle.manifest.model_type} model; use "
+                             f"{prefix}{name.removeprefix('DistilBert').removeprefix('Bert')}")
+        return bundle
+
+    def _sync_with_bundle(self):
+        manifest = self.bundle().manifest
+        if self.isSet(self.caseSensitive) and self.getOrDefault(self.caseSensitive) != manifest.case_sensitive:
+            raise ValueError(f"{type(self).__name__} caseSensitive={self.getOrDefault(self.caseSensitive)} disagrees "
+                             f"with the model bundle's tokenizer ({manifest.case_sensitive}); unset it")
+        length = self.getOrDefault(self.maxSentenceLength)
+        if length > manifest.max_position_embeddings:
+            raise ValueError(f"{type(self).__name__}: maxSentenceLength={length} exceeds the model's "
+                             f"{manifest.max_position_embeddings} positions; set it to at most that")
+        self._setDefault(caseSensitive=manifest.case_sensitive)
+        return self
+
+    def _step_args(self) -> tuple:
+        self._sync_with_bundle()
+        g = self.getOrDefault
+        document_col, token_col = self.getInputCols()
+        return (document_col, token_col, self.getOutputCol(), str(self.bundle().path), tuple(self.getClasses()),
+                g(self.maxSentenceLength), g(self.batchSize), g(self.intraOpThreads), tuple(g(self.providers)),
+                g(self.maxBatchPieces))
+
+
+class _TokenClassifier(_Classifier):
+    """One ``named_entity`` annotation per token: ``result`` the label of the token's first WordPiece,
+    metadata ``sentence``, ``word`` and every label's probability (as Spark NLP writes them)."""
+
+    annotator_type = A.NAMED_ENTITY
+    task = "token-classification"
+
+    def _own_defaults(self) -> dict:
+        return {"outputCol": "ner"}
+
+    def _step(self):
+        return TokenClassifyStep(*self._step_args())
+
+
+class BertForTokenClassification(_TokenClassifier):
+    model_type = "bert"
+
+
+class DistilBertForTokenClassification(_TokenClassifier):
+    model_type = "distilbert"
+
+
+class _SequenceClassifier(_Classifier):
+    """One ``category`` annotation per annotation of the first input column (sentence or document):
+    ``result`` the label, metadata ``sentence`` and every label's probability; with ``coalesceSentences``
+    one per row, the mean of its sequences' probabilities (as Spark NLP)."""
+
+    annotator_type = CATEGORY
+    task = "sequence-classification"
+    coalesceSentences = _param("coalesceSentences", "one label per row: the mean of its sequences' probabilities",
+                               TypeConverters.toBoolean)
+    activation = _param("activation", "'softmax' (one label per sequence)", TypeConverters.toString)
+
+    def _own_defaults(self) -> dict:
+        return {"outputCol": "class", "coalesceSentences": False, "activation": "softmax"}
+
+    def setCoalesceSentences(self, value):
+        return self._set(coalesceSentences=value)
+
+    def getCoalesceSentences(self) -> bool:
+        return self.getOrDefault(self.coalesceSentences)
+
+    def setActivation(self, value):
+        if value != "softmax":
+            raise ValueError(f"{type(self).__name__}: activation {value!r} is not supported; only 'softmax' (the "
+                             "single-label checkpoints prepare-model converts)")
+        return self._set(activation=value)
+
+    def _step(self):
+        return SequenceClassifyStep(*self._step_args(), coalesce=self.getCoalesceSentences())
+
+
+class BertForSequenceClassification(_SequenceClassifier):
+    model_type = "bert"
+
+
+class DistilBertForSequenceClassification(_SequenceClassifier):
+    model_type = "distilbert"

@@ -1,0 +1,80 @@
+"""Small seeded fine-tuned-classifier checkpoints, written by transformers + torch (tests only).
+
+Random weights, but in exactly the layout ``save_pretrained`` gives a fine-tuned model: config.json
+with ``architectures`` and ``id2label``, model.safetensors, and a cased WordPiece vocabulary trained
+here on multilingual text (multilingual-cased semantics: no lowercasing, accents kept).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
+SENTIMENT_LABELS = ["1 star", "2 stars", "3 stars", "4 stars", "5 stars"]
+
+TEXTS = [
+    "Angela Merkel war Bundeskanzlerin der Bundesrepublik Deutschland.",
+    "Größere Straßen führen über die Brücke nach Köln und Düsseldorf.",
+    "Le président réside au palais de l'Élysée à Paris.",
+    "¿Dónde está la estación? Mañana viajaré a Sevilla con María.",
+    "Москва — столица России. Η Αθήνα είναι η πρωτεύουσα.",
+    "John Smith works for Acme Corporation in New York.",
+    "The food was terrible and the service was slow.",
+    "What a wonderful film, I loved every minute of it!",
+] * 3
+
+# Weights are drawn wider than Hugging Face's 0.02 so that different texts get clearly different
+# logits (with 0.02 every sequence's [CLS] scores are nearly the same, and argmax ties would be luck).
+INIT_RANGE = 0.3
+
+
+def wordpiece_tokenizer():
+    from pipelines.model.checkpoint import train_wordpiece_tokenizer
+
+    return train_wordpiece_tokenizer(TEXTS, vocab_size=600, cased=True)
+
+
+def write_classifier_checkpoint(out: Path, architecture: str, labels: list[str], tokenizer, seed: int = 0,
+                                max_position_embeddings: int = 128) -> Path:
+    """``architecture``: e.g. "BertForTokenClassification" or "DistilBertForSequenceClassification"."""
+    import torch
+    import transformers
+
+    from pipelines.model.checkpoint import vocab_in_id_order
+
+    vocab = vocab_in_id_order(tokenizer)
+    id2label = dict(enumerate(labels))
+    label2id = {v: k for k, v in id2label.items()}
+    if architecture.startswith("DistilBert"):
+        config = transformers.DistilBertConfig(
+            vocab_size=len(vocab), dim=32, n_layers=2, n_heads=4, hidden_dim=64,
+            max_position_embeddings=max_position_embeddings, initializer_range=INIT_RANGE,
+            id2label=id2label, label2id=label2id, pad_token_id=tokenizer.token_to_id("[PAD]"))
+    else:
+        config = transformers.BertConfig(
+            vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+            intermediate_size=64, max_position_embeddings=max_position_embeddings, initializer_range=INIT_RANGE,
+            id2label=id2label, label2id=label2id, pad_token_id=tokenizer.token_to_id("[PAD]"))
+    torch.manual_seed(seed)
+    model = getattr(transformers, architecture)(config).eval()
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out), safe_serialization=True)
+    (out / "vocab.txt").write_text("".join(t + "\n" for t in vocab), encoding="utf-8")
+    (out / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "BertTokenizer", "do_lower_case": False, "strip_accents": None,
+        "tokenize_chinese_chars": True, "model_max_length": max_position_embeddings}), encoding="utf-8")
+    return out
+
+
+def hf_model(checkpoint: Path):
+    import transformers
+
+    config = json.loads((checkpoint / "config.json").read_text())
+    return getattr(transformers, config["architectures"][0]).from_pretrained(str(checkpoint)).eval()
+
+
+def hf_tokenizer(checkpoint: Path):
+    from transformers import BertTokenizerFast
+
+    return BertTokenizerFast.from_pretrained(str(checkpoint))
