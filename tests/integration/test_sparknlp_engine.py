@@ -197,8 +197,9 @@ def test_the_job_with_engine_sparknlp_writes_the_lake_from_the_real_annotators(s
     counts = manifest["counts"]
     assert counts["input_rows"] == 7 and counts["quarantined_rows"] == 1 and counts["annotated_rows"] == 6
 
-    tokens = spark.read.parquet(result.tables["token_embeddings"])
-    assert tokens.columns == ["doc_id", "sentence", "token_index", "begin", "end", "token", "embedding", "lang"]
+    tokens = result.read(spark)
+    assert tokens.columns == ["doc_id", "sentence", "token_index", "begin", "end", "token", "embedding", "run_id",
+                              "lang"]
     texts = dict(rows)
     collected = tokens.collect()
     assert len(collected) == counts["tokens"] > 0
@@ -209,7 +210,7 @@ def test_the_job_with_engine_sparknlp_writes_the_lake_from_the_real_annotators(s
     assert saved["fingerprint"] == manifest["fingerprint"]
     # same bundle, other tokens: an incremental native run must not take these partitions as done
     native = job_config(tmp_path / "lake", corpus, demo_bundle.path)
-    assert state.fingerprint(native, demo_bundle.manifest, {"ner": None}) != manifest["fingerprint"]
+    assert state.fingerprint(native, demo_bundle.manifest, None) != manifest["fingerprint"]
 
 
 def test_a_session_without_a_class_the_engine_needs_says_what_to_install(spark, demo_bundle, tmp_path, monkeypatch):
