@@ -140,10 +140,15 @@ def text_stages(config: JobConfig):
         tokenizer.setContextChars(s.tokenizer.context_chars)
     if s.tokenizer.split_chars:
         tokenizer.setSplitChars(s.tokenizer.split_chars)
+    if s.tokenizer.split_pattern:
+        tokenizer.setSplitPattern(s.tokenizer.split_pattern)
+    sd = s.sentence_detector  # Spark NLP has one rule set, the pragmatic one, whatever `kind` says
     detector = SentenceDetector().setInputCols(["document"]).setOutputCol("sentence") \
-        .setCustomBounds(s.sentence_detector.custom_bounds) \
-        .setUseCustomBoundsOnly(s.sentence_detector.use_custom_bounds_only) \
-        .setMinLength(s.sentence_detector.min_length).setMaxLength(s.sentence_detector.max_length)
+        .setCustomBounds(sd.custom_bounds).setCustomBoundsStrategy(sd.custom_bounds_strategy) \
+        .setUseCustomBoundsOnly(sd.use_custom_bounds_only).setUseAbbreviations(sd.use_abbreviations) \
+        .setDetectLists(sd.detect_lists).setMinLength(sd.min_length).setMaxLength(sd.max_length)
+    if sd.split_length:
+        detector.setSplitLength(sd.split_length)
     return [DocumentAssembler().setInputCol(config.input.text_col).setOutputCol("document"), detector, tokenizer]
 
 
