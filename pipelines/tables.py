@@ -28,8 +28,6 @@ from pipelines import native
 from pipelines.annotation import Ann
 from pipelines.row_errors import RowFailure
 
-TOKEN_COLUMNS = ("sentence", "token_index", "begin", "end", "token", "embedding")
-
 # Characters per segment of a long document. The text steps hold ~80 bytes of annotations per
 # character, so a segment costs ~8 MB whatever the document's size. Documents up to this size are
 # annotated whole, exactly as a single pass would.
@@ -331,43 +329,42 @@ def token_rows(group: list[Unit], embedded: list[list[Ann]], rb: pa.RecordBatch,
             ner_confidence.extend(_confidence(t) for t in tags[k])
             chunk.extend(_chunk_heads(anns, found[k], chunks_done, unit.row))
     take = pa.array(rows, pa.int64())
+    columns = {"sentence": sentence, "token_index": index, "begin": begin, "end": end, "token": token,
+               "ner": ner, "ner_confidence": ner_confidence, "chunk": chunk}
+    fields = token_fields(embedding_dtype, ner=tags is not None)
     arrays = [rb.column(name).take(take) for name in keep] + [
-        pa.array(sentence, pa.int32()),
-        pa.array(index, pa.int32()),
-        pa.array(begin, pa.int32()),
-        pa.array(end, pa.int32()),
-        pa.array(token, pa.string()),
-        embedding_array(vectors, embedding_dtype),
-    ]
-    names = list(keep) + list(TOKEN_COLUMNS)
-    if tags is not None:
-        arrays += [pa.array(ner, pa.string()), pa.array(ner_confidence, pa.float32()), pa.array(chunk, CHUNK_TYPE)]
-        names += list(NER_COLUMNS)
-    return pa.RecordBatch.from_arrays(arrays, names=names)
+        embedding_array(vectors, embedding_dtype) if f.name == "embedding" else pa.array(columns[f.name], f.type)
+        for f in fields]
+    return pa.RecordBatch.from_arrays(arrays, names=list(keep) + [f.name for f in fields])
 
 
-NER_COLUMNS = ("ner", "ner_confidence", "chunk")
+
+def token_fields(embedding_dtype: str = "float32", ner: bool = False) -> list[pa.Field]:
+    """The token table's own columns (after the ``keep`` columns), declared once, in Arrow: what
+    :func:`token_rows` builds, and, through :func:`spark_schema`, what Spark is told."""
+    vector = pa.binary() if embedding_dtype == "float16" else pa.list_(pa.field("element", pa.float32(), False))
+    fields = [pa.field("sentence", pa.int32(), False), pa.field("token_index", pa.int32(), False),
+              pa.field("begin", pa.int32(), False), pa.field("end", pa.int32(), False),
+              pa.field("token", pa.string(), False), pa.field("embedding", vector, False)]
+    if ner:
+        fields += [pa.field("ner", pa.string(), False), pa.field("ner_confidence", pa.float32(), True),
+                   pa.field("chunk", CHUNK_TYPE, True)]
+    return fields
 
 
 def spark_schema(keep_fields: list, embedding_dtype: str = "float32", ner: bool = False):
-    """The Spark schema of what :func:`stream_token_table` yields, after the ``keep`` columns' fields."""
-    from pyspark.sql.types import (ArrayType, BinaryType, FloatType, IntegerType, StringType, StructField,
-                                   StructType)
+    """The Spark schema of what :func:`stream_token_table` yields: the ``keep`` columns' Spark fields, then
+    :func:`token_fields` converted (nullability of list elements included)."""
+    from pyspark.sql.pandas.types import from_arrow_type
+    from pyspark.sql.types import ArrayType, StructField, StructType
 
-    fields = list(keep_fields) + [
-        StructField("sentence", IntegerType(), False), StructField("token_index", IntegerType(), False),
-        StructField("begin", IntegerType(), False), StructField("end", IntegerType(), False),
-        StructField("token", StringType(), False),
-        StructField("embedding", BinaryType() if embedding_dtype == "float16" else ArrayType(FloatType(), False),
-                    False),
-    ]
-    if ner:
-        chunk = StructType([StructField("chunk_index", IntegerType()), StructField("begin", IntegerType()),
-                            StructField("end", IntegerType()), StructField("text", StringType()),
-                            StructField("entity", StringType()), StructField("confidence", FloatType())])
-        fields += [StructField("ner", StringType(), False), StructField("ner_confidence", FloatType(), True),
-                   StructField("chunk", chunk, True)]
-    return StructType(fields)
+    def spark_type(arrow_type):
+        if pa.types.is_list(arrow_type):  # from_arrow_type would make every element nullable
+            return ArrayType(spark_type(arrow_type.value_type), arrow_type.value_field.nullable)
+        return from_arrow_type(arrow_type)
+
+    return StructType(list(keep_fields) + [StructField(f.name, spark_type(f.type), f.nullable)
+                                           for f in token_fields(embedding_dtype, ner)])
 
 
 def embedding_array(vectors: list[np.ndarray], dtype: str = "float32") -> pa.Array:

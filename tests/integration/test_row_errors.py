@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.native import EmbedStep, SentenceStep
+from pipelines.native import EmbedStep, MultilingualSentenceStep
 from pipelines.row_errors import RowErrorLimitExceeded, RowErrors
 from pipelines.tables import segment_bounds, spark_schema, stream_token_table
 
@@ -17,8 +17,9 @@ MODEL_POISON = "Knollenblätterpilz"  # a token equal to it makes the embeddings
 
 
 @dataclass(frozen=True)
-class SentencesThatBreak(SentenceStep):
-    """The real SentenceStep, breaking its contract on documents holding TEXT_POISON (as a library bug would)."""
+class SentencesThatBreak(MultilingualSentenceStep):
+    """The real MultilingualSentenceStep, breaking its contract on documents holding TEXT_POISON (as a library
+    bug would)."""
 
     def apply(self, batch):
         if any(TEXT_POISON in (docs[0].result if docs else "") for docs in batch[self.input_col]):
