@@ -332,9 +332,12 @@ def replay_embed_step(s: Settings, corpus_dir: Path, bundle: Path) -> Replay:
     mb = ModelBundle.load(bundle, verify=False)
     dim = mb.manifest.dimension
 
-    class ZeroSession:
+    class ZeroSession:  # the graph's interface, without its arithmetic
         def get_outputs(self):
-            return [type("Output", (), {"shape": [None, None, dim]})]
+            return [type("Output", (), {"name": "last_hidden_state", "shape": [None, None, dim]})]
+
+        def get_inputs(self):
+            return [type("Input", (), {"name": n}) for n in ("input_ids", "attention_mask", "token_type_ids")]
 
         def run(self, names, feeds):
             return [np.zeros(feeds["input_ids"].shape + (dim,), dtype=np.float32)]
@@ -417,8 +420,9 @@ def fresh_spark(s: Settings, engine: str = "native"):
 
     # --tiny shares one JVM between the phases: it needs Spark NLP's jars when the sparknlp phase runs at all.
     wants_jars = engine == "sparknlp" or (s.tiny and "sparknlp" not in s.skip)
+    # Delta: the lake's default format, so the phases write what a user's run writes.
     spark = get_spark(SparkSettings(master=s.master, app_name="corpus-nlp-bench", arrow_batch_rows=s.arrow_batch_rows,
-                                    conf=s.spark_conf()), libraries=["sparknlp"] if wants_jars else None)
+                                    conf=s.spark_conf()), libraries=["delta"] + (["sparknlp"] if wants_jars else []))
     spark.sparkContext.setLogLevel("ERROR")
     if s.tiny:
         _SHARED.append(spark)
