@@ -1,7 +1,6 @@
 """Operators' comforts in real Spark: the dry run tells what a run will do (and writes nothing), an
-incremental run with nothing new says so, JSON summaries, the model build timed apart from annotating."""
+incremental run with nothing new says so. (JSON logs and the model build's timing: test_installed_package.py.)"""
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -58,28 +57,6 @@ def test_dry_run_says_what_an_incremental_run_will_do_and_writes_nothing(spark, 
     assert "rows: input 0" not in cli.output
     text = CliRunner().invoke(main, ["annotate", "--config", str(ini), *args, "--dry-run"])
     assert "0 partitions to annotate, 3 already done" in text.output and "lang=it" in text.output
-
-
-def test_json_summary_and_the_model_build_timed_apart(spark, tmp_path, demo_bundle):
-    corpus = write_corpus(tmp_path / "corpus", {"de": CORPUS["de"]})
-    bundle = tmp_path / "models" / "demo-bert"  # missing: the run builds the demo model first
-    cli = CliRunner().invoke(main, ["annotate", "--input", str(corpus), "--output", str(tmp_path / "lake"),
-                                    "--model", str(bundle), "--log-format", "json"])
-    assert cli.exit_code == 0, cli.output
-    records = [json.loads(line) for line in cli.stdout.splitlines() if line.strip()]
-    assert [r["event"] for r in records] == ["summary"]  # stdout holds the result only, as JSON
-    summary = records[0]
-    notes = [json.loads(line) for line in cli.stderr.splitlines() if line.startswith("{")]
-    assert any(n["event"] == "note" and "building the demo model" in n["message"] for n in notes)
-
-    manifest = json.loads(Path(summary["manifest"]).read_text())
-    timings = manifest["timings"]
-    assert timings["model_build_s"] > 0 and timings["ner_training_s"] == 0
-    # the annotate time leaves the model build out, and the throughput is over the annotate time
-    assert abs(timings["annotate_s"] + timings["model_build_s"] - manifest["duration_s"]) < 1.0
-    assert summary["tokens"] == manifest["counts"]["tokens"] > 0
-    assert summary["tokens_per_s"] == round(summary["tokens"] / timings["annotate_s"], 1)
-    assert summary["model_build_s"] == timings["model_build_s"]
 
 
 def test_dry_run_before_the_demo_model_exists(spark, tmp_path):
