@@ -84,6 +84,16 @@ def precheck_input(config: JobConfig) -> None:
     if not files:
         raise JobError(f"input path {path} holds no Parquet files: nothing to annotate (check the path, "
                        "or that the corpus was written as Parquet)")
+    try:  # the columns Spark would see (the first file's, then the partition folders'); an unreadable
+        import pyarrow.parquet as pq  # file is reported by check_file_columns, with its name
+
+        columns = pq.read_schema(files[0]).names
+    except Exception:
+        columns = None
+    if columns is not None:
+        folders = [seg.split("=", 1)[0] for seg in files[0].relative_to(root).parts[:-1] if "=" in seg] \
+            if files[0] != root else []
+        require_columns(path, columns + [c for c in folders if c not in columns], config.input)
     check_file_columns([str(f) for f in files], [config.input.id_col, config.input.text_col])
 
 
@@ -180,15 +190,20 @@ def read_corpus(spark, config: JobConfig):
             df = spark.read.option("basePath", path).parquet(path)
     except Exception as e:  # AnalysisException: path not found, not Parquet, ...
         raise JobError(f"cannot read Parquet corpus at {path}: {str(e).strip().splitlines()[0]}") from e
-    for role, col in (("text", settings.text_col), ("id", settings.id_col)):
-        if col not in df.columns:
-            key = "text_col" if role == "text" else "id_col"
-            raise JobError(f"input {path} has no {role} column {col!r} (set input.{key}); its columns are: "
-                           f"{', '.join(df.columns)}")
+    require_columns(path, df.columns, settings)
     files = df.inputFiles()
     check_file_columns(files, [settings.id_col, settings.text_col])
     partitions = partition_columns(files, path, df.columns)
     return df, partitions, files
+
+
+def require_columns(path: str, columns: list[str], settings) -> None:
+    """The corpus has the configured text and id columns; else the columns it has, and the key to set."""
+    for role, col in (("text", settings.text_col), ("id", settings.id_col)):
+        if col not in columns:
+            key = "text_col" if role == "text" else "id_col"
+            raise JobError(f"input {path} has no {role} column {col!r} (set input.{key}); its columns are: "
+                           f"{', '.join(columns)}")
 
 
 def check_file_columns(files: list[str], needed: list[str]) -> None:

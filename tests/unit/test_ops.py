@@ -127,7 +127,11 @@ def test_input_is_checked_before_spark_starts(tmp_path):
     _parquet(tmp_path / "bad" / "lang=fr" / "part-0.parquet", doc_id=["b"], body=["y"])
     with pytest.raises(JobError, match=r"lang=fr/part-0.parquet has no column 'text'"):
         run_annotate(config(tmp_path / "bad"))
-    assert SparkContext._active_spark_context is None  # all three refused before any JVM
+    _parquet(tmp_path / "body" / "lang=de" / "part-0.parquet", doc_id=["a"], body=["x"])
+    with pytest.raises(JobError, match=r"no text column 'text' \(set input.text_col\); its columns are: "
+                                       r"doc_id, body, lang$"):
+        run_annotate(config(tmp_path / "body"))
+    assert SparkContext._active_spark_context is None  # all four refused before any JVM
 
 
 def test_dry_run_reasons():
