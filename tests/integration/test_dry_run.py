@@ -1,5 +1,5 @@
 """Operators' comforts in real Spark: the dry run tells what a run will do (and writes nothing), an
-incremental run with nothing new says so. (JSON logs and the model build's timing: test_installed_package.py.)"""
+incremental run with nothing new says so. (JSON logs and the model build's timing: test_installed_package.py, tests/unit/test_operating.py.)"""
 
 import os
 import shutil
