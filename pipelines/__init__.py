@@ -5,6 +5,7 @@ The stages live in :mod:`pipelines.stages` and mirror Spark NLP's Python classes
     from pipelines import DocumentAssembler, SentenceDetector, Tokenizer, BertEmbeddings
     from pipelines import NerDLModel, NerConverter
     from pipelines import BertForTokenClassification, BertForSequenceClassification  # + DistilBert*
+    from pipelines import LightPipeline   # annotate a few texts in this process, without a Spark job
 """
 
 __version__ = "0.1.0"
@@ -16,6 +17,10 @@ _CLASSIFIER_STAGES = {"BertForTokenClassification", "DistilBertForTokenClassific
 
 
 def __getattr__(name):
+    if name == "LightPipeline":
+        from pipelines.light import LightPipeline
+
+        return LightPipeline
     # Lazy so that `import pipelines` (e.g. in a Python worker or the CLI) does not import pyspark.
     if name in _STAGES:
         from pipelines import stages

@@ -18,8 +18,13 @@ def main(verbose):
         os.environ["CORPUS_NLP_VERBOSE"] = "1"
 
 
+LOG_LEVEL = click.Choice(["ALL", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF"], case_sensitive=False)
+
+
 @main.command()
-@click.option("--config", "config_path", required=True, type=click.Path(), help="YAML job config")
+@click.option("--config", "config_path", type=click.Path(),
+              help="YAML job config (`corpus-nlp init` writes a starter); none: the sample corpus inside the "
+                   "package, the demo model in ~/.cache/corpus-nlp/models, the lake in ./lake")
 @click.option("--input", "input_path", help="input corpus path (overrides input.path)")
 @click.option("--output", "output_path", help="lake path (overrides output.path)")
 @click.option("--model", "model_path", help="model bundle directory (overrides model.bundle)")
@@ -29,49 +34,139 @@ def main(verbose):
               help="annotate only partitions not yet done with this pipeline (overrides `incremental`)")
 @click.option("--full-refresh", is_flag=True, default=None, help="redo every selected partition")
 @click.option("--partition", "partitions", multiple=True, help="limit the run, e.g. --partition 'lang=de' (repeatable)")
+@click.option("--dry-run", is_flag=True,
+              help="print the partitions a run would annotate and why (new, changed files, other pipeline, done); "
+                   "writes nothing")
+@click.option("--log-level", type=LOG_LEVEL, help="Spark's log level (overrides spark.log_level; default ERROR)")
+@click.option("--quiet", is_flag=True, help="no progress lines or notes: the summary and errors only")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: notes, progress, summary and errors as one JSON object per line")
 @click.option("--show", default=5, show_default=True, help="print this many token rows at the end")
 @friendly_errors
 def annotate(config_path, input_path, output_path, model_path, ner_path, no_ner, incremental, full_refresh,
-             partitions, show):
-    """Run the annotation job described by --config."""
+             partitions, dry_run, log_level, quiet, log_format, show):
+    """Run the annotation job described by --config (without it: the bundled sample corpus)."""
+    from pipelines import log
     from pipelines.config import load_config
-    from pipelines.job import run_annotate
 
+    log.configure(quiet=quiet, format=log_format)
     config = load_config(config_path, {
         "input.path": input_path, "output.path": output_path, "model.bundle": model_path, "ner.model": "" if no_ner else ner_path,
         "incremental": incremental, "full_refresh": full_refresh, "partitions": list(partitions) or None,
+        "spark.log_level": log_level,
     })
+    if dry_run:
+        from pipelines.dry_run import dry_run as plan_only
+
+        report_dry_run(plan_only(config))
+        return
+    from pipelines.job import run_annotate
+
     result = run_annotate(config)
-    report(result, show)
+    report(result, 0 if quiet or log.as_json() else show)
+
+
+def report_dry_run(plan) -> None:
+    from pipelines import log
+
+    if log.as_json():
+        log.result("dry_run", "", **plan.as_dict())
+        return
+    mode = "incremental" if plan.incremental else "every selected partition"
+    lines = [f"dry run ({mode}), nothing written: {plan.to_do} partitions to annotate, {plan.done} already done",
+             f"  input {plan.input_path} -> lake {plan.output_path}"]
+    width = max((len(spec) for spec, _, _ in plan.partitions), default=0)
+    lines += [f"  {spec:<{width}}  {action:<8}  {why}" for spec, action, why in plan.partitions]
+    lines += [f"  note: {note}" for note in plan.notes]
+    log.result("dry_run", "\n".join(lines))
+
+
+def summary(result) -> dict:
+    """The run's outcome as one flat record: the text summary and the JSON one say the same things."""
+    m = result.manifest
+    c, timings = m["counts"], m.get("timings", {})
+    annotate_s = timings.get("annotate_s", m["duration_s"])
+    return {
+        "run_id": result.run_id, "status": m["status"], "duration_s": m["duration_s"],
+        "model": m["model"]["storage_ref"], "model_kind": m["model"]["kind"],
+        "partitions_annotated": len(m["input"]["annotated_partitions"]),
+        "partitions_already_done": m["input"]["skipped_as_done"],
+        "input_rows": c["input_rows"], "annotated_rows": c["annotated_rows"], "kept_empty_rows": c["kept_empty_rows"],
+        "quarantined_rows": c["quarantined_rows"], "quarantined_by_reason": c["quarantined_by_reason"],
+        "tokens": c["tokens"], **({"entities": c["entities"]} if "entities" in c else {}),
+        "tokens_per_s": round(c["tokens"] / annotate_s, 1) if annotate_s else 0.0,
+        **{k: timings[k] for k in ("annotate_s", "spark_start_s", "model_build_s", "ner_training_s") if k in timings},
+        "tables": result.tables, "manifest": result.manifest_path,
+    }
 
 
 def report(result, show: int) -> None:
-    m = result.manifest
-    c = m["counts"]
-    click.echo(f"\nrun {result.run_id} {m['status']} in {m['duration_s']:.1f}s with model "
-               f"{m['model']['storage_ref']} ({m['model']['kind']})")
-    if m["model"]["kind"] == "demo":
-        click.echo("  note: DEMO MODEL (random weights): the vectors carry no meaning")
-    skipped = m["input"]["skipped_as_done"]
-    click.echo(f"  partitions annotated {len(m['input']['annotated_partitions'])}"
-               + (f", skipped as already done {skipped}" if skipped else ""))
-    reasons = ", ".join(f"{k} {v}" for k, v in c["quarantined_by_reason"].items())
-    click.echo(f"  rows: input {c['input_rows']}, annotated {c['annotated_rows']}"
-               f" (kept empty {c['kept_empty_rows']}), quarantined {c['quarantined_rows']}"
-               + (f" ({reasons})" if reasons else ""))
-    rate = c["tokens"] / m["duration_s"] if m["duration_s"] else 0
-    click.echo(f"  tokens {c['tokens']} ({rate:,.0f} tokens/s over the whole run)"
-               + (f", entities {c['entities']}" if "entities" in c else ""))
-    for name, path in result.tables.items():
-        click.echo(f"  table {name}: {path}")
-    click.echo(f"  run manifest: {result.manifest_path}")
-    if show > 0 and c["tokens"]:
+    from pipelines import log
+
+    s = summary(result)
+    if log.as_json():
+        log.result("summary", "", **s)
+        return
+    lines = [f"\nrun {s['run_id']} {s['status']} in {s['duration_s']:.1f}s with model {s['model']} ({s['model_kind']})"]
+    if s["model_kind"] == "demo":
+        lines.append("  note: DEMO MODEL (random weights): the vectors carry no meaning")
+    done = s["partitions_already_done"]
+    if not s["partitions_annotated"]:
+        lines.append(f"  nothing to do: 0 partitions to annotate, {done} already done with this pipeline")
+    else:
+        lines.append(f"  partitions annotated {s['partitions_annotated']}"
+                     + (f", skipped as already done {done}" if done else ""))
+        reasons = ", ".join(f"{k} {v}" for k, v in s["quarantined_by_reason"].items())
+        lines.append(f"  rows: input {s['input_rows']}, annotated {s['annotated_rows']}"
+                     f" (kept empty {s['kept_empty_rows']}), quarantined {s['quarantined_rows']}"
+                     + (f" ({reasons})" if reasons else ""))
+        setup = [f"{label} {s[key]:.1f}s" for label, key in (("model build", "model_build_s"),
+                 ("NER training", "ner_training_s")) if s.get(key)]
+        lines.append(f"  tokens {s['tokens']} ({s['tokens_per_s']:,.0f} tokens/s over {s.get('annotate_s', 0):.1f}s "
+                     "of annotating" + (f"; not counted: {', '.join(setup)}" if setup else "") + ")"
+                     + (f", entities {s['entities']}" if "entities" in s else ""))
+    lines += [f"  table {name}: {path}" for name, path in s["tables"].items()]
+    lines.append(f"  run manifest: {s['manifest']}")
+    click.echo("\n".join(lines))
+    if show > 0 and s["tokens"]:
         from pyspark.sql import SparkSession
         from pyspark.sql import functions as F
 
         tokens = result.read(SparkSession.getActiveSession())
         tokens.drop("run_id").withColumn("embedding", F.slice("embedding", 1, 3)).orderBy(
             "doc_id", "token_index").show(show, truncate=40)
+
+
+@main.command()
+@click.argument("path", required=False, type=click.Path())
+@click.option("--train-ner", is_flag=True, help="the train-ner starter (conf/train_ner.yaml) instead")
+@click.option("--force", is_flag=True, help="overwrite PATH if it exists")
+def init(path, train_ner, force):
+    """Write a starter config to PATH (default ./corpus-nlp.yaml, or ./corpus-nlp-train-ner.yaml): the
+    sample corpus, the demo model and NER model, and a commented-out section for the real model."""
+    from pathlib import Path
+
+    from pipelines.resources import resources_dir
+
+    source = resources_dir() / "conf" / ("train_ner.yaml" if train_ner else "local.yaml")
+    target = Path(path or ("corpus-nlp-train-ner.yaml" if train_ner else "corpus-nlp.yaml"))
+    if target.is_dir():
+        target = target / source.name
+    if target.exists() and not force:
+        raise click.UsageError(f"{target} exists: choose another PATH, or --force to overwrite it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(source.read_bytes())
+    command = "train-ner" if train_ner else "annotate"
+    click.echo(f"wrote {target}: edit it, then `corpus-nlp {command} --config {target}`")
+
+
+@main.command("log-config")
+def log_config_cmd():
+    """Print the path of the bundled log4j2 file that keeps Spark's JVM quiet (for spark-submit's
+    --driver-java-options "-Dlog4j2.configurationFile=PATH")."""
+    from pipelines.session import log4j_config_path
+
+    click.echo(log4j_config_path())
 
 
 @main.command("prepare-model")

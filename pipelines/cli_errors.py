@@ -23,7 +23,12 @@ def friendly_errors(fn):
         except CorpusNlpError as e:
             if verbose():
                 traceback.print_exception(e)
-            click.echo(f"error: {e}", err=True)
+            from pipelines import log
+
+            if log.as_json():
+                log.emit("error", str(e), force=True, message=str(e))
+            else:
+                click.echo(f"error: {e}", err=True)
             sys.exit(2)
 
     return wrapper

@@ -10,12 +10,35 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipelines.errors import CorpusNlpError
 
 
 M = TypeVar("M", bound=BaseModel)
+
+# `model.bundle: demo`, `ner.model: demo` (and train-ner's `out: demo`): the demo models in the per-user
+# cache, built on first use and shared by every directory a user runs from, so that an installed package
+# works from anywhere. Write `./demo` for a directory named demo.
+DEMO = "demo"
+
+
+def demo_model_dir(kind: Literal["bert", "ner"]) -> str:
+    """``~/.cache/corpus-nlp/models/demo-bert`` (or ``demo-ner``); ``CORPUS_NLP_CACHE_DIR`` moves it."""
+    from pipelines.cache import cache_dir
+
+    return str(cache_dir() / "models" / f"demo-{kind}")
+
+
+def resolve_demo(value: str | None, kind: Literal["bert", "ner"]) -> str | None:
+    return demo_model_dir(kind) if value == DEMO else value
+
+
+def bundled_path(*parts: str) -> str:
+    """A file or directory of the installed package's resources (the sample corpus, the NER sample)."""
+    from pipelines.resources import resources_dir
+
+    return str(resources_dir().joinpath(*parts))
 
 
 class _Strict(BaseModel):
@@ -34,11 +57,19 @@ class SparkSettings(_Strict):
         True, description="a JVM the job starts itself is set up for batch runs of minutes: it maps an archive "
         "of the classes Spark loads (made when the first run exits, in ~/.cache/corpus-nlp/jvm) and compiles "
         "only really hot code with C2 (-XX:CompileThresholdScaling=3)")
+    log_level: Literal["ALL", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF"] = Field(
+        "ERROR", description="Spark's log level, set as soon as the session exists (--log-level)")
     conf: dict[str, str] = Field(default_factory=dict, description="extra Spark settings")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def upper_case_level(cls, value):
+        return value.upper() if isinstance(value, str) else value
 
 
 class InputSettings(_Strict):
-    path: str = "pipelines/resources/sample_corpus"
+    path: str = Field(default_factory=lambda: bundled_path("sample_corpus"),
+                      description="the corpus; default: the sample corpus inside the installed package")
     format: Literal["parquet"] = "parquet"
     id_col: str = "doc_id"
     text_col: str = "text"
@@ -58,12 +89,18 @@ class OutputSettings(_Strict):
 class NerSettings(_Strict):
     """NerDLModel + NerConverter after the embeddings; off while `model` is unset."""
 
-    model: str | None = Field(None, description="NER directory (corpus-nlp train-ner); unset: no NER")
+    model: str | None = Field(None, description="NER directory (corpus-nlp train-ner); `demo`: the per-user demo "
+                              "NER model; unset: no NER")
     build_demo_if_missing: bool = Field(
         False, description="train the demo NER model there when missing (needs the torch extra)")
     include_confidence: bool = True
     batch_size: int = Field(8, ge=1)
     white_list: list[str] = Field(default_factory=list, description="keep only these entity labels")
+
+    @field_validator("model")
+    @classmethod
+    def demo_ner_dir(cls, value):
+        return resolve_demo(value, "ner")
 
 
 class PolicySettings(_Strict):
@@ -84,11 +121,17 @@ class PolicySettings(_Strict):
 
 
 class ModelSettings(_Strict):
-    bundle: str = Field("models/demo-bert", description="native engine: model bundle directory")
+    bundle: str = Field(DEMO, validate_default=True, description="native engine: model bundle directory; `demo`: "
+                        "the per-user demo model (~/.cache/corpus-nlp/models/demo-bert)")
     build_demo_if_missing: bool = Field(True, description="native engine: build the demo model there if missing")
     sparknlp_pretrained: str = Field("bert_base_multilingual_cased", description="sparknlp engine: pretrained name")
     sparknlp_lang: str = Field("xx", description="sparknlp engine: pretrained model language")
     sparknlp_model_path: str | None = Field(None, description="sparknlp engine: a saved BertEmbeddings instead")
+
+    @field_validator("bundle")
+    @classmethod
+    def demo_bundle_dir(cls, value):
+        return resolve_demo(value, "bert")
 
 
 class SentenceDetectorSettings(_Strict):
@@ -165,17 +208,22 @@ class ConfigError(CorpusNlpError, ValueError):
     """A configuration problem, phrased for the person who wrote the file."""
 
 
-def load_config(path: str | Path, overrides: dict | None = None) -> JobConfig:
-    """Read and validate the job's YAML; ``overrides`` are dotted keys, e.g. {"input.path": "/data"}."""
-    return load_yaml_config(path, JobConfig, overrides, example="conf/local.yaml")
+def load_config(path: str | Path | None, overrides: dict | None = None) -> JobConfig:
+    """Read and validate the job's YAML (None: every default, i.e. the bundled sample corpus and the demo
+    model); ``overrides`` are dotted keys, e.g. {"input.path": "/data"}."""
+    return load_yaml_config(path, JobConfig, overrides, example="`corpus-nlp init PATH` to write a starter config")
 
 
 def parse_config(raw: dict, source: str = "config") -> JobConfig:
     return validate(raw, JobConfig, source)
 
 
-def load_yaml_config(path: str | Path, model: type[M], overrides: dict | None = None, example: str = "") -> M:
-    """Read a YAML file into ``model``, after applying dotted-key ``overrides`` (None values are skipped)."""
+def load_yaml_config(path: str | Path | None, model: type[M], overrides: dict | None = None,
+                     example: str = "") -> M:
+    """Read a YAML file into ``model``, after applying dotted-key ``overrides`` (None values are skipped).
+    No path: the model's defaults, with the overrides."""
+    if path is None:
+        return _with_overrides({}, model, overrides, "defaults")
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} not found" + (f" (try {example})" if example else ""))
@@ -185,6 +233,10 @@ def load_yaml_config(path: str | Path, model: type[M], overrides: dict | None = 
         raise ConfigError(f"{path} is not valid YAML: {e}") from e
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} must hold a mapping of settings, not {type(raw).__name__}")
+    return _with_overrides(raw, model, overrides, str(path))
+
+
+def _with_overrides(raw: dict, model: type[M], overrides: dict | None, source: str) -> M:
     for dotted, value in (overrides or {}).items():
         if value is None:
             continue
@@ -193,7 +245,7 @@ def load_yaml_config(path: str | Path, model: type[M], overrides: dict | None = 
         for key in parents:
             node = node.setdefault(key, {})
         node[leaf] = value
-    return validate(raw, model, source=str(path))
+    return validate(raw, model, source=source)
 
 
 def validate(raw: dict, model: type[M], source: str = "config") -> M:

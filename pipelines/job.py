@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from pipelines import sparknlp_engine, state, tables
+from pipelines import log, sparknlp_engine, state, tables
 from pipelines.config import JobConfig
 from pipelines.errors import CorpusNlpError, JobError
 from pipelines.lake import (Lake, RunManifest, is_inside, is_local, local_file, local_path, read_manifests, take_lease,
@@ -70,6 +70,57 @@ def check_paths(config: JobConfig) -> None:
                        "--output, or fix its permissions") from e
 
 
+def precheck_input(config: JobConfig) -> None:
+    """The input checks that need no JVM, run before Spark starts and before any model work: a local input
+    path exists, holds Parquet files Spark would read, and their footers have the id and text columns.
+    Remote inputs are checked by :func:`read_corpus`, once Spark can list them."""
+    path = config.input.path
+    if not is_local(path):
+        return
+    root = local_path(path)
+    if not root.exists():
+        raise JobError(f"input path {path} does not exist: point input.path (or --input) at a Parquet corpus")
+    files = [f for f in ([root] if root.is_file() else sorted(root.rglob("*.parquet"))) if _spark_reads(f, root)]
+    if not files:
+        raise JobError(f"input path {path} holds no Parquet files: nothing to annotate (check the path, "
+                       "or that the corpus was written as Parquet)")
+    try:  # the columns Spark would see (the first file's, then the partition folders'); an unreadable
+        import pyarrow.parquet as pq  # file is reported by check_file_columns, with its name
+
+        columns = pq.read_schema(files[0]).names
+    except Exception:
+        columns = None
+    if columns is not None:
+        folders = [seg.split("=", 1)[0] for seg in files[0].relative_to(root).parts[:-1] if "=" in seg] \
+            if files[0] != root else []
+        require_columns(path, columns + [c for c in folders if c not in columns], config.input)
+    check_file_columns([str(f) for f in files], [config.input.id_col, config.input.text_col])
+
+
+def _spark_reads(file, root) -> bool:
+    """Spark's file listing skips names that start with '.' or '_' (but not '_x=1' partition folders)."""
+    parts = file.relative_to(root).parts if file != root else (file.name,)
+    return not any(p.startswith(".") or (p.startswith("_") and "=" not in p) for p in parts)
+
+
+def prepare_models(config: JobConfig) -> dict[str, float]:
+    """Build the demo model and train the demo NER model where the config asks for them and they are
+    missing, before the run plans anything: their seconds are not annotate time. Returns the timings;
+    :func:`plan_run` then finds both in place."""
+    timings = {"model_build_s": 0.0, "ner_training_s": 0.0}
+    native_engine = config.engine == "native"  # the same conditions as plan_run's
+    if not (native_engine or sparknlp_engine.model_source(config) == "bundle"):
+        return timings
+    started = time.time()
+    bundle = ensure_model(config)
+    timings["model_build_s"] = round(time.time() - started, 3)
+    if native_engine:
+        started = time.time()
+        ensure_ner(config, bundle)
+        timings["ner_training_s"] = round(time.time() - started, 3)
+    return timings
+
+
 def _libraries(config: JobConfig) -> list[str]:
     return (["sparknlp"] if config.engine == "sparknlp" else []) + (["delta"] if config.output.format == "delta" else [])
 
@@ -98,7 +149,7 @@ def ensure_model(config: JobConfig) -> str:
                            f"CHECKPOINT --out {bundle}` (or `corpus-nlp demo-model --out {bundle}`)")
         from pipelines.model.demo import build_demo_model
 
-        print(f"Model bundle {bundle} is missing: building the demo model (random weights) there...")
+        log.note(f"Model bundle {bundle} is missing: building the demo model (random weights) there...")
         build_demo_model(local_path(bundle))
     return bundle
 
@@ -118,7 +169,7 @@ def ensure_ner(config: JobConfig, bundle: str) -> str | None:
                        "`pip install -e '.[torch]'` (CPU build), or unset ner.model to annotate without NER") from None
     from pipelines.ner.demo import build_demo_ner
 
-    print(f"NER model {ner} is missing: training the demo NER model on the bundled NER sample...")
+    log.note(f"NER model {ner} is missing: training the demo NER model on the bundled NER sample...")
     build_demo_ner(local_path(ner), bundle)
     return ner
 
@@ -139,15 +190,20 @@ def read_corpus(spark, config: JobConfig):
             df = spark.read.option("basePath", path).parquet(path)
     except Exception as e:  # AnalysisException: path not found, not Parquet, ...
         raise JobError(f"cannot read Parquet corpus at {path}: {str(e).strip().splitlines()[0]}") from e
-    for role, col in (("text", settings.text_col), ("id", settings.id_col)):
-        if col not in df.columns:
-            key = "text_col" if role == "text" else "id_col"
-            raise JobError(f"input {path} has no {role} column {col!r} (set input.{key}); its columns are: "
-                           f"{', '.join(df.columns)}")
+    require_columns(path, df.columns, settings)
     files = df.inputFiles()
     check_file_columns(files, [settings.id_col, settings.text_col])
     partitions = partition_columns(files, path, df.columns)
     return df, partitions, files
+
+
+def require_columns(path: str, columns: list[str], settings) -> None:
+    """The corpus has the configured text and id columns; else the columns it has, and the key to set."""
+    for role, col in (("text", settings.text_col), ("id", settings.id_col)):
+        if col not in columns:
+            key = "text_col" if role == "text" else "id_col"
+            raise JobError(f"input {path} has no {role} column {col!r} (set input.{key}); its columns are: "
+                           f"{', '.join(columns)}")
 
 
 def check_file_columns(files: list[str], needed: list[str]) -> None:
@@ -348,7 +404,10 @@ def run_annotate(config: JobConfig, spark=None) -> RunResult:
     from pipelines.session import configure, get_spark
 
     check_paths(config)
+    precheck_input(config)
+    started = time.time()
     spark = configure(spark, config.spark) if spark is not None else get_spark(config.spark, _libraries(config))
+    spark_start_s = round(time.time() - started, 3)
     if config.output.format == "delta":
         require_delta(spark)
     out = config.output.path.rstrip("/")
@@ -360,9 +419,11 @@ def run_annotate(config: JobConfig, spark=None) -> RunResult:
         abandoned = take_lease(spark, manifest)
         if abandoned:
             manifest.body["abandoned_runs_found"] = abandoned
+        timings = {"spark_start_s": spark_start_s, **prepare_models(config)}
+        manifest.body["timings"] = timings
         plan = plan_run(config, spark, Lake(spark, out, config.output.format), manifest)
         counts = annotate(plan) if plan.todo else _zero_counts()
-        manifest.finish("committed", counts=counts)
+        manifest.finish("committed", counts=counts, timings=_with_annotate_time(timings, manifest))
         return RunResult(manifest.run_id, manifest.path, plan.tables, manifest.body, config.output.format)
     except CorpusNlpError as e:
         manifest.finish("failed", reason=str(e))
@@ -376,6 +437,12 @@ def run_annotate(config: JobConfig, spark=None) -> RunResult:
     except BaseException as e:  # KeyboardInterrupt, SystemExit: say so, then let it end the process
         manifest.finish("failed", reason=f"interrupted ({type(e).__name__})")
         raise
+
+
+def _with_annotate_time(timings: dict, manifest: RunManifest) -> dict:
+    """``annotate_s``: the run's seconds less the model build and NER training, for an honest tokens/s."""
+    elapsed = time.time() - manifest.started
+    return {**timings, "annotate_s": round(max(elapsed - timings["model_build_s"] - timings["ner_training_s"], 0.0), 3)}
 
 
 def plan_run(config: JobConfig, spark, lake: Lake, manifest: RunManifest) -> RunPlan:

@@ -12,6 +12,7 @@ import time
 
 from rich.console import Console
 
+from pipelines import log
 from pipelines.embed import empty_stats
 
 
@@ -57,23 +58,33 @@ class JobProgress:
                 total += info.numTasks
         return done, total
 
-    def line(self) -> str:
+    def fields(self) -> dict:
         elapsed = max(time.time() - self.started, 1e-9)
         done, total = self._tasks()
-        rows, tokens = self.rows.value, self.tokens.value
-        tasks = f"tasks {done}/{total}, " if total else ""
-        return (f"{tasks}rows {rows:,}/{self.total_rows:,}, tokens {tokens:,}, "
-                f"{tokens / elapsed:,.0f} tokens/s, {elapsed:,.0f}s")
+        tokens = self.tokens.value
+        return {"tasks_done": done, "tasks": total, "rows": self.rows.value, "rows_total": self.total_rows,
+                "tokens": tokens, "tokens_per_s": round(tokens / elapsed, 1), "elapsed_s": round(elapsed, 1)}
+
+    def line(self) -> str:
+        f = self.fields()
+        tasks = f"tasks {f['tasks_done']}/{f['tasks']}, " if f["tasks"] else ""
+        return (f"{tasks}rows {f['rows']:,}/{f['rows_total']:,}, tokens {f['tokens']:,}, "
+                f"{f['tokens_per_s']:,.0f} tokens/s, {f['elapsed_s']:,.0f}s")
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
-            self.console.print(f"[dim]annotating:[/dim] {self.line()}", highlight=False)
+            if log.as_json():
+                log.emit("progress", "", **self.fields())
+            else:
+                self.console.print(f"[dim]annotating:[/dim] {self.line()}", highlight=False)
 
     def __enter__(self):
-        self._thread.start()
+        if not log.SETTINGS.quiet:
+            self._thread.start()
         return self
 
     def __exit__(self, *exc):
         self._stop.set()
-        self._thread.join(timeout=1)
+        if self._thread.is_alive():
+            self._thread.join(timeout=1)
         return False

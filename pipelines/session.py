@@ -26,6 +26,26 @@ REQUIRED_CONF = {
 SHORT_RUN_JIT = "-XX:CompileThresholdScaling=3"
 
 
+LOG_LEVELS = ("ALL", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF")
+
+
+def log4j_config_path() -> str:
+    """The bundled log4j2 configuration: Spark's JVM logs errors only, to stderr, in one short line each.
+    A JVM the job starts gets it; for spark-submit pass it yourself (README "Logs")."""
+    from pipelines.resources import resources_dir
+
+    return str(resources_dir() / "conf" / "log4j2.properties")
+
+
+def set_log_level(spark, level: str) -> None:
+    """Spark's log level from now on (``sc.setLogLevel``), as soon as the session exists: under spark-submit
+    or Databricks, the JVM logged its start-up with its own configuration already."""
+    try:
+        spark.sparkContext.setLogLevel(level.upper())
+    except Exception:  # Spark Connect has no SparkContext: its server decides
+        pass
+
+
 class EnvironmentProblem(CorpusNlpError):
     """Something outside the project (Java, permissions) that the user must fix."""
 
@@ -94,10 +114,14 @@ def get_spark(settings: SparkSettings | None = None, libraries: list[str] | None
             conf["spark.jars"] += "," + settings.conf["spark.jars"]
         for key, value in conf.items():
             builder = builder.config(key, value)
+    if active is None and os.environ.get("PYSPARK_GATEWAY_PORT") is None and SparkContext._gateway is None:
+        # A JVM we start logs by our file from its first line (Spark's own start-up INFO/WARN lines included).
+        java_options.append(f"-Dlog4j2.configurationFile={log4j_config_path()}")
     if java_options:  # before the user's own Java options: on a repeated flag the JVM takes the last
         options = " ".join(filter(None, [*java_options, settings.conf.get("spark.driver.extraJavaOptions")]))
         builder = builder.config("spark.driver.extraJavaOptions", options)
     spark = builder.getOrCreate()
+    set_log_level(spark, settings.log_level)
     jvm_archive.finish_at_exit(spark, archive)
     return configure(spark, settings)
 
@@ -109,6 +133,9 @@ def _runtime_conf(settings: SparkSettings) -> dict[str, str]:
 
 def configure(spark, settings: SparkSettings | None = None):
     """Apply the job's session settings to a session someone else built (getOrCreate ignores them)."""
+    settings = settings or SparkSettings()
+    if "log_level" in settings.model_fields_set:  # a session we did not build keeps its level unless asked
+        set_log_level(spark, settings.log_level)
     for key, value in _runtime_conf(settings or SparkSettings()).items():
         try:
             spark.conf.set(key, value)

@@ -178,15 +178,40 @@ def pending(partitions: list[Partition], held: dict[str, set[str]], manifests: l
             pipeline_fingerprint: str) -> list[Partition]:
     """The partitions whose rows in the lake do not all come from one committed run of this pipeline
     over these same files."""
+    return [p for p, why in reasons(partitions, held, manifests, pipeline_fingerprint) if why != DONE]
+
+
+DONE = "done"
+
+
+def reasons(partitions: list[Partition], held: dict[str, set[str]], manifests: list[dict],
+            pipeline_fingerprint: str | None) -> list[tuple[Partition, str]]:
+    """Each partition with why an incremental run would annotate it, or ``done``: ``new`` (the lake has
+    no rows there), ``mixed runs`` (rows of several runs: one died between tables), ``unknown run`` (no
+    manifest for its rows), ``run <status>`` (not committed), ``other pipeline`` (another fingerprint;
+    ``pipeline unknown`` when there is none yet, e.g. a demo model still to build), ``changed files``."""
     runs = {m.get("run_id"): m for m in manifests}
-    todo = []
+    out = []
     for p in partitions:
         owners = held.get(p.key, set())
         run = runs.get(next(iter(owners))) if len(owners) == 1 else None
         recorded = {json.dumps(q["values"], sort_keys=True): q.get("signature")
                     for q in (run or {}).get("input", {}).get("annotated_partitions", [])}
-        done = (run is not None and run.get("status") == "committed"
-                and run.get("fingerprint") == pipeline_fingerprint and recorded.get(p.key) == p.signature)
-        if not done:
-            todo.append(p)
-    return todo
+        if not owners:
+            why = "new"
+        elif len(owners) > 1:
+            why = "mixed runs"
+        elif run is None:
+            why = "unknown run"
+        elif run.get("status") != "committed":
+            why = f"run {run.get('status')}"
+        elif pipeline_fingerprint is None:
+            why = "pipeline unknown"
+        elif run.get("fingerprint") != pipeline_fingerprint:
+            why = "other pipeline"
+        elif recorded.get(p.key) != p.signature:
+            why = "changed files"
+        else:
+            why = DONE
+        out.append((p, why))
+    return out

@@ -5,10 +5,21 @@ from __future__ import annotations
 import click
 
 from pipelines.cli_errors import friendly_errors
+from pipelines.errors import CorpusNlpError
+
+
+def require_torch() -> None:
+    """Training needs PyTorch, an optional extra: say what to install before any other work."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise CorpusNlpError("train-ner needs PyTorch, which is not installed: pip install 'corpus-nlp[torch]' "
+                             "(in a checkout: pip install -e '.[torch]'); annotating does not need it") from None
 
 
 @click.command("train-ner")
-@click.option("--config", "config_path", required=True, type=click.Path(), help="YAML (conf/train_ner.yaml)")
+@click.option("--config", "config_path", type=click.Path(),
+              help="YAML (`corpus-nlp init --train-ner` writes one); none: the bundled NER sample, the demo model")
 @click.option("--train", "train_file", type=click.Path(), help="training CoNLL file (overrides train)")
 @click.option("--dev", "dev_file", type=click.Path(), help="dev CoNLL file (overrides dev)")
 @click.option("--model", "bundle", type=click.Path(), help="embeddings model bundle (overrides model.bundle)")
@@ -17,6 +28,7 @@ from pipelines.cli_errors import friendly_errors
 @friendly_errors
 def train_ner_cmd(config_path, train_file, dev_file, bundle, out_dir, epochs):
     """Train the NER tagger (char-CNN + BiLSTM + CRF) on CoNLL over a bundle's BERT embeddings."""
+    require_torch()
     from pipelines.ner.config import load_train_ner_config
     from pipelines.ner.train import train_from_config
 

@@ -5,14 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from pipelines.config import _Strict, load_yaml_config, validate
+from pipelines.config import DEMO, _Strict, bundled_path, load_yaml_config, resolve_demo, validate
 
 
 class NerBundleSettings(_Strict):
-    bundle: str = Field("models/demo-bert", description="BertEmbeddings model bundle the tagger learns from")
+    bundle: str = Field(DEMO, validate_default=True, description="BertEmbeddings model bundle the tagger learns "
+                        "from; `demo`: the per-user demo model")
     build_demo_if_missing: bool = True
+
+    @field_validator("bundle")
+    @classmethod
+    def demo_bundle_dir(cls, value):
+        return resolve_demo(value, "bert")
 
 
 class NerEmbeddingsSettings(_Strict):
@@ -41,19 +47,25 @@ class NerTrainingSettings(_Strict):
 
 
 class TrainNerConfig(_Strict):
-    train: str = "pipelines/resources/ner_sample/train.conll"
-    dev: str | None = "pipelines/resources/ner_sample/dev.conll"
+    # defaults: the NER sample inside the installed package, and the per-user demo NER directory
+    train: str = Field(default_factory=lambda: bundled_path("ner_sample", "train.conll"))
+    dev: str | None = Field(default_factory=lambda: bundled_path("ner_sample", "dev.conll"))
     test: str | None = None
-    out: str = "models/demo-ner"
+    out: str = Field(DEMO, validate_default=True, description="NER_DIR to write; `demo`: the per-user demo NER dir")
     retokenize: bool = Field(True, description="cut CoNLL tokens as the pipeline's Tokenizer does")
     model: NerBundleSettings = Field(default_factory=NerBundleSettings)
     embeddings: NerEmbeddingsSettings = Field(default_factory=NerEmbeddingsSettings)
     training: NerTrainingSettings = Field(default_factory=NerTrainingSettings)
 
+    @field_validator("out")
+    @classmethod
+    def demo_ner_dir(cls, value):
+        return resolve_demo(value, "ner")
+
 
 def load_train_ner_config(path: str | Path, overrides: dict | None = None) -> TrainNerConfig:
     """Read and validate a train-ner YAML; ``overrides``: dotted keys, e.g. {"out": "models/ner"}."""
-    return load_yaml_config(path, TrainNerConfig, overrides, example="conf/train_ner.yaml")
+    return load_yaml_config(path, TrainNerConfig, overrides, example="`corpus-nlp init --train-ner PATH` to write a starter config")
 
 
 def parse_train_ner_config(raw: dict, source: str = "config") -> TrainNerConfig:

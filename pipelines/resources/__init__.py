@@ -15,6 +15,11 @@ from pathlib import Path
 _HERE = Path(__file__).parent
 
 
+def resources_dir() -> Path:
+    """This directory, wherever the package is installed."""
+    return _HERE
+
+
 def sample_corpus_dir() -> Path:
     """Directory of the Hive-partitioned sample corpus (``lang=<code>/part-00000.parquet``)."""
     return _HERE / "sample_corpus"
@@ -25,4 +30,4 @@ def ner_sample_dir() -> Path:
     return _HERE / "ner_sample"
 
 
-__all__ = ["sample_corpus_dir", "ner_sample_dir"]
+__all__ = ["resources_dir", "sample_corpus_dir", "ner_sample_dir"]

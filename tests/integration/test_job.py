@@ -17,7 +17,7 @@ from lake_helpers import job_config, write_corpus, read_table
 from pipelines.cli import main
 from pipelines.job import JobError, run_annotate
 from pipelines.model.bundle import BundleError
-from pipelines.session import library_conf
+from pipelines.session import library_conf, log4j_config_path
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -154,11 +154,14 @@ def test_cli_and_spark_submit_give_the_same_lake(spark, tmp_path, corpus_dir, de
              for arg in (["--jars", value] if key == "spark.jars" else ["--conf", f"{key}={value}"])]
     proc = subprocess.run(
         [str(submit), "--master", "local[2]", "--conf", "spark.ui.enabled=false", *delta,
+         "--driver-java-options", f"-Dlog4j2.configurationFile={log4j_config_path()}",  # as the README says
          str(ROOT / "jobs" / "annotate_corpus.py"),
          *args, "--output", str(tmp_path / "submit"), "--show", "0"],
         env=env, capture_output=True, text=True,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # Spark's start-up INFO/WARN lines are off: what is left on stderr is our progress lines, if any
+    assert [line for line in proc.stderr.splitlines() if not line.startswith("annotating:")] == [], proc.stderr[-3000:]
     reference = read_table(spark, first_run.tables["token_embeddings"]).drop("run_id").orderBy("doc_id", "token_index")
     for lake in ("cli", "submit"):
         got = read_table(spark, str(tmp_path / lake / "token_embeddings")).drop("run_id").orderBy("doc_id", "token_index")

@@ -1,0 +1,95 @@
+"""``corpus-nlp annotate --dry-run``: the partitions a run would annotate, and why, without running it.
+
+Reads what a run reads to decide (the input's files, the lake's run ids, the run manifests, the model's
+manifest) and writes nothing: no manifest, no lease, no table, no model build, not even the output folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pipelines import state
+from pipelines.config import JobConfig
+from pipelines.errors import JobError
+from pipelines.job import (QUARANTINE_TABLE, TOKEN_TABLE, _libraries, _ner_summary, build_stages, precheck_input,
+                           read_corpus, split_roles)
+from pipelines.lake import Lake, is_inside, is_local, local_path, read_manifests
+
+
+@dataclass
+class DryRun:
+    input_path: str
+    output_path: str
+    incremental: bool
+    fingerprint: str | None
+    partitions: list[tuple[str, str, str]] = field(default_factory=list)  # (spec, "annotate"|"skip", why)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def to_do(self) -> int:
+        return sum(action == "annotate" for _, action, _ in self.partitions)
+
+    @property
+    def done(self) -> int:
+        return len(self.partitions) - self.to_do
+
+    def as_dict(self) -> dict:
+        return {"input": self.input_path, "output": self.output_path, "incremental": self.incremental,
+                "fingerprint": self.fingerprint, "to_do": self.to_do, "already_done": self.done,
+                "partitions": [{"partition": p, "action": a, "reason": r} for p, a, r in self.partitions],
+                "notes": self.notes}
+
+
+def dry_run(config: JobConfig, spark=None) -> DryRun:
+    from pipelines.session import configure, get_spark
+
+    if is_inside(config.output.path, config.input.path):
+        raise JobError(f"output path {config.output.path} lies inside the input path {config.input.path}")
+    precheck_input(config)
+    spark = configure(spark, config.spark) if spark is not None else get_spark(config.spark, _libraries(config))
+    raw, partition_cols, files = read_corpus(spark, config)
+    all_partitions = state.input_partitions(state.file_statuses(spark, files), config.input.path, partition_cols)
+    try:
+        filters = state.parse_partition_filters(config.partitions, partition_cols)
+    except ValueError as e:
+        raise JobError(str(e)) from None
+    selected = state.select(all_partitions, filters)
+    if filters and not selected:
+        raise JobError(f"no input partition matches {config.partitions}")
+
+    out = config.output.path.rstrip("/")
+    report = DryRun(config.input.path, out, config.incremental and not config.full_refresh, None)
+    report.fingerprint = _fingerprint(config, raw.columns, report.notes)
+    if not report.incremental:
+        why = "full refresh" if config.full_refresh else "not incremental"
+        report.partitions = [(p.spec, "annotate", why) for p in selected]
+        return report
+    lake = Lake(spark, out, config.output.format)
+    has_lake = not is_local(out) or local_path(out).exists()  # reading a missing local lake would be all "new"
+    held = state.holders(lake, [TOKEN_TABLE, QUARANTINE_TABLE], partition_cols, selected) if has_lake else {}
+    manifests = read_manifests(spark, out) if has_lake else []
+    report.partitions = [(p.spec, "skip" if why == state.DONE else "annotate", why)
+                         for p, why in state.reasons(selected, held, manifests, report.fingerprint)]
+    return report
+
+
+def _fingerprint(config: JobConfig, columns: list[str], notes: list[str]) -> str | None:
+    """The pipeline's fingerprint, as :func:`pipelines.job.plan_run` computes it; None (with a note) when a
+    model it needs is not there yet: a run would build the demo ones first."""
+    from pipelines import sparknlp_engine
+
+    if config.engine != "native":
+        return state.fingerprint(config, sparknlp_engine.model_info(config))
+    bundle, ner_dir = config.model.bundle, config.ner.model or None
+    wanted = (("model bundle", bundle, "manifest.json", "build"), ("NER model", ner_dir, "ner.json", "train"))
+    missing = [(what, path, verb) for what, path, marker, verb in wanted
+               if path and is_local(path) and not (local_path(path) / marker).exists()]
+    for what, path, verb in missing:
+        notes.append(f"{what} {path} is missing: a run would {verb} it first (where the config allows), so the "
+                     "pipeline's fingerprint is not known yet")
+    if missing:
+        return None
+    stages = build_stages(config, bundle, columns, ner_dir)
+    _, model_stages = split_roles(stages)
+    ner = _ner_summary(model_stages[1].model()) if len(model_stages) > 1 else None
+    return state.fingerprint(config, model_stages[0].bundle().manifest, ner)

@@ -1,0 +1,72 @@
+"""The package as a user installs it: the wheel, away from the repository, annotates with no config.
+
+The wheel is built from a copy of the sources and installed with ``--target`` into a temporary folder;
+the command runs from another temporary folder with that folder first on PYTHONPATH (the dependencies
+come from this virtualenv). Everything the package needs must come from the wheel: the sample corpus
+the default config reads, the starter configs, the log4j file.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def build_wheel(tmp: Path) -> Path:
+    source = tmp / "src"  # a copy, so that the build leaves nothing (build/, *.egg-info) in the checkout
+    shutil.copytree(ROOT / "pipelines", source / "pipelines", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp / "dist"), str(source)], check=True, capture_output=True)
+    return next((tmp / "dist").glob("corpus_nlp-*.whl"))
+
+
+def test_installed_wheel_annotates_the_bundled_sample_without_a_config(tmp_path):
+    from pipelines.cache import cache_dir
+    from pipelines.jars import cache_root
+
+    wheel = build_wheel(tmp_path)
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+                   check=True, capture_output=True)
+    user_cache, cwd = tmp_path / "cache", tmp_path / "work"
+    cwd.mkdir()
+    user_cache.mkdir()
+    if (cache_dir() / "jvm").is_dir():  # reuse the JVM class archive: a new one costs ~15 s at exit
+        (user_cache / "jvm").symlink_to(cache_dir() / "jvm")
+    env = {**os.environ, "PYTHONPATH": str(target), "CORPUS_NLP_CACHE_DIR": str(user_cache),
+           "CORPUS_NLP_JARS_DIR": str(cache_root()), "PYSPARK_PYTHON": sys.executable}
+
+    where = subprocess.run([sys.executable, "-c", "import pipelines; print(pipelines.__file__)"], env=env, cwd=cwd,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert Path(where).is_relative_to(target), where
+
+    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "annotate", "--partition", "lang=de",
+                           "--show", "0", "--log-format", "json"], env=env, cwd=cwd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["event"] == "summary" and summary["status"] == "committed" and summary["tokens"] > 0
+    assert Path(summary["manifest"]).parts[0] == "lake"                       # the lake: ./lake
+    manifest = json.loads((cwd / summary["manifest"]).read_text())
+    assert Path(manifest["config"]["input"]["path"]).is_relative_to(target)  # the installed copy of the sample
+    assert (user_cache / "models" / "demo-bert" / "manifest.json").is_file()  # the demo model: the user cache
+    assert not (cwd / "models").exists()
+
+    # JSON logs: the summary on stdout, notes on stderr; the model build timed apart from annotating
+    notes = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
+    assert any(n["event"] == "note" and "building the demo model" in n["message"] for n in notes)
+    timings = manifest["timings"]
+    assert timings["model_build_s"] > 0 and timings["ner_training_s"] == 0
+    assert abs(timings["annotate_s"] + timings["model_build_s"] - manifest["duration_s"]) < 1.0
+    assert summary["tokens"] == manifest["counts"]["tokens"]
+    assert summary["tokens_per_s"] == round(summary["tokens"] / timings["annotate_s"], 1)
+
+    init = subprocess.run([sys.executable, "-m", "pipelines.cli", "init"], env=env, cwd=cwd, capture_output=True,
+                          text=True)
+    assert init.returncode == 0 and (cwd / "corpus-nlp.yaml").read_bytes() == (ROOT / "conf" / "local.yaml").read_bytes()
+    assert (target / "pipelines" / "resources" / "conf" / "log4j2.properties").is_file()
