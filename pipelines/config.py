@@ -84,13 +84,18 @@ class OutputSettings(_Strict):
     annotations: bool = Field(False, description="also write the Spark NLP annotation columns")
     embedding_dtype: Literal["float32", "float16"] = Field(
         "float32", description="float16: the embedding column holds little-endian half floats as binary")
+    embeddings: bool = Field(
+        True, description="compute BertEmbeddings and write the embedding column; false: the token table keeps "
+        "its tokens (and the classifiers' results) without vectors, and model.bundle is not used (needs a "
+        "classifier: ner.model as a token-classification bundle, or classify.model)")
 
 
 class NerSettings(_Strict):
     """NerDLModel + NerConverter after the embeddings; off while `model` is unset."""
 
-    model: str | None = Field(None, description="NER directory (corpus-nlp train-ner); `demo`: the per-user demo "
-                              "NER model; unset: no NER")
+    model: str | None = Field(None, description="NER directory (corpus-nlp train-ner), or a token-classification "
+                              "bundle (corpus-nlp prepare-model --from-dir FINE_TUNED_CHECKPOINT); `demo`: the "
+                              "per-user demo NER model; unset: no NER")
     build_demo_if_missing: bool = Field(
         False, description="train the demo NER model there when missing (needs the torch extra)")
     include_confidence: bool = True
@@ -101,6 +106,19 @@ class NerSettings(_Strict):
     @classmethod
     def demo_ner_dir(cls, value):
         return resolve_demo(value, "ner")
+
+
+class ClassifySettings(_Strict):
+    """A fine-tuned sequence classifier (sentiment, topic) in the same pass; off while `model` is unset."""
+
+    model: str | None = Field(None, description="sequence-classification bundle (corpus-nlp prepare-model "
+                              "--from-dir FINE_TUNED_CHECKPOINT); unset: no classifications table")
+    over: Literal["document", "sentence"] = Field(
+        "document", description="classify each document (its tokens as one sequence) or each sentence")
+    coalesce_sentences: bool = Field(
+        False, description="over: sentence only: one result per document, the mean of its sentences' "
+        "probabilities (Spark NLP's coalesceSentences)")
+    batch_size: int = Field(8, ge=1, description="sequences per ONNX Runtime call, at most")
 
 
 class PolicySettings(_Strict):
@@ -201,7 +219,19 @@ class JobConfig(_Strict):
     model: ModelSettings = Field(default_factory=ModelSettings)
     policies: PolicySettings = Field(default_factory=PolicySettings)
     ner: NerSettings = Field(default_factory=NerSettings)
+    classify: ClassifySettings = Field(default_factory=ClassifySettings)
     stages: StageSettings = Field(default_factory=StageSettings)
+
+    @model_validator(mode="after")
+    def _classifiers_need_the_native_engine(self):
+        wants = [what for what, on in (("classify.model", self.classify.model),
+                                       ("output.embeddings: false", not self.output.embeddings)) if on]
+        if wants and self.engine == "sparknlp":
+            raise ValueError(f"{' and '.join(wants)} need engine: native (Spark NLP 5.5.3's classifiers need "
+                             "TensorFlow's Java classes, which the jar set leaves out)")
+        if wants and self.output.annotations:
+            raise ValueError(f"{' and '.join(wants)} cannot be combined with output.annotations: true yet")
+        return self
 
 
 class ConfigError(CorpusNlpError, ValueError):

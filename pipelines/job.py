@@ -30,6 +30,7 @@ TOKEN_TABLE = "token_embeddings"
 ANNOTATIONS_TABLE = "annotations"
 QUARANTINE_TABLE = "quarantine"
 ENTITIES_TABLE = "entities"
+CLASSIFICATIONS_TABLE = "classifications"
 # Test-only failure injection (tests/integration/test_faults.py), read from the Spark conf; never set in production.
 KILL_WORKER_ONCE = "spark.corpusnlp.test.killWorkerOnce"
 KILL_DRIVER_DURING_WRITE = "spark.corpusnlp.test.killDriverDuringWrite"
@@ -157,7 +158,7 @@ def ensure_model(config: JobConfig) -> str:
 def ensure_ner(config: JobConfig, bundle: str) -> str | None:
     """The NER directory to use (None: no NER), training the demo NER model when the config allows it."""
     ner = config.ner.model or None  # "" (--no-ner) turns NER off too
-    if not ner or not is_local(ner) or (local_path(ner) / "ner.json").exists():
+    if not ner or not is_local(ner) or (local_path(ner) / "ner.json").exists() or _is_bundle(ner):
         return ner
     if not config.ner.build_demo_if_missing:
         raise JobError(f"NER model {ner} not found: train one with `corpus-nlp train-ner --config "
@@ -172,6 +173,11 @@ def ensure_ner(config: JobConfig, bundle: str) -> str | None:
     log.note(f"NER model {ner} is missing: training the demo NER model on the bundled NER sample...")
     build_demo_ner(local_path(ner), bundle)
     return ner
+
+
+def _is_bundle(path: str) -> bool:
+    """A model bundle (prepare-model), as opposed to an NER directory (train-ner)."""
+    return is_local(path) and (local_path(path) / "manifest.json").exists()
 
 
 def read_corpus(spark, config: JobConfig):
@@ -243,10 +249,11 @@ def partition_columns(files: list[str], root: str, columns: list[str]) -> list[s
 
 
 # --- pipeline ------------------------------------------------------------------------------------
-def build_stages(config: JobConfig, bundle: str, columns: list[str], ner_dir: str | None = None):
-    """The native stages; with ``ner_dir``, NerDLModel and NerConverter after the embeddings."""
-    from pipelines.stages import (BertEmbeddings, DocumentAssembler, MultilingualSentenceDetector,
-                                  SentenceDetector, Tokenizer)
+def build_stages(config: JobConfig, bundle: str | None, columns: list[str], ner_dir: str | None = None):
+    """The native stages: the text stages; BertEmbeddings (unless ``output.embeddings`` is off); with
+    ``ner_dir``, NerDLModel (an NER directory) or a token classifier (a token-classification bundle),
+    then NerConverter; with ``classify.model``, a sequence classifier."""
+    from pipelines.stages import DocumentAssembler, MultilingualSentenceDetector, SentenceDetector, Tokenizer
 
     s = config.stages
     sd = s.sentence_detector
@@ -269,37 +276,94 @@ def build_stages(config: JobConfig, bundle: str, columns: list[str], ner_dir: st
         tokenizer.setSplitPattern(tk.split_pattern)
     if tk.context_chars is not None:
         tokenizer.setContextChars(tk.context_chars)
-    embeddings = BertEmbeddings(
-        modelPath=bundle, maxSentenceLength=s.embeddings.max_sentence_length, batchSize=s.embeddings.batch_size,
-        maxBatchPieces=s.embeddings.max_batch_pieces,
-        pooling=s.embeddings.pooling, intraOpThreads=s.embeddings.intra_op_threads,
-    ).setProviders(s.embeddings.providers)
-    embeddings._sync_with_bundle()
-    stages = [DocumentAssembler(inputCol=config.input.text_col), detector, tokenizer, embeddings]
-    if ner_dir:
-        from pipelines.ner.stages import NerConverter, NerDLModel
+    stages = [DocumentAssembler(inputCol=config.input.text_col), detector, tokenizer]
+    embeddings = _embeddings_stage(config, bundle) if config.output.embeddings else None
+    stages += [embeddings] if embeddings else []
+    stages += _ner_stages(config, ner_dir, embeddings) if ner_dir else []
+    stages += [_classify_stage(config)] if config.classify.model else []
+    if len(stages) == 3:
+        raise JobError("output.embeddings: false leaves no model to run: set ner.model to a token-classification "
+                       "bundle or classify.model, or turn output.embeddings back on")
+    return stages
 
+
+def _embeddings_stage(config: JobConfig, bundle: str):
+    from pipelines.stages import BertEmbeddings
+
+    e = config.stages.embeddings
+    embeddings = BertEmbeddings(
+        modelPath=bundle, maxSentenceLength=e.max_sentence_length, batchSize=e.batch_size,
+        maxBatchPieces=e.max_batch_pieces, pooling=e.pooling, intraOpThreads=e.intra_op_threads,
+    ).setProviders(e.providers)
+    embeddings._sync_with_bundle()
+    return embeddings
+
+
+def _ner_stages(config: JobConfig, ner_dir: str, embeddings) -> list:
+    """NerDLModel (an NER directory, on the embeddings) or a token classifier (a bundle), and NerConverter."""
+    from pipelines.ner.stages import NerConverter, NerDLModel
+
+    if _is_bundle(ner_dir):
+        tagger = _classifier_stage(config, ner_dir, "token-classification", "ner.model", config.ner.batch_size)
+        tagger.setInputCols(["sentence", "token"]).setOutputCol("ner")
+    else:
+        if embeddings is None:
+            raise JobError(f"ner.model {ner_dir} is an NER directory (NerDLModel), which tags the embeddings: it "
+                           "needs output.embeddings: true (or use a token-classification bundle as ner.model)")
         tagger = NerDLModel(modelPath=ner_dir, includeConfidence=config.ner.include_confidence,
-                            batchSize=config.ner.batch_size, intraOpThreads=s.embeddings.intra_op_threads)
+                            batchSize=config.ner.batch_size,
+                            intraOpThreads=config.stages.embeddings.intra_op_threads)
         try:
             tagger.checkEmbeddingsMetadata(embeddings._column_metadata())
         except ValueError as e:
             raise JobError(str(e)) from None
-        converter = NerConverter()
-        if config.ner.white_list:
-            converter.setWhiteList(config.ner.white_list)
-        stages += [tagger, converter]
-    return stages
+    converter = NerConverter()
+    if config.ner.white_list:
+        converter.setWhiteList(config.ner.white_list)
+    return [tagger, converter]
+
+
+def _classify_stage(config: JobConfig):
+    c = config.classify
+    stage = _classifier_stage(config, c.model, "sequence-classification", "classify.model", c.batch_size)
+    return stage.setInputCols([c.over, "token"]).setOutputCol("class").setCoalesceSentences(c.coalesce_sentences)
+
+
+def _classifier_stage(config: JobConfig, path: str, task: str, key: str, batch_size: int):
+    """Bert/DistilBert For Token/Sequence Classification on the bundle ``path``, as its manifest says;
+    windows as the embeddings' (capped by the model's positions), one clear error for a wrong bundle."""
+    from pipelines.classify import stages as classify_stages
+    from pipelines.stages import verified_bundle
+
+    if not is_local(path) or not (local_path(path) / "manifest.json").exists():
+        raise JobError(f"{key} {path} is not a model bundle: build it with `corpus-nlp prepare-model --from-dir "
+                       f"FINE_TUNED_CHECKPOINT --out {path}`")
+    try:
+        manifest = verified_bundle(path).manifest
+    except Exception as e:
+        raise JobError(f"{key} {path}: {str(e).splitlines()[0]}") from None
+    if manifest.task != task:
+        hint = {"embeddings": "model.bundle", "token-classification": "ner.model",
+                "sequence-classification": "classify.model"}[manifest.task]
+        raise JobError(f"{key} {path} is a {manifest.task} bundle, not a {task} one: it belongs in {hint}")
+    prefix = {"bert": "Bert", "distilbert": "DistilBert"}[manifest.model_type]
+    suffix = {"token-classification": "ForTokenClassification", "sequence-classification": "ForSequenceClassification"}
+    e = config.stages.embeddings
+    return getattr(classify_stages, prefix + suffix[task])(
+        modelPath=path, batchSize=batch_size, intraOpThreads=e.intra_op_threads, maxBatchPieces=e.max_batch_pieces,
+        maxSentenceLength=min(e.max_sentence_length, manifest.max_position_embeddings)).setProviders(e.providers)
 
 
 def split_roles(stages) -> tuple[list, list]:
-    """(text stages, model stages): everything before the first BertEmbeddings turns text into tokens;
-    BertEmbeddings and what follows it (NerDLModel, NerConverter) work on those tokens."""
+    """(text stages, model stages): everything before the first model stage (BertEmbeddings or a
+    classifier) turns text into tokens; the model stages and what follows them (NerDLModel,
+    NerConverter, classifiers) work on those tokens."""
+    from pipelines.classify.stages import _Classifier
     from pipelines.stages import BertEmbeddings
 
-    first_model = next((i for i, s in enumerate(stages) if isinstance(s, BertEmbeddings)), None)
+    first_model = next((i for i, s in enumerate(stages) if isinstance(s, (BertEmbeddings, _Classifier))), None)
     if first_model is None:
-        raise ValueError("with_token_embeddings needs a BertEmbeddings stage after the text stages")
+        raise ValueError("with_token_embeddings needs a BertEmbeddings or classifier stage after the text stages")
     return list(stages[:first_model]), list(stages[first_model:])
 
 
@@ -327,7 +391,9 @@ def with_token_embeddings(stages, keep: list[str], max_tokens: int = 16384, on_b
 
     def transform(df):
         _check_inputs(df, text_steps + model_steps)
-        schema = tables.spark_schema([df.schema[c] for c in keep], embedding_dtype, ner=len(model_steps) > 1)
+        roles = tables.model_roles(model_steps)
+        schema = tables.spark_schema([df.schema[c] for c in keep], embedding_dtype if roles.embeddings else None,
+                                     ner=roles.tagger is not None, classification=roles.sequence is not None)
         return df.mapInArrow(flatten, schema)
 
     return transform
@@ -453,7 +519,7 @@ def plan_run(config: JobConfig, spark, lake: Lake, manifest: RunManifest) -> Run
             sparknlp_engine.require_jar(spark)
         except sparknlp_engine.SparkNlpUnavailable as e:
             raise JobError(str(e)) from None
-    uses_bundle = native_engine or sparknlp_engine.model_source(config) == "bundle"
+    uses_bundle = config.output.embeddings if native_engine else sparknlp_engine.model_source(config) == "bundle"
     bundle_path = ensure_model(config) if uses_bundle else None
     ner_dir = ensure_ner(config, bundle_path) if native_engine else None
     raw, partition_cols, files = read_corpus(spark, config)
@@ -466,21 +532,22 @@ def plan_run(config: JobConfig, spark, lake: Lake, manifest: RunManifest) -> Run
     if filters and not selected:
         raise JobError(f"no input partition matches {config.partitions}")
     stages = build_stages(config, bundle_path, raw.columns, ner_dir) if native_engine else None
-    _, model_stages = split_roles(stages) if stages else ([], [])
-    model = model_stages[0].bundle().manifest if stages else sparknlp_engine.model_info(config)
-    ner = _ner_summary(model_stages[1].model()) if len(model_stages) > 1 else None
-    fingerprint = state.fingerprint(config, model, ner)
+    model, ner, classify = _model_summaries(stages) if stages else (sparknlp_engine.model_info(config), None, None)
+    fingerprint = state.fingerprint(config, model, ner, classify)
 
     out = lake.root.rstrip("/")
     names = [TOKEN_TABLE, QUARANTINE_TABLE] + ([ANNOTATIONS_TABLE] if config.output.annotations else []) \
-        + ([ENTITIES_TABLE] if ner else [])
+        + ([ENTITIES_TABLE] if ner else []) + ([CLASSIFICATIONS_TABLE] if classify else [])
     plan = RunPlan(config, spark, lake, manifest, raw, partition_cols, selected, selected, stages,
                    {name: f"{out}/{name}" for name in names}, all_partitions)
     if config.incremental and not config.full_refresh:
-        held = state.holders(lake, [TOKEN_TABLE, QUARANTINE_TABLE], partition_cols, selected)
+        # a partition is done when all its rows, in every table the fused pass fills, are of one run
+        held = state.holders(lake, [TOKEN_TABLE, QUARANTINE_TABLE] + ([CLASSIFICATIONS_TABLE] if classify else []),
+                             partition_cols, selected)
         plan.todo = state.pending(selected, held, read_manifests(spark, out), fingerprint)
     manifest.body.update({
-        "fingerprint": fingerprint, "model": _model_summary(model, bundle_path), "ner": ner,
+        "fingerprint": fingerprint, "model": _model_summary(model, bundle_path) if model else None, "ner": ner,
+        **({"classify": classify} if classify else {}),
         "input": {"path": config.input.path, "partition_columns": partition_cols,
                   "selected_partitions": len(selected), "skipped_as_done": len(selected) - len(plan.todo),
                   "annotated_partitions": [p.as_dict() for p in plan.todo]},
@@ -515,6 +582,8 @@ def annotate(plan: RunPlan) -> dict:
         lake.replace(QUARANTINE_TABLE, quarantine, cols, plan.todo, plan.run_id)
         if ENTITIES_TABLE in plan.tables:
             _write_entities(plan)
+        if CLASSIFICATIONS_TABLE in plan.tables:
+            _write_classifications(plan)
         counts = _counts(plan, totals)
     finally:
         classified.unpersist()
@@ -666,10 +735,65 @@ def _write_entities(plan: RunPlan) -> None:
                       plan.todo, plan.run_id)
 
 
+def _write_classifications(plan: RunPlan) -> None:
+    """The classifications table, read off the token rows this run wrote (each result rides on the last
+    token of its sentence or document; see pipelines.classify.rollup): no second model pass."""
+    from pyspark.sql import functions as F
+
+    tokens = _written(plan, TOKEN_TABLE)
+    if tokens is None:  # a parquet lake whose token table has no file: none of the rows had tokens
+        schema = tables.spark_schema([plan.raw.schema[c] for c in plan.keep], None, classification=True)
+        tokens = plan.spark.createDataFrame([], schema)
+    rows = tokens.where(F.col(tables.CLASSIFICATION_COLUMN).isNotNull()).select(
+        *plan.keep, *[F.col(f"{tables.CLASSIFICATION_COLUMN}.{c}").alias(c) for c in CLASSIFICATION_COLUMNS])
+    plan.lake.replace(CLASSIFICATIONS_TABLE, rows.withColumn("run_id", F.lit(plan.run_id)), plan.partition_cols,
+                      plan.todo, plan.run_id)
+
+
+CLASSIFICATION_COLUMNS = ("sentence", "label", "score", "scores")
+
+
+def _classification_counts(plan: RunPlan, tokens, document) -> dict:
+    """This run's classifications, and how many there should be: one per document with tokens, or one
+    per sentence with tokens (over: sentence, not coalesced)."""
+    from pyspark.sql import functions as F
+
+    written = _written(plan, CLASSIFICATIONS_TABLE)
+    n = written.count() if written is not None else 0
+    if tokens is None:
+        return {"classifications": n, "expected": 0}
+    per_sentence = plan.config.classify.over == "sentence" and not plan.config.classify.coalesce_sentences
+    unit = F.struct(document, "sentence") if per_sentence else document
+    return {"classifications": n, "expected": tokens.select(F.countDistinct(unit)).first()[0]}
+
+
 def _ner_summary(ner_model) -> dict | None:
     if ner_model is None:
         return None
     return {"path": str(ner_model.path), "storage_ref": ner_model.storage_ref, "tags": list(ner_model.tags)}
+
+
+def _model_summaries(stages) -> tuple:
+    """(embeddings model manifest or None, NER summary or None, sequence classifier summary or None)."""
+    from pipelines.classify.stages import _SequenceClassifier, _TokenClassifier
+    from pipelines.ner.stages import NerDLModel
+    from pipelines.stages import BertEmbeddings
+
+    def first(kind):
+        return next((s for s in stages if isinstance(s, kind)), None)
+
+    embeddings, ner_dl, tagger, sequence = (first(BertEmbeddings), first(NerDLModel), first(_TokenClassifier),
+                                            first(_SequenceClassifier))
+    ner = _ner_summary(ner_dl.model()) if ner_dl else _classifier_summary(tagger, "tags") if tagger else None
+    return (embeddings.bundle().manifest if embeddings else None, ner,
+            _classifier_summary(sequence, "labels") if sequence else None)
+
+
+def _classifier_summary(stage, labels_key: str) -> dict:
+    bundle = stage.bundle()
+    m = bundle.manifest
+    return {"path": str(bundle.path), "stage": type(stage).__name__, "storage_ref": m.storage_ref,
+            "precision": m.precision, labels_key: list(m.labels)}
 
 
 def _model_summary(m, bundle_path) -> dict:
@@ -699,6 +823,7 @@ def _counts(plan: RunPlan, totals) -> dict:
         if quarantine is not None else {}
     kept_empty = sum(r["kept_empty"] for r in totals)
     entities = _written(plan, ENTITIES_TABLE) if ENTITIES_TABLE in plan.tables else None
+    classified = _classification_counts(plan, tokens, document) if CLASSIFICATIONS_TABLE in plan.tables else None
     return {
         "input_rows": sum(r["rows"] for r in totals),
         "annotated_rows": stats["docs"] + kept_empty,
@@ -708,11 +833,14 @@ def _counts(plan: RunPlan, totals) -> dict:
         "quarantined_by_reason": dict(sorted(by_reason.items())),
         "tokens": stats["n"],
         **({"entities": entities.count() if entities is not None else 0} if ENTITIES_TABLE in plan.tables else {}),
+        **({"classifications": classified["classifications"], "classifications_expected": classified["expected"]}
+           if classified else {}),
         **({"embedder": plan.manifest.body["embedder"]} if "embedder" in plan.manifest.body else {}),
     }
 
 
 def _check_accounted(plan: RunPlan, counts: dict) -> None:
+    _check_classified(plan, counts)
     placed = counts["annotated_rows"] + counts["quarantined_rows"]
     if counts["input_rows"] == placed:
         return
@@ -720,6 +848,18 @@ def _check_accounted(plan: RunPlan, counts: dict) -> None:
     what = "rows lost" if placed < counts["input_rows"] else "rows doubled"
     raise JobError(f"{what}: {counts['input_rows']} input rows but {counts['annotated_rows']} annotated + "
                    f"{counts['quarantined_rows']} quarantined in the lake; see {plan.manifest.path}")
+
+
+def _check_classified(plan: RunPlan, counts: dict) -> None:
+    """One classification per document (or sentence) that has tokens, read back from the lake."""
+    if "classifications" not in counts or counts["classifications"] == counts["classifications_expected"]:
+        return
+    plan.manifest.body["counts"] = counts
+    over = "sentences" if plan.config.classify.over == "sentence" and not plan.config.classify.coalesce_sentences \
+        else "documents"
+    raise JobError(f"classifications {'lost' if counts['classifications'] < counts['classifications_expected'] else 'doubled'}: "
+                   f"{counts['classifications_expected']} {over} with tokens but {counts['classifications']} "
+                   f"classifications in the lake; see {plan.manifest.path}")
 
 
 # --- errors a user can act on --------------------------------------------------------------------

@@ -32,10 +32,16 @@ FINGERPRINT_FIELDS = (
     "stages.embeddings.pooling",             # first piece or mean: other vectors
     "output.embedding_dtype",                # float32 list or float16 bytes: another column type
     "output.annotations",                    # whether the annotations table is written
+    "output.embeddings",                     # whether the embedding column exists
     "policies.empty_text", "policies.duplicate_id", "policies.max_chars", "policies.too_long",
     "policies.quarantine_text_max_chars",    # what goes to quarantine and what it keeps
     "ner.include_confidence", "ner.white_list",  # the tags' confidence, which entities are kept
+    "classify.over", "classify.coalesce_sentences",  # what one classification row stands for
 )
+# Keys added after lakes were first written: they enter the hash only when set to another value than
+# their default (which means what the lakes written before them hold), so an upgrade does not redo
+# every partition.
+ADDED_LATER = ("output.embeddings", "classify.over", "classify.coalesce_sentences")
 # Settings left out on purpose: they change speed, memory or where things run, never the output.
 NOT_IN_FINGERPRINT = (
     "incremental", "full_refresh", "partitions",    # which partitions run, not what they get
@@ -49,6 +55,8 @@ NOT_IN_FINGERPRINT = (
     "policies.max_error_rows",                      # when a run gives up, not what it writes
     "ner.model", "ner.build_demo_if_missing",       # the tagger counts by its storage ref and tags
     "ner.batch_size",                               # speed
+    "classify.model",                               # the classifier counts by its storage ref and labels
+    "classify.batch_size",                          # speed
 )
 
 
@@ -59,15 +67,20 @@ def _lookup(raw: dict, dotted: str):
     return node
 
 
-def fingerprint(config, model, ner: dict | None = None) -> str:
+def fingerprint(config, model, ner: dict | None = None, classify: dict | None = None) -> str:
     """A short hash of exactly what changes the output: the FINGERPRINT_FIELDS of the config, the
-    model (storage ref, precision, dimension) and the NER model (storage ref, tags)."""
-    raw = config.model_dump(mode="json")
+    model (storage ref, precision, dimension; None when no embeddings are computed), the NER model
+    (storage ref, tags) and the sequence classifier (storage ref, precision, labels)."""
+    raw, defaults = config.model_dump(mode="json"), type(config)().model_dump(mode="json")
     what = {
-        "config": {f: _lookup(raw, f) for f in FINGERPRINT_FIELDS},
-        "model": {"storage_ref": model.storage_ref, "precision": model.precision, "dimension": model.dimension},
+        "config": {f: _lookup(raw, f) for f in FINGERPRINT_FIELDS
+                   if f not in ADDED_LATER or _lookup(raw, f) != _lookup(defaults, f)},
+        "model": {"storage_ref": model.storage_ref, "precision": model.precision, "dimension": model.dimension}
+        if model is not None else None,
         "ner": {k: ner.get(k) for k in ("storage_ref", "tags")} if ner else None,
     }
+    if classify:  # absent rather than None: lakes written before classifiers keep their fingerprint
+        what["classify"] = {k: classify.get(k) for k in ("storage_ref", "precision", "labels")}
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 

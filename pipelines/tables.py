@@ -8,6 +8,11 @@ run on *units* of whole sentences, grouped into chunks of at most ``max_tokens``
 chunk's rows leave the worker as soon as they are built. A million-character document is just many
 segments and chunks.
 
+The model steps are found by kind: BertEmbeddings (the ``embedding`` column; absent when the job
+computes no embeddings), a tagger (NerDLModel or a token classifier: ``ner``, ``ner_confidence``) and
+NerConverter (``chunk``), and a sequence classifier (``classification``, on the last token of what
+it classifies: see :mod:`pipelines.classify.rollup`).
+
 One bad row does not fail the task when ``on_row_error`` is given: a row whose values cannot be read
 (invalid UTF-8), or whose text or model steps raise, is reported and produces no token rows. A chunk
 gathering many rows that fails is retried row by row, so only the guilty row is reported.
@@ -18,7 +23,7 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -26,6 +31,9 @@ import pyarrow as pa
 
 from pipelines import native
 from pipelines.annotation import Ann
+from pipelines.classify.rollup import CLASSIFICATION_TYPE, SequenceRollup
+from pipelines.classify.steps import SequenceClassifyStep, TokenClassifyStep
+from pipelines.ner.steps import ConverterStep, NerStep
 from pipelines.row_errors import RowFailure
 
 # Characters per segment of a long document. The text steps hold ~80 bytes of annotations per
@@ -40,6 +48,7 @@ class Unit:
     first_token: int  # index in the document of the unit's first token
     tokens: list[Ann]
     sentences: list[Ann]  # the sentences the tokens belong to
+    last: bool = False  # the last unit of its row (set by the pass, which looks one unit ahead)
 
 
 def units(row: int, tokens: list[Ann], sentences: list[Ann], first_token: int, max_tokens: int) -> Iterator[Unit]:
@@ -127,6 +136,29 @@ def _shift(anns: list[Ann], offset: int, sentence_base: int) -> None:
             a.metadata["sentence"] = str(int(a.metadata["sentence"]) + sentence_base)
 
 
+# --- the model steps' roles ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelRoles:
+    """What each model step of the pass is for, found by kind rather than position."""
+
+    annotating: tuple  # the steps run on each chunk, in order (all but the sequence classifier)
+    embeddings: native.EmbedStep | None
+    tagger: Any  # NerStep | TokenClassifyStep | None
+    converter: ConverterStep | None
+    sequence: SequenceRollup | None
+
+
+def model_roles(model_steps: list, sentence_col: str = "sentence") -> ModelRoles:
+    def first(kinds):
+        return next((s for s in model_steps if isinstance(s, kinds)), None)
+
+    sequence = first(SequenceClassifyStep)
+    return ModelRoles(
+        tuple(s for s in model_steps if not isinstance(s, SequenceClassifyStep)), first(native.EmbedStep),
+        first((NerStep, TokenClassifyStep)), first(ConverterStep),
+        SequenceRollup(sequence, per_sentence=sequence.document_col == sentence_col) if sequence else None)
+
+
 # --- reading rows --------------------------------------------------------------------------------
 def _cell(column: pa.Array, row: int, name: str) -> Any:
     """One row's Python value; text is decoded here, row by row, so invalid UTF-8 costs only its row.
@@ -206,33 +238,46 @@ class _BatchRun:
         self.text_col = text_steps[0].inputs()[0]  # the DocumentAssembler's: the column cut into segments
         self.sentence_col = text_steps[-1].inputs()[0]  # the Tokenizer's input
         self.token_col = text_steps[-1].output_col
+        self.roles = model_roles(model_steps, self.sentence_col)
         self.inputs = native.raw_inputs(text_steps)
         self.failed: set[int] = set()
         self.emitted: dict[int, int] = {}  # row -> token rows already yielded
         self.chunks_done: dict[int, int] = {}  # row -> entity chunks already numbered (chunk_index counts per row)
+        self.running: dict = {}  # row -> a document classification's partial sums (see SequenceRollup)
 
     # text steps: one row, one segment at a time
     def units(self, max_tokens: int) -> Iterator[Unit]:
+        """Every row's units, the last one of each row marked (held back until the row's next unit, or
+        its end, shows it is the last)."""
         for row in range(self.rb.num_rows):
-            stage, values, first_token = "read", None, 0
-            try:
-                values = {name: _cell(self.rb.column(name), row, name) for name in self.inputs}
-                stage = "text"
-                text = values[self.text_col]
-                if self.on_row_error is not None and text is not None and len(text) > self.segment_chars:
-                    # A failure must not come after some of the row's tokens have left: try the text
-                    # steps on the whole document first (they cost a few % of the model's time).
-                    for _ in self._segments(values):
-                        pass
-                for sentences, tokens in self._segments(values):
-                    if row in self.failed:  # failed in the model steps, on an earlier chunk
-                        break
-                    yield from units(row, tokens, sentences, first_token, max_tokens)
-                    first_token += len(tokens)
-            except Exception as e:
-                if isinstance(e, MemoryError):
-                    raise
-                self._fail(row, e, stage, values)
+            held = None
+            for unit in self._row_units(row, max_tokens):
+                if held is not None:
+                    yield held
+                held = unit
+            if held is not None and row not in self.failed:
+                yield replace(held, last=True)
+
+    def _row_units(self, row: int, max_tokens: int) -> Iterator[Unit]:
+        stage, values, first_token = "read", None, 0
+        try:
+            values = {name: _cell(self.rb.column(name), row, name) for name in self.inputs}
+            stage = "text"
+            text = values[self.text_col]
+            if self.on_row_error is not None and text is not None and len(text) > self.segment_chars:
+                # A failure must not come after some of the row's tokens have left: try the text
+                # steps on the whole document first (they cost a few % of the model's time).
+                for _ in self._segments(values):
+                    pass
+            for sentences, tokens in self._segments(values):
+                if row in self.failed:  # failed in the model steps, on an earlier chunk
+                    break
+                yield from units(row, tokens, sentences, first_token, max_tokens)
+                first_token += len(tokens)
+        except Exception as e:
+            if isinstance(e, MemoryError):
+                raise
+            self._fail(row, e, stage, values)
 
     def _segments(self, values: dict) -> Iterator[tuple[list[Ann], list[Ann]]]:
         """(sentences, tokens) of each segment of the row's text, offsets into the whole text."""
@@ -280,15 +325,21 @@ class _BatchRun:
 
     def _embed(self, group: list[Unit]) -> pa.RecordBatch:
         sub: native.Batch = {self.sentence_col: [u.sentences for u in group], self.token_col: [u.tokens for u in group]}
-        for step in self.model_steps:
+        roles = self.roles
+        for step in roles.annotating:
             sub[step.output_col] = step.apply(sub)
-        ner_col = self.model_steps[1].output_col if len(self.model_steps) > 1 else None
-        chunk_col = self.model_steps[2].output_col if len(self.model_steps) > 2 else None
-        chunks_done = {u.row: self.chunks_done.get(u.row, 0) for u in group}  # kept only if all goes well
-        out = token_rows(group, sub[self.model_steps[0].output_col], self.rb, self.keep,
-                         sub[ner_col] if ner_col else None, sub[chunk_col] if chunk_col else None, chunks_done,
-                         self.embedding_dtype)
+        # kept only if all goes well
+        chunks_done = {u.row: self.chunks_done.get(u.row, 0) for u in group}
+        running = {u.row: self.running[u.row] for u in group if u.row in self.running}
+        classes = roles.sequence.heads(group, running) if roles.sequence else None
+        out = token_rows(group, sub[roles.embeddings.output_col] if roles.embeddings else [u.tokens for u in group],
+                         self.rb, self.keep, sub[roles.tagger.output_col] if roles.tagger else None,
+                         sub[roles.converter.output_col] if roles.converter else None, chunks_done,
+                         self.embedding_dtype if roles.embeddings else None, classes)
         self.chunks_done.update(chunks_done)
+        for u in group:
+            self.running.pop(u.row, None)
+        self.running.update(running)
         for u in group:
             self.emitted[u.row] = self.emitted.get(u.row, 0) + len(u.tokens)
         return out
@@ -310,9 +361,14 @@ CHUNK_TYPE = pa.struct([("chunk_index", pa.int32()), ("begin", pa.int32()), ("en
 
 def token_rows(group: list[Unit], embedded: list[list[Ann]], rb: pa.RecordBatch, keep: list[str],
                tags: list[list[Ann]] | None = None, found: list[list[Ann]] | None = None,
-               chunks_done: dict[int, int] | None = None, embedding_dtype: str = "float32") -> pa.RecordBatch:
+               chunks_done: dict[int, int] | None = None, embedding_dtype: str | None = "float32",
+               classes: list[list[dict | None]] | None = None) -> pa.RecordBatch:
+    """The token rows of a chunk. ``embedded``: one annotation per token (the embeddings, or the tokens
+    themselves with ``embedding_dtype`` None: no embedding column); ``classes``: per unit and token, the
+    classification the token carries (see :mod:`pipelines.classify.rollup`)."""
     rows, sentence, index, begin, end, token, vectors = [], [], [], [], [], [], []
     ner, ner_confidence, chunk = [], [], []
+    chunks_done = {} if chunks_done is None else chunks_done
     for k, (unit, anns) in enumerate(zip(group, embedded)):
         if len(anns) != len(unit.tokens):  # the guarantee the whole product rests on
             raise AssertionError(f"{len(unit.tokens)} tokens but {len(anns)} embeddings")
@@ -327,32 +383,43 @@ def token_rows(group: list[Unit], embedded: list[list[Ann]], rb: pa.RecordBatch,
         if tags is not None:
             ner.extend(t.result for t in tags[k])
             ner_confidence.extend(_confidence(t) for t in tags[k])
-            chunk.extend(_chunk_heads(anns, found[k], chunks_done, unit.row))
+            chunk.extend(_chunk_heads(anns, found[k], chunks_done, unit.row) if found is not None
+                         else [None] * len(anns))
     take = pa.array(rows, pa.int64())
     columns = {"sentence": sentence, "token_index": index, "begin": begin, "end": end, "token": token,
-               "ner": ner, "ner_confidence": ner_confidence, "chunk": chunk}
-    fields = token_fields(embedding_dtype, ner=tags is not None)
+               "ner": ner, "ner_confidence": ner_confidence, "chunk": chunk,
+               CLASSIFICATION_COLUMN: [c for unit_classes in classes or [] for c in unit_classes]}
+    fields = token_fields(embedding_dtype, ner=tags is not None, classification=classes is not None)
     arrays = [rb.column(name).take(take) for name in keep] + [
         embedding_array(vectors, embedding_dtype) if f.name == "embedding" else pa.array(columns[f.name], f.type)
         for f in fields]
     return pa.RecordBatch.from_arrays(arrays, names=list(keep) + [f.name for f in fields])
 
 
+CLASSIFICATION_COLUMN = "classification"
 
-def token_fields(embedding_dtype: str = "float32", ner: bool = False) -> list[pa.Field]:
+
+def token_fields(embedding_dtype: str | None = "float32", ner: bool = False,
+                 classification: bool = False) -> list[pa.Field]:
     """The token table's own columns (after the ``keep`` columns), declared once, in Arrow: what
-    :func:`token_rows` builds, and, through :func:`spark_schema`, what Spark is told."""
-    vector = pa.binary() if embedding_dtype == "float16" else pa.list_(pa.field("element", pa.float32(), False))
+    :func:`token_rows` builds, and, through :func:`spark_schema`, what Spark is told. ``embedding_dtype``
+    None: no embedding column (the job computes no embeddings)."""
     fields = [pa.field("sentence", pa.int32(), False), pa.field("token_index", pa.int32(), False),
               pa.field("begin", pa.int32(), False), pa.field("end", pa.int32(), False),
-              pa.field("token", pa.string(), False), pa.field("embedding", vector, False)]
+              pa.field("token", pa.string(), False)]
+    if embedding_dtype is not None:
+        vector = pa.binary() if embedding_dtype == "float16" else pa.list_(pa.field("element", pa.float32(), False))
+        fields.append(pa.field("embedding", vector, False))
     if ner:
         fields += [pa.field("ner", pa.string(), False), pa.field("ner_confidence", pa.float32(), True),
                    pa.field("chunk", CHUNK_TYPE, True)]
+    if classification:
+        fields.append(pa.field(CLASSIFICATION_COLUMN, CLASSIFICATION_TYPE, True))
     return fields
 
 
-def spark_schema(keep_fields: list, embedding_dtype: str = "float32", ner: bool = False):
+def spark_schema(keep_fields: list, embedding_dtype: str | None = "float32", ner: bool = False,
+                 classification: bool = False):
     """The Spark schema of what :func:`stream_token_table` yields: the ``keep`` columns' Spark fields, then
     :func:`token_fields` converted (nullability of list elements included)."""
     from pyspark.sql.pandas.types import from_arrow_type
@@ -364,7 +431,7 @@ def spark_schema(keep_fields: list, embedding_dtype: str = "float32", ner: bool 
         return from_arrow_type(arrow_type)
 
     return StructType(list(keep_fields) + [StructField(f.name, spark_type(f.type), f.nullable)
-                                           for f in token_fields(embedding_dtype, ner)])
+                                           for f in token_fields(embedding_dtype, ner, classification)])
 
 
 def embedding_array(vectors: list[np.ndarray], dtype: str = "float32") -> pa.Array:
@@ -386,7 +453,9 @@ def decode_float16(value: bytes) -> np.ndarray:
 
 
 def _confidence(a: Ann) -> float | None:
-    c = a.metadata.get("confidence")
+    """NerDLModel's ``confidence``; a token classifier writes none, but the probability of each label
+    (Spark NLP's metadata), so a tag's confidence is its label's probability."""
+    c = a.metadata.get("confidence", a.metadata.get(a.result) if a.annotatorType == "named_entity" else None)
     return float(c) if c is not None else None
 
 

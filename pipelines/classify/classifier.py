@@ -64,9 +64,14 @@ class SequenceClassifier(TokenEmbedder):
 
     def probabilities(self, sequences: list[list[str]]) -> list[np.ndarray]:
         """Softmax of the logits; over several windows, their length-weighted mean (module docstring)."""
+        return [p for p, _ in self.weighted_probabilities(sequences)]
+
+    def weighted_probabilities(self, sequences: list[list[str]]) -> list[tuple[np.ndarray, float]]:
+        """For each sequence: its probabilities and their weight (the pieces of all its windows), so that
+        parts of one text classified apart combine into the same weighted mean over all their windows."""
         out = []
         for windows in self.window_logits(sequences):
             weights = np.asarray([n for _, n, _ in windows], dtype=np.float64)
             probs = softmax(np.stack([logits for _, _, logits in windows]))
-            out.append((weights @ probs / weights.sum()).astype(np.float32))
+            out.append(((weights @ probs / weights.sum()).astype(np.float32), float(weights.sum())))
         return out

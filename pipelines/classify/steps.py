@@ -40,7 +40,8 @@ def group_by_span(spans: list[Ann], tokens: list[Ann]) -> list[tuple[int, int, s
     """Tokens grouped by the annotation of ``spans`` (sentences or documents) that contains them.
 
     Returns ``(begin, end, sentence, tokens)`` per non-empty group, in text order; ``sentence`` is the
-    span's position among ``spans``, as Spark NLP numbers them. A token that no span contains (tokens
+    span's own ``sentence`` metadata (its position among ``spans`` when it has none), as Spark NLP
+    numbers them: the job's pass hands over a run of a document's sentences, not all of them. A token that no span contains (tokens
     computed from another column) is not dropped: it joins a group of the tokens of its own
     ``sentence`` metadata, spanning them.
     """
@@ -57,7 +58,8 @@ def group_by_span(spans: list[Ann], tokens: list[Ann]) -> list[tuple[int, int, s
     out = []
     for (kind, value), members in groups.items():
         if kind == "span":
-            out.append((spans[value].begin, spans[value].end, str(value), members))
+            span = spans[value]
+            out.append((span.begin, span.end, span.metadata.get("sentence", str(value)), members))
         else:
             out.append((members[0].begin, members[-1].end, value, members))
     return out
@@ -82,13 +84,23 @@ class _ClassifyStep:
     def _classifier_class(self):
         raise NotImplementedError
 
+    def _key(self) -> tuple:
+        return (self._classifier_class().__name__, self.bundle_path, self.max_sentence_length, self.batch_size,
+                _intra_op_threads(self.intra_op_threads), self.providers, self.max_batch_pieces)
+
+    def stats(self) -> dict:
+        """This process's model counters so far, as :meth:`pipelines.native.EmbedStep.stats`."""
+        from pipelines.embed import empty_stats
+
+        classifier = _CLASSIFIERS.get(self._key())
+        return dict(classifier.stats) if classifier is not None else empty_stats()
+
     def classifier(self):
         from pipelines.model.bundle import ModelBundle
 
         cls = self._classifier_class()
         threads = _intra_op_threads(self.intra_op_threads)
-        key = (cls.__name__, self.bundle_path, self.max_sentence_length, self.batch_size, threads, self.providers,
-               self.max_batch_pieces)
+        key = self._key()
         with _CLASSIFIERS_LOCK:
             if key not in _CLASSIFIERS:
                 # The driver verified the hashes when the stage was built; workers trust the bundle.
