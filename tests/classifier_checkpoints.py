@@ -7,6 +7,7 @@ here on multilingual text (multilingual-cased semantics: no lowercasing, accents
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -78,3 +79,31 @@ def hf_tokenizer(checkpoint: Path):
     from transformers import BertTokenizerFast
 
     return BertTokenizerFast.from_pretrained(str(checkpoint))
+
+
+def hf_word_logits(checkpoint: Path, words: list[str]):
+    """Hugging Face's logits for pre-split ``words``: each word's first piece (token classification,
+    ``(words, labels)``) or the sequence's (sequence classification, ``(labels,)``)."""
+    import torch
+
+    enc = _cached_tokenizer(str(checkpoint))(words, is_split_into_words=True, return_tensors="pt")
+    model = _cached_model(str(checkpoint))
+    feeds = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+    if "DistilBert" in type(model).__name__:
+        feeds.pop("token_type_ids", None)
+    with torch.no_grad():
+        logits = model(**feeds).logits[0].numpy()
+    if logits.ndim == 1:
+        return logits
+    word_ids = enc.word_ids(0)
+    return logits[[word_ids.index(w) for w in range(len(words))]]
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_model(checkpoint: str):
+    return hf_model(Path(checkpoint))
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_tokenizer(checkpoint: str):
+    return hf_tokenizer(Path(checkpoint))
