@@ -532,7 +532,7 @@ def plan_run(config: JobConfig, spark, lake: Lake, manifest: RunManifest) -> Run
     if filters and not selected:
         raise JobError(f"no input partition matches {config.partitions}")
     stages = build_stages(config, bundle_path, raw.columns, ner_dir) if native_engine else None
-    model, ner, classify = _model_summaries(stages) if stages else (sparknlp_engine.model_info(config), None, None)
+    model, ner, classify = model_summaries(stages) if stages else (sparknlp_engine.model_info(config), None, None)
     fingerprint = state.fingerprint(config, model, ner, classify)
 
     out = lake.root.rstrip("/")
@@ -773,7 +773,7 @@ def _ner_summary(ner_model) -> dict | None:
     return {"path": str(ner_model.path), "storage_ref": ner_model.storage_ref, "tags": list(ner_model.tags)}
 
 
-def _model_summaries(stages) -> tuple:
+def model_summaries(stages) -> tuple:
     """(embeddings model manifest or None, NER summary or None, sequence classifier summary or None)."""
     from pipelines.classify.stages import _SequenceClassifier, _TokenClassifier
     from pipelines.ner.stages import NerDLModel

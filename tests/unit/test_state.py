@@ -45,6 +45,7 @@ CHANGES_OUTPUT = {
     "policies.empty_text": "keep", "policies.duplicate_id": "fail", "policies.max_chars": 10,
     "policies.too_long": "quarantine", "policies.quarantine_text_max_chars": 5,
     "ner.include_confidence": False, "ner.white_list": ["PER"],
+    "output.embeddings": False, "classify.over": "sentence", "classify.coalesce_sentences": True,
 }
 # And one per setting left out on purpose.
 CHANGES_NOTHING = {
@@ -55,6 +56,9 @@ CHANGES_NOTHING = {
     "stages.embeddings.max_batch_pieces": 99, "stages.embeddings.max_tokens_per_chunk": 100,
     "stages.embeddings.intra_op_threads": 1, "stages.embeddings.providers": ["CUDAExecutionProvider"],
     "policies.max_error_rows": 0, "ner.batch_size": 64, "ner.model": "/copy/of/the/same/ner",
+    "classify.model": "/copy/of/the/same/classifier", "classify.batch_size": 3,
+    # keys added later, set to their default: what lakes written before them hold
+    "output.embeddings": True, "classify.over": "document",
 }
 
 
@@ -88,6 +92,17 @@ def test_the_model_and_the_ner_model_count_by_what_they_are():
     assert state.fingerprint(JobConfig(), Model(), ner) != base
     assert state.fingerprint(JobConfig(), Model(), {**ner, "path": "/b"}) == state.fingerprint(JobConfig(), Model(), ner)
     assert state.fingerprint(JobConfig(), Model(), {**ner, "tags": ["O"]}) != state.fingerprint(JobConfig(), Model(), ner)
+
+
+def test_the_sequence_classifier_counts_by_storage_ref_precision_and_labels():
+    classifier = {"storage_ref": "sentiment_abc", "precision": "fp32", "labels": ["neg", "pos"], "path": "/a"}
+    with_it = state.fingerprint(JobConfig(), Model(), None, classifier)
+    assert with_it != state.fingerprint(JobConfig(), Model())
+    for key, other in (("storage_ref", "sentiment_def"), ("precision", "int8"), ("labels", ["pos", "neg"])):
+        assert state.fingerprint(JobConfig(), Model(), None, {**classifier, key: other}) != with_it, key
+    assert state.fingerprint(JobConfig(), Model(), None, {**classifier, "path": "/b"}) == with_it
+    # no embeddings model (output.embeddings: false)
+    assert state.fingerprint(JobConfig(), None, None, classifier) != with_it
 
 
 def test_partition_signature_sees_size_and_time_not_only_names():
