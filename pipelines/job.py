@@ -857,9 +857,9 @@ def _check_classified(plan: RunPlan, counts: dict) -> None:
     plan.manifest.body["counts"] = counts
     over = "sentences" if plan.config.classify.over == "sentence" and not plan.config.classify.coalesce_sentences \
         else "documents"
-    raise JobError(f"classifications {'lost' if counts['classifications'] < counts['classifications_expected'] else 'doubled'}: "
-                   f"{counts['classifications_expected']} {over} with tokens but {counts['classifications']} "
-                   f"classifications in the lake; see {plan.manifest.path}")
+    found, expected = counts["classifications"], counts["classifications_expected"]
+    raise JobError(f"classifications {'lost' if found < expected else 'doubled'}: {expected} {over} with tokens "
+                   f"but {found} classifications in the lake; see {plan.manifest.path}")
 
 
 # --- errors a user can act on --------------------------------------------------------------------

@@ -41,9 +41,9 @@ def group_by_span(spans: list[Ann], tokens: list[Ann]) -> list[tuple[int, int, s
 
     Returns ``(begin, end, sentence, tokens)`` per non-empty group, in text order; ``sentence`` is the
     span's own ``sentence`` metadata (its position among ``spans`` when it has none), as Spark NLP
-    numbers them: the job's pass hands over a run of a document's sentences, not all of them. A token that no span contains (tokens
-    computed from another column) is not dropped: it joins a group of the tokens of its own
-    ``sentence`` metadata, spanning them.
+    numbers them: the job's pass hands over a run of a document's sentences, not all of them. A token
+    that no span contains (tokens computed from another column) is not dropped: it joins a group of
+    the tokens of its own ``sentence`` metadata, spanning them.
     """
     ordered = sorted(range(len(spans)), key=lambda k: spans[k].begin)
     begins = [spans[k].begin for k in ordered]

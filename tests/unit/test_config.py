@@ -53,3 +53,18 @@ def test_sentence_detector_kind_and_its_options():
         parse_config({"stages": {"sentence_detector": {"custom_bounds": [";"]}}})
     with pytest.raises(ConfigError, match="custom_bounds_strategy"):
         parse_config({"stages": {"sentence_detector": {"kind": "pragmatic", "custom_bounds_strategy": "both"}}})
+
+
+def test_classifier_settings_and_what_they_cannot_be_combined_with():
+    c = parse_config({"classify": {"model": "models/sentiment", "over": "sentence", "coalesce_sentences": True},
+                      "output": {"embeddings": False}})
+    assert (c.classify.over, c.classify.coalesce_sentences, c.output.embeddings) == ("sentence", True, False)
+    assert parse_config({}).classify.model is None and parse_config({}).output.embeddings
+    with pytest.raises(ConfigError, match="classify.model need engine: native"):
+        parse_config({"engine": "sparknlp", "classify": {"model": "m"}})
+    with pytest.raises(ConfigError, match="output.embeddings: false need engine: native"):
+        parse_config({"engine": "sparknlp", "output": {"embeddings": False}})
+    with pytest.raises(ConfigError, match="cannot be combined with output.annotations"):
+        parse_config({"output": {"annotations": True}, "classify": {"model": "m"}})
+    with pytest.raises(ConfigError, match="'classify.over'"):
+        parse_config({"classify": {"over": "paragraph"}})
