@@ -28,7 +28,8 @@ LOG_LEVEL = click.Choice(["ALL", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF
 @click.option("--input", "input_path", help="input corpus path (overrides input.path)")
 @click.option("--output", "output_path", help="lake path (overrides output.path)")
 @click.option("--model", "model_path", help="model bundle directory (overrides model.bundle)")
-@click.option("--ner", "ner_path", help="NER directory from train-ner (overrides ner.model)")
+@click.option("--ner", "ner_path", help="NER directory from train-ner, or a token-classification bundle (overrides "
+              "ner.model)")
 @click.option("--no-ner", is_flag=True, help="annotate without NER, whatever ner.model says")
 @click.option("--incremental/--no-incremental", default=None,
               help="annotate only partitions not yet done with this pipeline (overrides `incremental`)")
