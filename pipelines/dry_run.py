@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pipelines import state
 from pipelines.config import JobConfig
 from pipelines.errors import JobError
-from pipelines.job import (QUARANTINE_TABLE, TOKEN_TABLE, _libraries, _ner_summary, build_stages, precheck_input,
-                           read_corpus, split_roles)
+from pipelines.job import (_libraries, build_stages, model_summaries, precheck_input, read_corpus, state_tables,
+                           uses_bundle)
 from pipelines.lake import Lake, is_inside, is_local, local_path, read_manifests
 
 
@@ -66,7 +66,7 @@ def dry_run(config: JobConfig, spark=None) -> DryRun:
         return report
     lake = Lake(spark, out, config.output.format)
     has_lake = not is_local(out) or local_path(out).exists()  # reading a missing local lake would be all "new"
-    held = state.holders(lake, [TOKEN_TABLE, QUARANTINE_TABLE], partition_cols, selected) if has_lake else {}
+    held = state.holders(lake, state_tables(config), partition_cols, selected) if has_lake else {}
     manifests = read_manifests(spark, out) if has_lake else []
     report.partitions = [(p.spec, "skip" if why == state.DONE else "annotate", why)
                          for p, why in state.reasons(selected, held, manifests, report.fingerprint)]
@@ -80,16 +80,14 @@ def _fingerprint(config: JobConfig, columns: list[str], notes: list[str]) -> str
 
     if config.engine != "native":
         return state.fingerprint(config, sparknlp_engine.model_info(config))
-    bundle, ner_dir = config.model.bundle, config.ner.model or None
-    wanted = (("model bundle", bundle, "manifest.json", "build"), ("NER model", ner_dir, "ner.json", "train"))
-    missing = [(what, path, verb) for what, path, marker, verb in wanted
-               if path and is_local(path) and not (local_path(path) / marker).exists()]
+    bundle, ner_dir = (config.model.bundle if uses_bundle(config) else None), config.ner.model or None
+    wanted = (("model bundle", bundle, ("manifest.json",), "build"),
+              ("NER model", ner_dir, ("ner.json", "manifest.json"), "train"))  # an NER directory, or a bundle
+    missing = [(what, path, verb) for what, path, markers, verb in wanted
+               if path and is_local(path) and not any((local_path(path) / m).exists() for m in markers)]
     for what, path, verb in missing:
         notes.append(f"{what} {path} is missing: a run would {verb} it first (where the config allows), so the "
                      "pipeline's fingerprint is not known yet")
     if missing:
         return None
-    stages = build_stages(config, bundle, columns, ner_dir)
-    _, model_stages = split_roles(stages)
-    ner = _ner_summary(model_stages[1].model()) if len(model_stages) > 1 else None
-    return state.fingerprint(config, model_stages[0].bundle().manifest, ner)
+    return state.fingerprint(config, *model_summaries(build_stages(config, bundle, columns, ner_dir)))

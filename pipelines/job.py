@@ -110,16 +110,26 @@ def prepare_models(config: JobConfig) -> dict[str, float]:
     :func:`plan_run` then finds both in place."""
     timings = {"model_build_s": 0.0, "ner_training_s": 0.0}
     native_engine = config.engine == "native"  # the same conditions as plan_run's
-    if not (native_engine or sparknlp_engine.model_source(config) == "bundle"):
-        return timings
     started = time.time()
-    bundle = ensure_model(config)
+    bundle = ensure_model(config) if uses_bundle(config) else None
     timings["model_build_s"] = round(time.time() - started, 3)
     if native_engine:
         started = time.time()
         ensure_ner(config, bundle)
         timings["ner_training_s"] = round(time.time() - started, 3)
     return timings
+
+
+def uses_bundle(config: JobConfig) -> bool:
+    """Whether the run reads model.bundle: the native engine's embeddings, or the sparknlp engine's import."""
+    if config.engine == "native":
+        return config.output.embeddings
+    return sparknlp_engine.model_source(config) == "bundle"
+
+
+def state_tables(config: JobConfig) -> list[str]:
+    """The tables whose rows say which run annotated a partition (all those the fused pass fills)."""
+    return [TOKEN_TABLE, QUARANTINE_TABLE] + ([CLASSIFICATIONS_TABLE] if config.classify.model else [])
 
 
 def _libraries(config: JobConfig) -> list[str]:
@@ -519,8 +529,7 @@ def plan_run(config: JobConfig, spark, lake: Lake, manifest: RunManifest) -> Run
             sparknlp_engine.require_jar(spark)
         except sparknlp_engine.SparkNlpUnavailable as e:
             raise JobError(str(e)) from None
-    uses_bundle = config.output.embeddings if native_engine else sparknlp_engine.model_source(config) == "bundle"
-    bundle_path = ensure_model(config) if uses_bundle else None
+    bundle_path = ensure_model(config) if uses_bundle(config) else None
     ner_dir = ensure_ner(config, bundle_path) if native_engine else None
     raw, partition_cols, files = read_corpus(spark, config)
     all_partitions = state.input_partitions(state.file_statuses(spark, files), config.input.path, partition_cols)
@@ -541,9 +550,7 @@ def plan_run(config: JobConfig, spark, lake: Lake, manifest: RunManifest) -> Run
     plan = RunPlan(config, spark, lake, manifest, raw, partition_cols, selected, selected, stages,
                    {name: f"{out}/{name}" for name in names}, all_partitions)
     if config.incremental and not config.full_refresh:
-        # a partition is done when all its rows, in every table the fused pass fills, are of one run
-        held = state.holders(lake, [TOKEN_TABLE, QUARANTINE_TABLE] + ([CLASSIFICATIONS_TABLE] if classify else []),
-                             partition_cols, selected)
+        held = state.holders(lake, state_tables(config), partition_cols, selected)
         plan.todo = state.pending(selected, held, read_manifests(spark, out), fingerprint)
     manifest.body.update({
         "fingerprint": fingerprint, "model": _model_summary(model, bundle_path) if model else None, "ner": ner,
