@@ -16,6 +16,7 @@ from classifier_checkpoints import NER_LABELS, SENTIMENT_LABELS, TEXTS, hf_word_
     write_classifier_checkpoint
 from pipelines.classify.classifier import softmax
 from pipelines import state
+from pipelines.dry_run import dry_run
 from pipelines.job import JobError, build_stages, model_summaries, run_annotate
 from pipelines.model.prepare import prepare_model
 from pipelines.ner.tags import converter_chunks
@@ -104,6 +105,9 @@ def test_token_classifier_as_ner_and_document_classifier_then_incremental_runs(s
     again = run_annotate(config, spark=spark)  # nothing changed: nothing to do
     assert again.manifest["input"]["annotated_partitions"] == [] and again.manifest["input"]["skipped_as_done"] == 2
     assert {r.run_id for r in read_table(spark, result.tables["classifications"]).collect()} == {result.run_id}
+    plan = dry_run(config, spark)  # the dry run computes the same fingerprint and reads the same tables
+    assert plan.fingerprint == result.manifest["fingerprint"]
+    assert plan.partitions == [("lang=de", "skip", "done"), ("lang=en", "skip", "done")]
 
     # same weights under other labels: another fingerprint, so an incremental run would redo every partition
     relabelled = config.model_copy(update={"classify": config.classify.model_copy(
