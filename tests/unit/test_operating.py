@@ -109,29 +109,41 @@ def _parquet(path: Path, **columns):
     pq.write_table(pa.table(columns), path)
 
 
+# Run in a fresh interpreter: whether a JVM was started can only be seen where none ran before (the
+# test session's own Spark fixture may already be up in this process).
+_CHECKS_BEFORE_SPARK = """
+import sys
+from pyspark import SparkContext
+from pipelines.config import load_config
+from pipelines.errors import JobError
+from pipelines.job import run_annotate
+
+for path in sys.argv[2:]:
+    try:
+        run_annotate(load_config(None, {"input.path": path, "output.path": sys.argv[1]}))
+    except JobError as e:
+        print(str(e))
+print("jvm started" if SparkContext._active_spark_context is not None else "no jvm")
+"""
+
+
 def test_input_is_checked_before_spark_starts(tmp_path):
-    from pyspark import SparkContext
-
-    from pipelines.job import run_annotate
-
-    def config(path):
-        return load_config(None, {"input.path": str(path), "output.path": str(tmp_path / "lake")})
-
-    with pytest.raises(JobError, match="does not exist"):
-        run_annotate(config(tmp_path / "nowhere"))
     (tmp_path / "empty" / "_temporary").mkdir(parents=True)
     _parquet(tmp_path / "empty" / "_temporary" / "part-0.parquet", doc_id=["a"], text=["x"])  # Spark skips these
-    with pytest.raises(JobError, match="holds no Parquet files"):
-        run_annotate(config(tmp_path / "empty"))
     _parquet(tmp_path / "bad" / "lang=de" / "part-0.parquet", doc_id=["a"], text=["x"])
     _parquet(tmp_path / "bad" / "lang=fr" / "part-0.parquet", doc_id=["b"], body=["y"])
-    with pytest.raises(JobError, match=r"lang=fr/part-0.parquet has no column 'text'"):
-        run_annotate(config(tmp_path / "bad"))
     _parquet(tmp_path / "body" / "lang=de" / "part-0.parquet", doc_id=["a"], body=["x"])
-    with pytest.raises(JobError, match=r"no text column 'text' \(set input.text_col\); its columns are: "
-                                       r"doc_id, body, lang$"):
-        run_annotate(config(tmp_path / "body"))
-    assert SparkContext._active_spark_context is None  # all four refused before any JVM
+    paths = [tmp_path / name for name in ("nowhere", "empty", "bad", "body")]
+    done = subprocess.run([sys.executable, "-c", _CHECKS_BEFORE_SPARK, str(tmp_path / "lake"), *map(str, paths)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 5, lines
+    assert "does not exist" in lines[0]
+    assert "holds no Parquet files" in lines[1]
+    assert re.search(r"lang=fr/part-0.parquet has no column 'text'", lines[2])
+    assert re.search(r"no text column 'text' \(set input.text_col\); its columns are: doc_id, body, lang$", lines[3])
+    assert lines[4] == "no jvm"  # all four refused before any JVM
 
 
 def test_dry_run_reasons():
