@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pipelines import state
 from pipelines.config import JobConfig
 from pipelines.errors import JobError
-from pipelines.job import (_libraries, build_stages, model_summaries, precheck_input, read_corpus, state_tables,
-                           uses_bundle)
+from pipelines.assemble import build_stages, model_summaries, uses_bundle
+from pipelines.inputs import precheck_input, read_corpus
+from pipelines.job import _libraries, state_tables
 from pipelines.lake import Lake, is_inside, is_local, local_path, read_manifests
 
 

@@ -3,6 +3,8 @@ line prints the message and no traceback (``--verbose`` adds it). Leaf module: i
 
 from __future__ import annotations
 
+import re
+
 
 class CorpusNlpError(RuntimeError):
     """Base of the errors a user can act on; the CLI catches this one type."""
@@ -18,3 +20,49 @@ class LakeConflict(JobError):
 
 class RunInProgress(LakeConflict):
     """A live run holds the lake's lease."""
+
+
+# --- failures the driver saw, explained -----------------------------------------------------------
+_KNOWN_PROBLEMS = (
+    ("No space left on device", "the disk is full (No space left on device) while Spark wrote {where}: free space, "
+     "or point spark.local.dir and output.path at a larger disk"),
+    ("is not a Parquet file", "input file {file} is not a Parquet file (or is truncated): remove or rewrite it"),
+    ("Could not read footer", "input file {file} is not a readable Parquet file (or is truncated): remove or "
+     "rewrite it"),
+    ("CorruptedParquet", "input file {file} is corrupt: remove or rewrite it"),
+    ("Parquet column cannot be converted", "input file {file} stores {column} with another type than the other "
+     "files ({detail}): rewrite it with the corpus's schema"),
+)
+
+
+def explain(e: BaseException) -> JobError | None:
+    """A failure the driver saw, in one line: the file, column or resource involved and what to do.
+    Other failures of Spark, the JVM or the system name their class and first line (the whole trace is
+    printed with --verbose); None for anything else (a bug of ours keeps its trace)."""
+    text = "\n".join(str(x) for x in _chain(e))
+    for needle, message in _KNOWN_PROBLEMS:
+        if needle in text:
+            file = re.search(r"(file:[^\s,]+|hdfs:[^\s,]+|s3a?:[^\s,]+|/[^\s,]+\.parquet)", text)
+            column = re.search(r"Column: \[([^\]]+)\]", text)
+            detail = re.search(r"Expected: ([^,]+), Found: ([^\s,]+)", text)
+            return JobError(message.format(
+                file=file.group(1).rstrip(".:;") if file else "(unknown file)", where="the lake",
+                column=f"column {column.group(1)!r}" if column else "a column",
+                detail=f"expected {detail.group(1)}, found {detail.group(2).rstrip('.')}" if detail else "type differs"))
+    if not _from_spark_or_system(e):
+        return None
+    first = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
+    return JobError(f"the run failed: {type(e).__name__}: {first[:300]} (run with --verbose for the whole trace)")
+
+
+def _from_spark_or_system(e: BaseException) -> bool:
+    return isinstance(e, OSError) or type(e).__module__.split(".")[0] in ("py4j", "pyspark", "delta")
+
+
+def _chain(e: BaseException):
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        yield e
+        e = e.__cause__ or e.__context__
+

@@ -35,6 +35,12 @@ from urllib.parse import urlparse
 from pipelines.errors import JobError, LakeConflict, RunInProgress
 
 RUNS_DIR = "_runs"
+# The lake's tables (folders under the lake's root).
+TOKEN_TABLE = "token_embeddings"
+ANNOTATIONS_TABLE = "annotations"
+QUARANTINE_TABLE = "quarantine"
+ENTITIES_TABLE = "entities"
+CLASSIFICATIONS_TABLE = "classifications"
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 INFER_PARTITION_TYPES = "spark.sql.sources.partitionColumnTypeInference.enabled"
 

@@ -87,7 +87,7 @@ def model_info(config: JobConfig) -> SparkNlpModel:
 
 
 def _bundle(config: JobConfig):
-    from pipelines.job import ensure_model
+    from pipelines.assemble import ensure_model
     from pipelines.model.bundle import ModelBundle
 
     return ModelBundle.load(ensure_model(config))
