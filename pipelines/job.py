@@ -348,8 +348,8 @@ def _write_tokens(plan: RunPlan, kept, to_annotate: int) -> list[dict]:
 
     errors = _row_errors(plan)
     with JobProgress(plan.spark, to_annotate) as progress, _driver_fault(plan.spark, plan.tables[TOKEN_TABLE]):
-        tokens = _token_table(plan, kept, progress, errors).withColumn("run_id", F.lit(plan.run_id))
-        try:
+        try:  # the annotations table (output.annotations) is written inside _token_table
+            tokens = _token_table(plan, kept, progress, errors).withColumn("run_id", F.lit(plan.run_id))
             plan.lake.replace(TOKEN_TABLE, tokens, plan.partition_cols, plan.todo, plan.run_id)
         except Exception as e:  # one task saw more failed rows than the whole run may have
             line = RowErrors.limit_message(e)
@@ -431,7 +431,8 @@ def _token_table(plan: RunPlan, kept, progress, errors):
     else:
         _, model_stages = split_roles(stages)
         embeddings_col = model_stages[0].getOutputCol()
-        annotated = run_native_stages(kept, stages).select(*keep, *[s.getOutputCol() for s in stages])
+        annotated = run_native_stages(
+            kept, stages, keep, errors.callback() if errors is not None else None).select(*keep, *[s.getOutputCol() for s in stages])
     from pyspark.sql import functions as F
 
     plan.lake.replace(ANNOTATIONS_TABLE, annotated.withColumn("run_id", F.lit(plan.run_id)), plan.partition_cols,

@@ -259,9 +259,8 @@ def run_steps(columns: Batch, steps: list) -> Batch:
     return columns
 
 
-def annotate_batches(batches: Iterator[pa.RecordBatch], steps: list) -> Iterator[pa.RecordBatch]:
-    """The ``mapInArrow`` body of a fused run of native stages: the input batch plus one column a step."""
-    for rb in batches:
-        columns = apply_steps(rb, steps)
-        arrays = list(rb.columns) + [A.to_arrow(columns[s.output_col]) for s in steps]
-        yield pa.RecordBatch.from_arrays(arrays, names=list(rb.schema.names) + [s.output_col for s in steps])
+def annotated(record_batch: pa.RecordBatch, steps: list) -> pa.RecordBatch:
+    """The batch plus one annotation column a step (see :func:`pipelines.tables.stream_annotations`)."""
+    columns = apply_steps(record_batch, steps)
+    arrays = list(record_batch.columns) + [A.to_arrow(columns[s.output_col]) for s in steps]
+    return pa.RecordBatch.from_arrays(arrays, names=list(record_batch.schema.names) + [s.output_col for s in steps])

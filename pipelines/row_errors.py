@@ -23,7 +23,8 @@ class RowFailure:
     """What the worker knows about a failed row.
 
     ``stage``: "read" (the row's values could not be read, e.g. invalid UTF-8), "text" (document,
-    sentences, tokens) or "model" (embeddings, NER). ``partial_tokens``: token rows of this row that
+    sentences, tokens), "model" (embeddings, NER) or "pipeline" (the annotations pass, which runs
+    text and model stages in one call). ``partial_tokens``: token rows of this row that
     had already left the worker when a later part of it failed (only possible for a document spread
     over several model chunks); the caller must drop them (they are ``token_index`` 0 to
     ``partial_tokens - 1`` of the row).

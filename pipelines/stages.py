@@ -80,12 +80,18 @@ class _NativeStage(Transformer, DefaultParamsReadable, DefaultParamsWritable):
         return out
 
 
-def run_native_stages(base: DataFrame, stages: list[_NativeStage]) -> DataFrame:
-    """One mapInArrow pass over ``base`` that adds each stage's output column."""
+def run_native_stages(base: DataFrame, stages: list[_NativeStage], keep: list[str] = (),
+                      on_row_error=None) -> DataFrame:
+    """One mapInArrow pass over ``base`` that adds each stage's output column, a slice of rows at a time
+    (:func:`pipelines.tables.stream_annotations`). ``on_row_error`` (e.g. :meth:`RowErrors.callback`):
+    a row that raises is reported there, by its ``keep`` columns, and left out; None: the task fails."""
+    from pipelines.tables import stream_annotations
+
     steps = [s._step() for s in stages]
     _check_inputs(base, steps, stages)
     fields = list(base.schema.fields) + [StructField(s.output_col, A.spark_type(), True) for s in steps]
-    out = base.mapInArrow(lambda batches: native.annotate_batches(batches, steps), StructType(fields))
+    out = base.mapInArrow(lambda batches: stream_annotations(batches, steps, list(keep), on_row_error),
+                          StructType(fields))
     new_cols = {s.getOutputCol(): s._column_metadata() for s in stages}
     return out.select(
         *[F.col(c).alias(c, metadata=new_cols[c]) if c in new_cols else F.col(c) for c in out.columns]

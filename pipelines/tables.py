@@ -189,6 +189,66 @@ def _readable(column: pa.Array, row: int) -> Any:
         return raw.decode("utf-8", errors="replace")
 
 
+# --- the annotations pass (output.annotations, and each native stage's own transform) -------------
+# Annotations cost ~80 bytes per character of text (a million-character document: ~80 MB); a slice of
+# this many characters keeps a worker's peak to a slice's worth whatever the Arrow batch holds, and is
+# still thousands of sentences, so the model's batches stay full.
+ANNOTATE_SLICE_CHARS = 1_000_000
+
+
+def stream_annotations(batches: Iterator[pa.RecordBatch], steps: list, keep: list[str] = (),
+                       on_row_error: Callable[[RowFailure], None] | None = None,
+                       slice_chars: int = ANNOTATE_SLICE_CHARS) -> Iterator[pa.RecordBatch]:
+    """The ``mapInArrow`` body of a fused run of native stages: each input row plus one annotation column
+    a step, a slice of rows (at most ``slice_chars`` of text, a longer row alone) at a time.
+
+    ``on_row_error``: a slice that raises is run again row by row, and each row that still raises is
+    reported as a :class:`RowFailure` (``keep``: the columns that identify it) and left out; None: the
+    first failure raises.
+    """
+    text_col = steps[0].inputs()[0]
+    for rb in batches:
+        for start, stop in _slices(rb.column(text_col), slice_chars):
+            part = rb.slice(start, stop - start)
+            try:
+                yield native.annotated(part, steps)
+            except Exception as e:
+                if on_row_error is None or isinstance(e, MemoryError):
+                    raise
+                yield from _rows_alone(part, steps, keep, text_col, on_row_error, e if part.num_rows == 1 else None)
+
+
+def _slices(texts: pa.Array, slice_chars: int) -> Iterator[tuple[int, int]]:
+    """[start, stop) row ranges of at most ``slice_chars`` characters (bytes, as stored) each."""
+    import pyarrow.compute as pc
+
+    lengths = pc.fill_null(pc.binary_length(texts), 0).to_pylist() if len(texts) else []
+    start, size = 0, 0
+    for row, n in enumerate(lengths):
+        if row > start and size + n > slice_chars:
+            yield start, row
+            start, size = row, 0
+        size += n
+    if start < len(lengths):
+        yield start, len(lengths)
+
+
+def _rows_alone(part: pa.RecordBatch, steps: list, keep, text_col: str, on_row_error, known: Exception | None):
+    for row in range(part.num_rows):
+        try:
+            if known is not None:
+                raise known
+            yield native.annotated(part.slice(row, 1), steps)
+        except Exception as e:
+            if isinstance(e, MemoryError):
+                raise
+            text = _readable(part.column(text_col), row)
+            if isinstance(text, bytes):
+                text = text.decode("utf-8", errors="replace")
+            stage = "read" if isinstance(e, UnicodeDecodeError) else "pipeline"
+            on_row_error(RowFailure({k: _readable(part.column(k), row) for k in keep}, e, text, stage))
+
+
 # --- the worker pass -----------------------------------------------------------------------------
 def stream_token_table(
     batches: Iterator[pa.RecordBatch],

@@ -193,13 +193,15 @@ def test_a_second_run_on_a_busy_lake_refuses_in_one_line_naming_the_first(spark,
     assert statuses == ["committed", "failed"]
 
 
-def test_rows_that_break_the_pipeline_go_to_quarantine_and_the_run_goes_on(spark, tmp_path, demo_bundle):
+@pytest.mark.parametrize("annotations", [False, True], ids=["token table", "annotations table"])
+def test_rows_that_break_the_pipeline_go_to_quarantine_and_the_run_goes_on(spark, tmp_path, demo_bundle, annotations):
     corpus = tmp_path / "corpus"
     # Bytes that are not UTF-8 in a string column, as a careless writer leaves them.
     texts = pa.array([b"Gut.", b"Kaputt \xff\xfe hier.", b"Auch gut."], pa.binary()).cast(pa.string(), safe=False)
     (corpus / "lang=de").mkdir(parents=True)
     pq.write_table(pa.table({"doc_id": ["ok-1", "bad", "ok-2"], "text": texts}), corpus / "lang=de" / "p.parquet")
-    result = run_annotate(job_config(tmp_path / "lake", corpus, demo_bundle.path), spark=spark)
+    result = run_annotate(job_config(tmp_path / "lake", corpus, demo_bundle.path, output__annotations=annotations),
+                          spark=spark)
     counts = manifest(result)["counts"]
     assert counts["input_rows"] == 3 and counts["annotated_rows"] == 2
     assert counts["quarantined_by_reason"] == {"error": 1}
@@ -207,8 +209,12 @@ def test_rows_that_break_the_pipeline_go_to_quarantine_and_the_run_goes_on(spark
     assert row.doc_id == "bad" and row.reason == "error" and row.error.startswith("UnicodeDecodeError (read)")
     assert where_docs_are(spark, tmp_path / "lake") == {"ok-1": {"token_embeddings"}, "bad": {"quarantine"},
                                                         "ok-2": {"token_embeddings"}}
+    if annotations:
+        written = read_table(spark, tmp_path / "lake" / "annotations")
+        assert sorted(r.doc_id for r in written.select("doc_id").collect()) == ["ok-1", "ok-2"]
     with pytest.raises(JobError, match="too many failed rows: more than 0 rows failed") as e:
-        run_annotate(job_config(tmp_path / "lake2", corpus, demo_bundle.path, policies__max_error_rows=0), spark=spark)
+        run_annotate(job_config(tmp_path / "lake2", corpus, demo_bundle.path, policies__max_error_rows=0,
+                                output__annotations=annotations), spark=spark)
     assert "\n" not in str(e.value)
 
 

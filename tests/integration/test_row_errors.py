@@ -10,7 +10,7 @@ import pytest
 
 from pipelines.native import EmbedStep, MultilingualSentenceStep
 from pipelines.row_errors import RowErrorLimitExceeded, RowErrors
-from pipelines.tables import segment_bounds, spark_schema, stream_token_table
+from pipelines.tables import segment_bounds, spark_schema, stream_annotations, stream_token_table
 
 TEXT_POISON = "Giftpilz"  # a document holding it makes the sentence step below raise
 MODEL_POISON = "Knollenblätterpilz"  # a token equal to it makes the embeddings step below raise
@@ -142,6 +142,39 @@ def test_a_failure_late_in_a_long_document_leaves_no_rows_of_it(steps):
     m_rows = sorted(r["token_index"] for r in got if r["doc_id"] == "m")
     assert by_row["m"].partial_tokens == len(m_rows) > 0 and m_rows == list(range(len(m_rows)))
     assert [r for r in got if r["doc_id"] == "a"]
+
+
+# --- the annotations pass (output.annotations) ----------------------------------------------------
+def _annotations(rb, steps, **kwargs):
+    return [r for b in stream_annotations(iter([rb]), steps[0] + steps[1], ["doc_id"], **kwargs) for r in b.to_pylist()]
+
+
+def test_annotations_pass_reports_each_bad_row_and_keeps_the_others_as_if_alone(steps):
+    rows = [("a", GOOD["a"].encode()), ("b", b"Kaputt: \xff\xfe und weiter."),
+            ("c", f"Ein {TEXT_POISON} im Satz.".encode()), ("d", f"Hier steht {MODEL_POISON} allein .".encode()),
+            ("e", GOOD["e"].encode())]
+    rb = pa.RecordBatch.from_arrays([pa.array([r[0] for r in rows]), _text_array([r[1] for r in rows], True)],
+                                    names=["doc_id", "text"])
+    failures = []
+    got = _annotations(rb, _poisoned(steps), on_row_error=failures.append)
+    alone = pa.RecordBatch.from_pydict({"doc_id": list(GOOD), "text": list(GOOD.values())})
+    assert got == _annotations(alone, steps) and [r["doc_id"] for r in got] == ["a", "e"]
+    by_row = {f.keep["doc_id"]: f for f in failures}
+    assert sorted(by_row) == ["b", "c", "d"]
+    assert by_row["b"].stage == "read" and type(by_row["b"].error) is UnicodeDecodeError
+    assert by_row["c"].stage == "pipeline" and type(by_row["c"].error) is AssertionError
+    assert str(by_row["d"].error) == "ONNX Runtime: invalid input" and by_row["d"].text == rows[3][1].decode()
+    with pytest.raises(UnicodeDecodeError):  # without a callback, the first bad row fails the task
+        _annotations(rb, steps)
+
+
+def test_annotations_pass_works_in_slices_of_bounded_text_and_gives_the_rows_of_one_pass(steps):
+    texts = {f"r{i}": (LINE * (i + 1)) for i in range(6)}  # 60 to 360 characters each
+    rb = pa.RecordBatch.from_pydict({"doc_id": list(texts), "text": list(texts.values())})
+    sliced = list(stream_annotations(iter([rb]), steps[0] + steps[1], slice_chars=400))
+    sizes = [sum(len(t.encode()) for t in b.column("text").to_pylist()) for b in sliced]
+    assert len(sliced) > 2 and all(s <= 400 or b.num_rows == 1 for s, b in zip(sizes, sliced))
+    assert [r for b in sliced for r in b.to_pylist()] == _annotations(rb, steps)
 
 
 # --- through Spark: the accumulator ---------------------------------------------------------------
