@@ -1,11 +1,17 @@
 """Progress a person can follow on a long run: tasks done, rows and tokens done, tokens/s.
 
-Rows and tokens come from accumulators the workers add to after each Arrow batch (Spark applies them
-when a task finishes, so they move task by task); tasks come from the status tracker.
+Rows and tokens come from accumulators the workers add to after each Arrow batch; Spark applies them
+only when a task finishes, so on their own they would stand still for as long as one task works on
+one huge document. Running tasks therefore also send their counts so far to the driver, at most every
+few seconds, as small UDP datagrams (:class:`LiveCounts`): lossy by design (a lost or blocked one only
+delays the line), never in the way of the work, and the accumulators stay the exact count. Tasks come
+from the status tracker.
 """
 
 from __future__ import annotations
 
+import json
+import socket
 import sys
 import threading
 import time
@@ -28,18 +34,11 @@ class JobProgress:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="corpus-nlp-progress")
         self.started = time.time()
+        self.live = LiveCounts(spark.conf.get("spark.driver.host", "127.0.0.1"))
 
-    def callback(self):
+    def callback(self) -> "BatchCounter":
         """What the workers call per batch (pickled with the mapInArrow function)."""
-        rows, tokens, embedder = self.rows, self.tokens, self.embedder
-
-        def on_batch(n_rows: int, n_tokens: int, embedder_delta: dict | None = None) -> None:
-            rows.add(n_rows)
-            tokens.add(n_tokens)
-            for key, value in (embedder_delta or {}).items():
-                embedder[key].add(value)
-
-        return on_batch
+        return BatchCounter(self.rows, self.tokens, self.embedder, self.live.reporter())
 
     def embedder_counts(self) -> dict:
         """The workers' embedder counters summed, with the padding ratio. A retried task counts twice
@@ -61,8 +60,9 @@ class JobProgress:
     def fields(self) -> dict:
         elapsed = max(time.time() - self.started, 1e-9)
         done, total = self._tasks()
-        tokens = self.tokens.value
-        return {"tasks_done": done, "tasks": total, "rows": self.rows.value, "rows_total": self.total_rows,
+        live_rows, live_tokens = self.live.totals()
+        tokens = max(self.tokens.value, live_tokens)
+        return {"tasks_done": done, "tasks": total, "rows": max(self.rows.value, live_rows), "rows_total": self.total_rows,
                 "tokens": tokens, "tokens_per_s": round(tokens / elapsed, 1), "elapsed_s": round(elapsed, 1)}
 
     def line(self) -> str:
@@ -87,4 +87,97 @@ class JobProgress:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=1)
+        self.live.close()
         return False
+
+
+class BatchCounter:
+    """The worker side: ``counter(rows, tokens, embedder_delta)`` after each Arrow batch (accumulators),
+    ``counter.emitted(rows, tokens)`` as token rows leave the task (the live counts, task totals so far)."""
+
+    def __init__(self, rows, tokens, embedder, live: "LiveReporter | None" = None):
+        self.rows, self.tokens, self.embedder, self.live = rows, tokens, embedder, live
+
+    def __call__(self, n_rows: int, n_tokens: int, embedder_delta: dict | None = None) -> None:
+        self.rows.add(n_rows)
+        self.tokens.add(n_tokens)
+        for key, value in (embedder_delta or {}).items():
+            self.embedder[key].add(value)
+
+    def emitted(self, rows: int, tokens: int, final: bool = False) -> None:
+        if self.live is not None:
+            self.live.report(rows, tokens, final)
+
+
+class LiveReporter:
+    """Sends a task's counts so far to the driver's :class:`LiveCounts`, at most every ``interval_s``
+    (and always the final one). Picklable; the socket is opened in the worker, on first use."""
+
+    def __init__(self, address: tuple[str, int] | None, interval_s: float):
+        self.address, self.interval_s = address, interval_s
+        self._socket, self._last = None, 0.0
+
+    def __getstate__(self):
+        return {"address": self.address, "interval_s": self.interval_s}
+
+    def __setstate__(self, state):
+        self.__init__(state["address"], state["interval_s"])
+
+    def report(self, rows: int, tokens: int, final: bool = False) -> None:
+        now = time.monotonic()
+        if self.address is None or (not final and now - self._last < self.interval_s):
+            return
+        self._last = now
+        try:
+            from pyspark import TaskContext
+
+            task = TaskContext.get()
+            key = [task.stageId(), task.partitionId(), task.attemptNumber()] if task else [0, 0, 0]
+            if self._socket is None:
+                self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self._socket.sendto(json.dumps([*key, rows, tokens]).encode(), self.address)
+        except OSError:  # no route to the driver: progress only, never the work's problem
+            self.address = None
+
+
+class LiveCounts:
+    """The driver side: the latest counts of each task attempt, summed over tasks (a retried task's
+    latest attempt counts, not both)."""
+
+    def __init__(self, host: str, interval_s: float = 3.0):
+        self.interval_s = interval_s
+        self._latest: dict[tuple[int, int], tuple[int, int, int]] = {}  # (stage, partition) -> (attempt, rows, tokens)
+        self._lock = threading.Lock()
+        try:
+            self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self._socket.bind(("0.0.0.0", 0))
+            self._socket.settimeout(0.5)
+            self.address = (socket.gethostbyname(host), self._socket.getsockname()[1])
+        except OSError:  # no socket to listen on: progress falls back to the accumulators
+            self._socket, self.address = None, None
+        self._closed = threading.Event()
+        if self._socket is not None:
+            threading.Thread(target=self._receive, daemon=True, name="corpus-nlp-live-progress").start()
+
+    def reporter(self) -> LiveReporter:
+        return LiveReporter(self.address, self.interval_s)
+
+    def _receive(self) -> None:
+        while not self._closed.is_set():
+            try:
+                stage, partition, attempt, rows, tokens = json.loads(self._socket.recv(512))
+            except (OSError, ValueError):
+                continue
+            with self._lock:
+                known = self._latest.get((stage, partition))
+                if known is None or attempt >= known[0]:
+                    self._latest[(stage, partition)] = (attempt, rows, tokens)
+
+    def totals(self) -> tuple[int, int]:
+        with self._lock:
+            return (sum(v[1] for v in self._latest.values()), sum(v[2] for v in self._latest.values()))
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._socket is not None:
+            self._socket.close()

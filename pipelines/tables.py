@@ -273,6 +273,8 @@ def stream_token_table(
     ``on_batch(rows, tokens, embedder counters)``: after each Arrow batch, for progress.
     """
     embedder_before = model_steps[0].stats()
+    emitted = getattr(on_batch, "emitted", None)  # live counts while a batch (or one huge row) is under way
+    task_rows = task_tokens = 0
     for rb in batches:
         if fault_marker:
             _die_once(fault_marker)
@@ -282,10 +284,15 @@ def stream_token_table(
             for out in run.embed(group):
                 n_tokens += out.num_rows
                 yield out
+            if emitted is not None:
+                emitted(task_rows, task_tokens + n_tokens)
+        task_rows, task_tokens = task_rows + rb.num_rows, task_tokens + n_tokens
         if on_batch is not None:  # rows, tokens and this batch's share of the embedder's counters
             embedder_now = model_steps[0].stats()
             on_batch(rb.num_rows, n_tokens, {k: v - embedder_before[k] for k, v in embedder_now.items()})
             embedder_before = embedder_now
+    if emitted is not None:
+        emitted(task_rows, task_tokens, final=True)
 
 
 class _BatchRun:
