@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import threading
@@ -264,6 +265,10 @@ class Lake:
             DeltaTable.forPath(self.spark, self.path(table)).delete(condition)
 
 
+_DELTA_CONFLICTS = re.compile(r"Concurrent\w*Exception|ProtocolChangedException|MetadataChangedException|"
+                             r"DELTA_CONCURRENT_")
+
+
 @contextlib.contextmanager
 def delta_errors(path: str, run_id: str) -> Iterator[None]:
     """Delta's conflicts and schema refusals as one line each."""
@@ -273,9 +278,14 @@ def delta_errors(path: str, run_id: str) -> Iterator[None]:
         name = type(e).__name__
         text = str(e)
         first = text.strip().splitlines()[0] if text.strip() else name
-        if "Concurrent" in name or "Concurrent" in first or "ProtocolChanged" in name or "MetadataChanged" in name:
-            raise LakeConflict(f"another run wrote {path} while run {run_id} was writing it ({first[:200]}); "
-                               "nothing of this run was committed there: run it again") from e
+        # Through py4j the Delta exception is a line of the Java trace ("...: io.delta.exceptions.
+        # ConcurrentAppendException: [DELTA_CONCURRENT_APPEND] ..."), not the first line.
+        conflict = next((line.split("exceptions.", 1)[-1].strip() for line in text.splitlines()
+                         if _DELTA_CONFLICTS.search(line)), None)
+        if conflict or _DELTA_CONFLICTS.search(name):
+            raise LakeConflict(f"another run wrote {path} while run {run_id} was writing it "
+                               f"({(conflict or first)[:200]}); nothing of this run was committed there: "
+                               "run it again") from e
         if "schema mismatch" in text.lower() or "DELTA_FAILED_TO_MERGE_FIELDS" in text or "Failed to merge" in text:
             raise JobError(f"{path} holds columns of another type than this run writes ({first[:200]}): a setting "
                            "that changes the table's schema (output.embedding_dtype) needs a new output path") from e
