@@ -228,17 +228,24 @@ def run_annotate(config: JobConfig, spark=None) -> RunResult:
         manifest.finish("committed", counts=counts, timings=_with_annotate_time(timings, manifest))
         return RunResult(manifest.run_id, manifest.path, plan.tables, manifest.body, config.output.format)
     except CorpusNlpError as e:
-        manifest.finish("failed", reason=str(e))
+        unsaved = manifest.finish("failed", reason=str(e))
+        if unsaved:
+            raise type(e)(_unsaved(e, manifest, unsaved)) from e
         raise
     except Exception as e:
         problem = explain(e)
-        manifest.finish("failed", reason=str(problem or f"{type(e).__name__}: {e}"))
+        unsaved = manifest.finish("failed", reason=str(problem or f"{type(e).__name__}: {e}"))
         if problem is None:  # our own bug: the trace is what a maintainer needs
             raise
-        raise problem from e
+        raise JobError(_unsaved(problem, manifest, unsaved)) if unsaved else problem from e
     except BaseException as e:  # KeyboardInterrupt, SystemExit: say so, then let it end the process
         manifest.finish("failed", reason=f"interrupted ({type(e).__name__})")
         raise
+
+
+def _unsaved(error: BaseException, manifest: RunManifest, why: str) -> str:
+    return (f"{error}; the run's manifest {manifest.path} could not say so ({why}): the next run marks this "
+            "run abandoned")
 
 
 def _with_annotate_time(timings: dict, manifest: RunManifest) -> dict:

@@ -347,9 +347,24 @@ class RunManifest:
             except Exception:  # a missed beat is harmless; the lease is many beats long
                 pass
 
-    def finish(self, status: str, **fields) -> None:
+    def finish(self, status: str, **fields) -> str | None:
+        """Save the final status. For a failure, a manifest that cannot be written (the full disk that
+        failed the run, say) does not hide the run's own error: returns why, and the run counts as ended
+        in this process, so the next run here marks it ``abandoned`` at once (elsewhere, when its lease
+        runs out)."""
         self._stop.set()
-        self.save(status, finished_at=now_iso(), **fields)
+        _ENDED_HERE.add(self.run_id)
+        try:
+            self.save(status, finished_at=now_iso(), **fields)
+        except Exception as e:
+            if status == "committed":
+                raise
+            lines = str(e).strip().splitlines()
+            return f"{type(e).__name__}: {lines[0] if lines else ''}"[:200]
+        return None
+
+
+_ENDED_HERE: set[str] = set()  # runs of this process that ended, whatever their manifests say
 
 
 def _age_s(manifest: dict) -> float:
@@ -361,9 +376,12 @@ def _age_s(manifest: dict) -> float:
 
 
 def _dead_here(manifest: dict) -> bool:
-    """A run of this host whose process no longer exists (no need to wait for its lease to run out)."""
+    """A run of this host whose process no longer exists, or of this process that ended (no need to wait
+    for its lease to run out)."""
     if manifest.get("host") != socket.gethostname() or not isinstance(manifest.get("pid"), int):
         return False
+    if manifest["pid"] == os.getpid():
+        return manifest.get("run_id") in _ENDED_HERE
     try:
         os.kill(manifest["pid"], 0)
     except ProcessLookupError:
@@ -385,7 +403,7 @@ def take_lease(spark, own: RunManifest) -> list[str]:
         dead = _dead_here(m)
         if dead or _age_s(m) > lease:
             m.update(status="abandoned", abandoned_seen_by=own.run_id,
-                     reason=f"process {m.get('pid')} on {m.get('host')} is gone" if dead else
+                     reason=f"process {m.get('pid')} on {m.get('host')} ended it without saying so" if dead else
                      f"no heartbeat for over {lease:.0f} s: the process died before it could say so")
             write_text(spark, f"{own.root.rstrip('/')}/{RUNS_DIR}/{m['run_id']}.json",
                        json.dumps(m, indent=2, ensure_ascii=False))
