@@ -200,6 +200,21 @@ class EmbeddingsSettings(_Strict):
     providers: list[str] = Field(
         default_factory=lambda: ["CPUExecutionProvider"],
         description="ONNX Runtime execution providers, e.g. [CUDAExecutionProvider, CPUExecutionProvider]")
+    runtime: Literal["onnxruntime", "openvino"] = Field(
+        "onnxruntime", description="what runs the model: ONNX Runtime, or OpenVINO (the openvino extra; faster fp32 "
+        "with several threads, and bf16); both read the same bundle (not --precision int8 ones on OpenVINO)")
+    precision: Literal["bundle", "bf16"] = Field(
+        "bundle", description="bundle: the precision of the bundle's weights (fp32, int8, int8-static); bf16: "
+        "OpenVINO computes an fp32 bundle in bfloat16 (CPUs with AVX-512 BF16 or AMX: ~2x fp32's speed)")
+    unsupported_precision: Literal["fail", "fp32"] = Field(
+        "fail", description="a CPU without bf16 arithmetic: fail with one line, or run fp32 with a warning (the "
+        "run's embedder counters then show bf16_fallbacks)")
+
+    @model_validator(mode="after")
+    def _bf16_needs_openvino(self):
+        if self.precision == "bf16" and self.runtime != "openvino":
+            raise ValueError("precision: bf16 needs runtime: openvino (ONNX Runtime has no bf16 CPU kernels)")
+        return self
 
 
 class StageSettings(_Strict):
