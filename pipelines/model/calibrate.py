@@ -14,6 +14,7 @@ The manifest records the calibration corpus, a fingerprint of its sentences and 
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -106,13 +107,19 @@ def quantize_static_qdq(fp32_path: Path, out_path: Path, feeds: list[dict]) -> N
         def get_next(self):
             return next(self._it, None)
 
-    quantize_static(
-        str(fp32_path), str(out_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-        # AVX2 without VNNI saturates u8 x s8 products at full range: 7-bit weights avoid it
-        reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-        nodes_to_quantize=_weight_matmuls(onnx.load(str(fp32_path), load_external_data=False)),
-        calibrate_method=CalibrationMethod.MinMax,
-    )
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantizer logs "consider pre-processing" advice meant for CNNs
+    try:
+        quantize_static(
+            str(fp32_path), str(out_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+            # AVX2 without VNNI saturates u8 x s8 products at full range: 7-bit weights avoid it
+            reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            nodes_to_quantize=_weight_matmuls(onnx.load(str(fp32_path), load_external_data=False)),
+            calibrate_method=CalibrationMethod.MinMax,
+        )
+    finally:
+        root.setLevel(level)
 
 
 def token_cosines(reference: list[np.ndarray], other: list[np.ndarray]) -> np.ndarray:

@@ -170,11 +170,11 @@ class OpenVinoSession(ModelSession):
             model = core.read_model(str(onnx_path))
             self.compiled = core.compile_model(model, "CPU", config)
         except Exception as e:  # OpenVINO raises RuntimeError with a long report
-            first = str(e).strip().splitlines()
+            lines = [line.strip(" -") for line in str(e).strip().splitlines() if line.strip(" -")]
+            why = next((line for line in lines if "No conversion rule" in line), lines[-1] if lines else "")
             raise RuntimeSettingError(
-                f"OpenVINO cannot compile {onnx_path} ({' '.join(first[-2:])[:300]}): use runtime: onnxruntime "
-                "for this bundle (int8 bundles from --precision int8 use ONNX Runtime-only operators; "
-                "--precision int8-static runs on both)") from e
+                f"OpenVINO cannot compile {onnx_path} ({why[:200]}): use runtime: onnxruntime for this bundle "
+                "(--precision int8 bundles use ONNX Runtime-only operators; int8-static ones run on both)") from e
         self.request = self.compiled.create_infer_request()
         self._lock = threading.Lock()  # an infer request serves one call at a time
         self.precision = precision if bundle_precision == "fp32" else bundle_precision
