@@ -9,8 +9,8 @@ calibration text). The job's own worker code cuts the corpus into windows (bench
 replay); every variant then embeds the same windows, sorted by length and batched by the job's planner,
 through :class:`pipelines.embed.TokenEmbedder` on its session, in this process, ``--threads`` threads.
 
-For each variant: tokens/s (tokenizer tokens over model seconds; best of ``--rounds`` rounds, the
-variants interleaved so that load from other processes hits all alike) and the per-token cosine to ONNX
+For each variant: tokens/s (tokenizer tokens over model seconds; the variants take the batches a few at
+a time in turn, so that load from other processes on a shared machine hits all alike) and the per-token cosine to ONNX
 Runtime fp32 (lowest, mean). Variants the machine cannot run are listed with the reason (bf16 without
 AVX-512 BF16/AMX; OpenVINO on dynamic-int8 graphs). Prints a table, writes
 <out>/<date>-frontier-<machine>.json with the CPU features seen.
@@ -92,22 +92,40 @@ def open_variant(v: Variant, bundles: dict[str, Path], threads: int):
     return session, None
 
 
-def embed_windows(session, tokenizer, windows: list, s: Settings) -> tuple[list[np.ndarray], float, dict]:
-    """Every window's rows through ``session`` with the job's planner; (vectors per window, model seconds, stats)."""
+def interleaved_passes(sessions: dict, tokenizer, windows: list, s: Settings, rounds: int,
+                       slice_batches: int = 4) -> tuple[dict, dict, dict]:
+    """Every variant embeds the same length-sorted windows with the job's planner. The batches are taken a few
+    at a time, each slice by every variant in turn (``rounds`` times, the fastest counts), so that load from
+    other processes on a shared machine falls on all variants alike. Returns per variant: model seconds,
+    vectors per window (in window order) and the embedder's counters."""
     from pipelines.embed import TokenEmbedder, plan_batches
 
-    emb = TokenEmbedder(session, tokenizer, max_sentence_length=s.max_sentence_length, batch_size=s.batch_size,
-                        max_batch_pieces=s.max_batch_pieces)
-    emb._run(windows[: s.batch_size])  # warm-up: first-call allocations, OpenVINO's first shapes
-    vectors: list[np.ndarray] = []
-    seconds = 0.0
-    for start, stop in plan_batches([len(w.ids) + 2 for w in windows], s.batch_size, s.max_batch_pieces):
-        batch = windows[start:stop]
-        t = time.perf_counter()
-        hidden = emb._run(batch)
-        seconds += time.perf_counter() - t
-        vectors += [h[w.rows] for w, h in zip(batch, hidden)]
-    return vectors, seconds, dict(emb.stats)
+    embedders = {name: TokenEmbedder(session, tokenizer, max_sentence_length=s.max_sentence_length,
+                                     batch_size=s.batch_size, max_batch_pieces=s.max_batch_pieces)
+                 for name, session in sessions.items()}
+    for emb in embedders.values():
+        emb._run(windows[: s.batch_size])  # warm-up: first-call allocations, OpenVINO's first shapes
+    batches = plan_batches([len(w.ids) + 2 for w in windows], s.batch_size, s.max_batch_pieces)
+    seconds = dict.fromkeys(embedders, 0.0)
+    vectors: dict[str, list[np.ndarray]] = {name: [] for name in embedders}
+    for first in range(0, len(batches), slice_batches):
+        piece = batches[first:first + slice_batches]
+        for name, emb in embedders.items():
+            best = float("inf")
+            for r in range(rounds):
+                taken = 0.0
+                for start, stop in piece:
+                    batch = windows[start:stop]
+                    t = time.perf_counter()
+                    hidden = emb._run(batch)
+                    taken += time.perf_counter() - t
+                    if r == 0:
+                        vectors[name] += [h[w.rows] for w, h in zip(batch, hidden)]
+                best = min(best, taken)
+            seconds[name] += best
+        if first // slice_batches % 25 == 0:
+            print(f"  {stop}/{len(windows)} windows", flush=True)
+    return seconds, vectors, {name: dict(emb.stats) for name, emb in embedders.items()}
 
 
 def cosines(reference: list[np.ndarray], other: list[np.ndarray]) -> np.ndarray:
@@ -120,7 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sentences", type=int, default=None, help="corpus size (default 1000; --tiny 40)")
     ap.add_argument("--threads", type=int, default=0, help="threads per session (default: all cores)")
-    ap.add_argument("--rounds", type=int, default=2, help="timed passes per variant (best counts)")
+    ap.add_argument("--rounds", type=int, default=1, help="timed passes of each slice per variant (fastest counts)")
     ap.add_argument("--tiny", action="store_true", help="2-layer demo-shaped model, 40 sentences (tests)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--work", default=str(ROOT / "out" / "frontier"))
@@ -162,17 +180,8 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"  {v.name}: not run ({why})", flush=True)
         else:
             sessions[v.name] = session
-    best: dict[str, float] = {}
-    vectors: dict[str, list[np.ndarray]] = {}
-    stats: dict[str, dict] = {}
     with Monitor() as mon:
-        for r in range(a.rounds):
-            for name, session in sessions.items():
-                vecs, secs, st = embed_windows(session, tokenizer, windows, s)
-                best[name] = min(best.get(name, float("inf")), secs)
-                vectors.setdefault(name, vecs)
-                stats[name] = st
-                print(f"  round {r + 1} {name}: {tokens / secs:,.0f} tokens/s", flush=True)
+        best, vectors, stats = interleaved_passes(sessions, tokenizer, windows, s, a.rounds)
     reference = vectors[REFERENCE]
     for v in VARIANTS:
         if v.name not in sessions:

@@ -71,6 +71,22 @@ class Calibration(BaseModel):
     mean_cosine: float
 
 
+class Selection(BaseModel):
+    """What ``prepare-model --min-cosine`` measured on the machine it ran on, and which candidate won."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    runtime: str  # stages.embeddings.runtime to configure
+    precision: str  # stages.embeddings.precision to configure (bundle or bf16)
+    min_cosine_floor: float
+    tokens_per_s: float
+    min_cosine: float
+    mean_cosine: float
+    cpu: str
+    texts: int
+    candidates: list[dict[str, Any]]
+
+
 class ModelManifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -97,6 +113,7 @@ class ModelManifest(BaseModel):
     labels: list[str] = []
     model_type: Literal["bert", "distilbert"] = "bert"
     calibration: Calibration | None = None  # int8-static bundles only
+    selection: Selection | None = None  # bundles written by prepare-model --min-cosine only
 
     @model_validator(mode="after")
     def _labels_fit_the_task(self):
@@ -376,7 +393,7 @@ def write_bundle(
         raise TypeError(f"invalid manifest fields for write_bundle: {e}") from e
     # Fields written only where they apply, so other manifests stay as they were.
     left_out = (set() if manifest.is_classifier else {"task", "labels", "model_type"}) | (
-        set() if manifest.calibration else {"calibration"})
+        set() if manifest.calibration else {"calibration"}) | (set() if manifest.selection else {"selection"})
     text = manifest.model_dump_json(indent=2, exclude=left_out or None)
     _atomic_write_bytes(out / MANIFEST, (text + "\n").encode("utf-8"))
     return ModelBundle.load(out, verify=True)
