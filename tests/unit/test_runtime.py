@@ -92,3 +92,19 @@ def test_int8_static_bundle_records_its_calibration_and_agrees_on_other_text(dem
         static, embedder = _vectors(bundle, runtime=runtime)
         assert embedder.session.precision == "int8-static"
         assert token_cosines(fp32, static).min() > 0.99, runtime
+
+
+def test_min_cosine_keeps_the_fastest_candidate_above_the_floor(demo_bundle, tmp_path):
+    from pipelines.model.choose import prepare_fastest
+
+    bundle = prepare_fastest(tmp_path / "fastest", 0.999, SAMPLE_CORPUS_DIR,
+                             from_dir=demo_bundle.path / "checkpoint")
+    selection = bundle.manifest.selection
+    candidates = selection.candidates
+    assert {(c["bundle"], c["runtime"]) for c in candidates} >= {
+        ("fp32", "onnxruntime"), ("fp32", "openvino"), ("int8", "onnxruntime"), ("int8-static", "onnxruntime"),
+        ("int8-static", "openvino")}
+    fastest = max((c for c in candidates if c["min_cosine"] >= 0.999), key=lambda c: c["tokens_per_s"])
+    assert (selection.runtime, selection.precision, bundle.manifest.precision) == (
+        fastest["runtime"], fastest["precision"], fastest["bundle"])
+    assert selection.min_cosine >= 0.999
