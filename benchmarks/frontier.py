@@ -128,6 +128,34 @@ def interleaved_passes(sessions: dict, tokenizer, windows: list, s: Settings, ro
     return seconds, vectors, {name: dict(emb.stats) for name, emb in embedders.items()}
 
 
+def storage_report(vectors: list[np.ndarray]) -> dict:
+    """Bytes per token of the embedding column (the Arrow cell, and a Parquet file with snappy as the job
+    writes) for each output.embedding_dtype, and the per-token cosine of the stored vectors to float32."""
+    import tempfile
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipelines.tables import decode_float16, decode_int8, embedding_array
+
+    rows = [v for w in vectors for v in w]
+    out = {}
+    for dtype in ("float32", "float16", "int8"):
+        column = embedding_array(rows, dtype)
+        with tempfile.TemporaryDirectory() as tmp:
+            pq.write_table(pa.table({"embedding": column}), f"{tmp}/t.parquet", compression="snappy",
+                           use_dictionary=False, write_statistics=False)
+            parquet_bytes = os.path.getsize(f"{tmp}/t.parquet")
+        decode = {"float32": lambda c: np.asarray(c.values, dtype=np.float32),
+                  "float16": lambda c: decode_float16(c.as_py()), "int8": lambda c: decode_int8(c.as_py())}[dtype]
+        stored = [decode(c) for c in column]
+        cos = cosines(rows, stored)
+        out[dtype] = {"cell_bytes_per_token": round(column.nbytes / len(rows), 1),
+                      "parquet_bytes_per_token": round(parquet_bytes / len(rows), 1),
+                      "min_cosine": round(float(cos.min()), 6), "mean_cosine": round(float(cos.mean()), 6)}
+    return out
+
+
 def cosines(reference: list[np.ndarray], other: list[np.ndarray]) -> np.ndarray:
     from pipelines.model.calibrate import token_cosines
 
@@ -140,6 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=0, help="threads per session (default: all cores)")
     ap.add_argument("--rounds", type=int, default=1, help="timed passes of each slice per variant (fastest counts)")
     ap.add_argument("--tiny", action="store_true", help="2-layer demo-shaped model, 40 sentences (tests)")
+    ap.add_argument("--variants", default="", help="comma-separated subset of the variants (default: all)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--work", default=str(ROOT / "out" / "frontier"))
     ap.add_argument("--models", default=str(ROOT / "models"))
@@ -171,8 +200,9 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"corpus: {replay.sentences} sentences, {tokens} tokens, {len(windows)} windows; {threads} threads",
           flush=True)
 
+    chosen = [v for v in VARIANTS if not a.variants or v.name in a.variants.split(",") or v.name == REFERENCE]
     sessions, results = {}, {}
-    for v in VARIANTS:
+    for v in chosen:
         session, why = open_variant(v, bundles, threads)
         if why:
             results[v.name] = {"runtime": v.runtime, "bundle": v.bundle, "precision": v.precision, "ran": False,
@@ -183,7 +213,7 @@ def main(argv: list[str] | None = None) -> dict:
     with Monitor() as mon:
         best, vectors, stats = interleaved_passes(sessions, tokenizer, windows, s, a.rounds)
     reference = vectors[REFERENCE]
-    for v in VARIANTS:
+    for v in chosen:
         if v.name not in sessions:
             continue
         cos = cosines(reference, vectors[v.name])
@@ -196,7 +226,7 @@ def main(argv: list[str] | None = None) -> dict:
             "min_cosine": round(float(cos.min()), 6), "mean_cosine": round(float(cos.mean()), 6),
             "pieces": stats[v.name]["pieces"], "padded_pieces": stats[v.name]["padded_pieces"],
         }
-    results = {v.name: results[v.name] for v in VARIANTS}  # the table in VARIANTS' order
+    results = {v.name: results[v.name] for v in chosen}  # the table in VARIANTS' order
     static = ModelBundle.load(bundles["int8-static"], verify=False).manifest.calibration
     result = {
         "benchmark": "frontier",
@@ -208,10 +238,12 @@ def main(argv: list[str] | None = None) -> dict:
                      "bench-mbert (random weights, bert-base-multilingual-cased shape)",
                      "calibration": static.model_dump() if static else None},
         "variants": results,
+        "storage": storage_report(reference),
         "monitor": mon.summary(),
     }
     s.out.mkdir(parents=True, exist_ok=True)
-    path = s.out / f"{datetime.now():%Y-%m-%d}-frontier-{'tiny-' if s.tiny else ''}{_machine_slug(machine)}.json"
+    subset = "subset-" if a.variants else ""
+    path = s.out / f"{datetime.now():%Y-%m-%d}-frontier-{'tiny-' if s.tiny else ''}{subset}{_machine_slug(machine)}.json"
     path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     print_table(result)
     print(f"wrote {path}")
@@ -239,6 +271,9 @@ def print_table(r: dict) -> None:
                   f"{v['min_cosine']:>12.5f}{v['mean_cosine']:>11.6f}")
         else:
             print(f"{name:<20}  not run: {v['why_not']}")
+    print(f"{'embedding_dtype':<20}{'Parquet B/token':>16}{'lowest cos':>12}{'mean cos':>11}  (ORT fp32 vectors)")
+    for dtype, d in r["storage"].items():
+        print(f"{dtype:<20}{d['parquet_bytes_per_token']:>16,.0f}{d['min_cosine']:>12.5f}{d['mean_cosine']:>11.6f}")
     print(f"foreign CPU share during the timed passes: {r['monitor']['foreign_cpu_share']:.0%}")
 
 

@@ -82,8 +82,9 @@ class OutputSettings(_Strict):
         "delta", description="delta: one transaction per table per run, conflicts detected; parquet: plain "
         "directories with dynamic partition overwrite (weaker guarantees, see README)")
     annotations: bool = Field(False, description="also write the Spark NLP annotation columns")
-    embedding_dtype: Literal["float32", "float16"] = Field(
-        "float32", description="float16: the embedding column holds little-endian half floats as binary")
+    embedding_dtype: Literal["float32", "float16", "int8"] = Field(
+        "float32", description="float16: the embedding column holds little-endian half floats as binary; int8: "
+        "binary, a float32 scale then one int8 per dimension (pipelines.tables.decode_int8)")
     embeddings: bool = Field(
         True, description="compute BertEmbeddings and write the embedding column; false: the token table keeps "
         "its tokens (and the classifiers' results) without vectors, and model.bundle is not used (needs a "
@@ -244,6 +245,9 @@ class JobConfig(_Strict):
         if wants and self.engine == "sparknlp":
             raise ValueError(f"{' and '.join(wants)} need engine: native (Spark NLP 5.5.3's classifiers need "
                              "TensorFlow's Java classes, which the jar set leaves out)")
+        if self.output.embedding_dtype == "int8" and (self.output.annotations or self.engine == "sparknlp"):
+            raise ValueError("output.embedding_dtype: int8 needs engine: native and output.annotations: false "
+                             "(the token table is then written straight from the workers); use float16 otherwise")
         if wants and self.output.annotations:
             raise ValueError(f"{' and '.join(wants)} cannot be combined with output.annotations: true yet")
         return self

@@ -123,9 +123,10 @@ def quantize_static_qdq(fp32_path: Path, out_path: Path, feeds: list[dict]) -> N
 
 
 def token_cosines(reference: list[np.ndarray], other: list[np.ndarray]) -> np.ndarray:
-    """Per-token cosine between two embeddings of the same sentences (all tokens, concatenated)."""
-    a = np.concatenate([r for r in reference if len(r)])
-    b = np.concatenate([o for o in other if len(o)])
+    """Per-token cosine between two embeddings of the same sentences (all tokens, concatenated); an item
+    may also be one vector."""
+    a = np.concatenate([np.atleast_2d(r) for r in reference if len(r)])
+    b = np.concatenate([np.atleast_2d(o) for o in other if len(o)])
     norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
     return (a * b).sum(axis=1) / np.maximum(norms, 1e-12)
 
