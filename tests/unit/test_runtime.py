@@ -73,6 +73,16 @@ def test_runtime_settings_are_validated():
         check_runtime("openvino", "bf16", "fp32", bundle_precision="int8")
 
 
+# 60 texts of the sample corpus (Parquet), one per line: the test corpus is FALLBACK_TEXTS.
+CALIBRATION_TEXTS = [" ".join(t.split()) for t in read_calibration_texts(SAMPLE_CORPUS_DIR, 60)]
+
+
+def _calibration_file(tmp_path):
+    path = tmp_path / "calibration.txt"
+    path.write_text("\n".join(CALIBRATION_TEXTS) + "\n", encoding="utf-8")
+    return path
+
+
 def test_int8_static_bundle_records_its_calibration_and_agrees_on_other_text(demo_bundle, tmp_path):
     from pipelines.model.bundle import BundleError, ModelBundle
     from pipelines.model.prepare import prepare_model
@@ -81,11 +91,11 @@ def test_int8_static_bundle_records_its_calibration_and_agrees_on_other_text(dem
     with pytest.raises(BundleError, match="needs --calibrate"):
         prepare_model(tmp_path / "no-corpus", from_dir=checkpoint, precision="int8-static")
     built = prepare_model(tmp_path / "static", from_dir=checkpoint, precision="int8-static",
-                          calibrate=SAMPLE_CORPUS_DIR)
+                          calibrate=_calibration_file(tmp_path))
     bundle = ModelBundle.load(built.path)  # verifies every file's hash
     calibration = bundle.manifest.calibration
-    assert bundle.manifest.precision == "int8-static"
-    assert calibration.fingerprint == texts_fingerprint(read_calibration_texts(SAMPLE_CORPUS_DIR))
+    assert bundle.manifest.precision == "int8-static" and calibration.sentences == 60
+    assert calibration.fingerprint == texts_fingerprint(CALIBRATION_TEXTS)
     assert 0.99 <= calibration.min_cosine <= calibration.mean_cosine <= 1
     fp32, _ = _vectors(demo_bundle)
     for runtime in ("onnxruntime", "openvino"):
@@ -97,7 +107,7 @@ def test_int8_static_bundle_records_its_calibration_and_agrees_on_other_text(dem
 def test_min_cosine_keeps_the_fastest_candidate_above_the_floor(demo_bundle, tmp_path):
     from pipelines.model.choose import prepare_fastest
 
-    bundle = prepare_fastest(tmp_path / "fastest", 0.999, SAMPLE_CORPUS_DIR,
+    bundle = prepare_fastest(tmp_path / "fastest", 0.999, _calibration_file(tmp_path),
                              from_dir=demo_bundle.path / "checkpoint")
     selection = bundle.manifest.selection
     candidates = selection.candidates
