@@ -32,8 +32,10 @@ demo: $(VENV)/.base jars
 test: $(VENV)/.dev jars
 	$(BIN)/python -m pytest -q
 
+# Throughput of the job, then the runtime x precision frontier on the same model (benchmarks/frontier.py).
 bench: $(VENV)/.dev jars
 	$(BIN)/python -m benchmarks.throughput
+	$(BIN)/python -m benchmarks.frontier
 
 clean:
 	rm -rf lake models spark-warehouse

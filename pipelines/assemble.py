@@ -118,8 +118,10 @@ def _embeddings_stage(config: JobConfig, bundle: str):
     embeddings = BertEmbeddings(
         modelPath=bundle, maxSentenceLength=e.max_sentence_length, batchSize=e.batch_size,
         maxBatchPieces=e.max_batch_pieces, pooling=e.pooling, intraOpThreads=e.intra_op_threads,
+        runtime=e.runtime, precision=e.precision, unsupportedPrecision=e.unsupported_precision,
     ).setProviders(e.providers)
     embeddings._sync_with_bundle()
+    embeddings.checkRuntime()  # a runtime or precision this machine lacks: one line before Spark starts
     return embeddings
 
 

@@ -178,12 +178,21 @@ def log_config_cmd():
 @click.option("--from-sparknlp", type=click.Path(),
               help="a Spark NLP BertEmbeddings saved with .write().save(DIR) (ONNX engine): its graph and vocabulary")
 @click.option("--out", required=True, type=click.Path(), help="bundle directory to write")
-@click.option("--precision", type=click.Choice(["fp32", "int8", "fp16"]), default="fp32", show_default=True,
-              help="int8: dynamic quantization for CPUs; fp16: for ONNX Runtime's CUDA provider on GPUs "
+@click.option("--precision", type=click.Choice(["fp32", "int8", "int8-static", "fp16"]), default="fp32",
+              show_default=True,
+              help="int8: dynamic quantization for CPUs (ONNX Runtime only); int8-static: calibrated on --calibrate "
+                   "(ONNX Runtime and OpenVINO); fp16: for ONNX Runtime's CUDA provider on GPUs "
                    "(not with --from-sparknlp, which keeps the saved graph as it is)")
+@click.option("--calibrate", type=click.Path(),
+              help="int8-static: a Parquet corpus (its text column) or a text file, one sentence per line; the first "
+                   "few hundred texts set the activation ranges")
+@click.option("--min-cosine", type=float,
+              help="instead of --precision: build fp32, int8 and (with --calibrate) int8-static, time each on ONNX "
+                   "Runtime and OpenVINO (bf16 where the CPU has it) here, and keep the fastest whose per-token "
+                   "cosine to fp32 is at least this, e.g. 0.999")
 @click.option("--name", help="model name recorded in the manifest")
 @friendly_errors
-def prepare_model_cmd(from_dir, hf_id, from_sparknlp, out, precision, name):
+def prepare_model_cmd(from_dir, hf_id, from_sparknlp, out, precision, calibrate, min_cosine, name):
     """Convert a BERT checkpoint (or a fine-tuned classifier) into a model bundle (model.onnx, tokenizer.json,
     manifest.json)."""
     from pipelines.model.prepare import prepare_model
@@ -197,7 +206,15 @@ def prepare_model_cmd(from_dir, hf_id, from_sparknlp, out, precision, name):
             raise click.UsageError("--precision does not apply to --from-sparknlp: the saved graph is kept as it is")
         bundle = bundle_from_sparknlp(from_sparknlp, out, name=name)
     else:
-        bundle = prepare_model(out, from_dir=from_dir, hf_id=hf_id, precision=precision, name=name)
+        if min_cosine is not None:
+            from pipelines.model.choose import prepare_fastest
+
+            if precision != "fp32":
+                raise click.UsageError("--min-cosine chooses the precision itself: leave out --precision")
+            bundle = prepare_fastest(out, min_cosine, calibrate, from_dir=from_dir, hf_id=hf_id, name=name)
+        else:
+            bundle = prepare_model(out, from_dir=from_dir, hf_id=hf_id, precision=precision, name=name,
+                                   calibrate=calibrate)
     _describe(bundle)
 
 
@@ -223,6 +240,17 @@ def _describe(bundle) -> None:
                f"{m.num_layers} layers x {m.dimension} dims, vocabulary {m.vocab_size}")
     if m.is_classifier:
         click.echo(f"  {m.model_type} {m.task}, {len(m.labels)} labels: {', '.join(m.labels)}")
+    if m.selection:
+        sel = m.selection
+        for c in sel.candidates:
+            click.echo(f"  {c['bundle']:<12} on {c['runtime']:<12} {c['precision']:<7} {c['tokens_per_s']:>9,.0f} "
+                       f"tokens/s, lowest cosine {c['min_cosine']:.5f}")
+        click.echo(f"  fastest with lowest cosine >= {sel.min_cosine_floor}: set stages.embeddings.runtime: "
+                   f"{sel.runtime} and stages.embeddings.precision: {sel.precision}")
+    if m.calibration:
+        c = m.calibration
+        click.echo(f"  calibrated on {c.sentences} texts of {c.corpus}: per-token cosine to fp32 lowest "
+                   f"{c.min_cosine:.4f}, mean {c.mean_cosine:.5f}")
 
 
 @main.command("jars")

@@ -82,8 +82,9 @@ class OutputSettings(_Strict):
         "delta", description="delta: one transaction per table per run, conflicts detected; parquet: plain "
         "directories with dynamic partition overwrite (weaker guarantees, see README)")
     annotations: bool = Field(False, description="also write the Spark NLP annotation columns")
-    embedding_dtype: Literal["float32", "float16"] = Field(
-        "float32", description="float16: the embedding column holds little-endian half floats as binary")
+    embedding_dtype: Literal["float32", "float16", "int8"] = Field(
+        "float32", description="float16: the embedding column holds little-endian half floats as binary; int8: "
+        "binary, a float32 scale then one int8 per dimension (pipelines.tables.decode_int8)")
     embeddings: bool = Field(
         True, description="compute BertEmbeddings and write the embedding column; false: the token table keeps "
         "its tokens (and the classifiers' results) without vectors, and model.bundle is not used (needs a "
@@ -200,6 +201,21 @@ class EmbeddingsSettings(_Strict):
     providers: list[str] = Field(
         default_factory=lambda: ["CPUExecutionProvider"],
         description="ONNX Runtime execution providers, e.g. [CUDAExecutionProvider, CPUExecutionProvider]")
+    runtime: Literal["onnxruntime", "openvino"] = Field(
+        "onnxruntime", description="what runs the model: ONNX Runtime, or OpenVINO (the openvino extra; faster fp32 "
+        "with several threads, and bf16); both read the same bundle (not --precision int8 ones on OpenVINO)")
+    precision: Literal["bundle", "bf16"] = Field(
+        "bundle", description="bundle: the precision of the bundle's weights (fp32, int8, int8-static); bf16: "
+        "OpenVINO computes an fp32 bundle in bfloat16 (CPUs with AVX-512 BF16 or AMX: ~2x fp32's speed)")
+    unsupported_precision: Literal["fail", "fp32"] = Field(
+        "fail", description="a CPU without bf16 arithmetic: fail with one line, or run fp32 with a warning (the "
+        "run's embedder counters then show bf16_fallbacks)")
+
+    @model_validator(mode="after")
+    def _bf16_needs_openvino(self):
+        if self.precision == "bf16" and self.runtime != "openvino":
+            raise ValueError("precision: bf16 needs runtime: openvino (ONNX Runtime has no bf16 CPU kernels)")
+        return self
 
 
 class StageSettings(_Strict):
@@ -229,6 +245,9 @@ class JobConfig(_Strict):
         if wants and self.engine == "sparknlp":
             raise ValueError(f"{' and '.join(wants)} need engine: native (Spark NLP 5.5.3's classifiers need "
                              "TensorFlow's Java classes, which the jar set leaves out)")
+        if self.output.embedding_dtype == "int8" and (self.output.annotations or self.engine == "sparknlp"):
+            raise ValueError("output.embedding_dtype: int8 needs engine: native and output.annotations: false "
+                             "(the token table is then written straight from the workers); use float16 otherwise")
         if wants and self.output.annotations:
             raise ValueError(f"{' and '.join(wants)} cannot be combined with output.annotations: true yet")
         return self

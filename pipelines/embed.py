@@ -1,4 +1,5 @@
-"""Token embeddings from a BERT model bundle: WordPiece, windows, length-sorted batches, ONNX Runtime.
+"""Token embeddings from a BERT model bundle: WordPiece, windows, length-sorted batches, ONNX Runtime or
+OpenVINO (:mod:`pipelines.model.runtime`).
 
 Pure Python and NumPy (no Spark): the BertEmbeddings stage calls :meth:`TokenEmbedder.embed` on the
 sentences of a whole Arrow batch at once, so that sorting by length keeps padding small.
@@ -17,6 +18,8 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+
+from pipelines.model.runtime import as_model_session
 
 POOLING_STRATEGIES = ("first", "mean")
 
@@ -54,8 +57,10 @@ def plan_batches(lengths: list[int], max_windows: int, max_pieces: int = 0,
 
 
 def empty_stats() -> dict:
-    """The embedder's running counters: real and padding pieces fed to the model, calls, seconds in them."""
-    return {"pieces": 0, "padded_pieces": 0, "model_calls": 0, "model_seconds": 0.0}
+    """The embedder's running counters: real and padding pieces fed to the model, calls, seconds in them;
+    pieces computed in bf16, and worker sessions that were asked for bf16 but run fp32 (their CPU lacks it)."""
+    return {"pieces": 0, "padded_pieces": 0, "model_calls": 0, "model_seconds": 0.0, "bf16_pieces": 0,
+            "bf16_fallbacks": 0}
 
 
 @dataclass(frozen=True)
@@ -79,11 +84,13 @@ class TokenEmbedder:
 
     def __init__(self, session, tokenizer, *, max_sentence_length=128, batch_size=8, pooling="first",
                  max_batch_pieces=0):
+        """``session``: a :class:`pipelines.model.runtime.ModelSession` (ONNX Runtime or OpenVINO, from
+        :func:`pipelines.model.runtime.open_session`), or an ``onnxruntime.InferenceSession``."""
         if pooling not in POOLING_STRATEGIES:
             raise ValueError(f"pooling must be one of {POOLING_STRATEGIES}, got {pooling!r}")
         if not 3 <= max_sentence_length <= 512:
             raise ValueError(f"maxSentenceLength must be in [3, 512], got {max_sentence_length}")
-        self.session = session
+        self.session = as_model_session(session)
         self.tokenizer = tokenizer
         self.window = max_sentence_length - 2  # room for [CLS] and [SEP]
         self.batch_size = max(1, int(batch_size))
@@ -94,10 +101,10 @@ class TokenEmbedder:
         self.pad_id = vocab.get("[PAD]", 0)
         # The graph's first output: BERT's last_hidden_state, or a token classifier's logits (one score per
         # label instead of a vector: windows and first-piece pooling apply the same way).
-        self.output_name = session.get_outputs()[0].name
-        self.dimension = session.get_outputs()[0].shape[-1]
-        self.input_names = {i.name for i in session.get_inputs()}  # DistilBERT has no token_type_ids
+        self.dimension = self.session.output_dim
         self.stats = empty_stats()
+        self.stats["bf16_fallbacks"] = int(self.session.fell_back)
+        self._bf16 = self.session.precision == "bf16"
 
     # --- pieces -----------------------------------------------------------------------------
     def pieces(self, sentences: list[list[str]]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -186,9 +193,9 @@ class TokenEmbedder:
         self.stats["pieces"] += real
         self.stats["padded_pieces"] += mask.size - real
         self.stats["model_calls"] += 1
+        self.stats["bf16_pieces"] += real if self._bf16 else 0
         feeds = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
-        feeds = {name: value for name, value in feeds.items() if name in self.input_names}
         started = time.perf_counter()
-        hidden = self.session.run([self.output_name], feeds)[0]
+        hidden = self.session.run(feeds)
         self.stats["model_seconds"] += time.perf_counter() - started
         return hidden

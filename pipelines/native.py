@@ -162,6 +162,9 @@ class EmbedStep:
     intra_op_threads: int = 0
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
     max_batch_pieces: int = 0
+    runtime: str = "onnxruntime"
+    precision: str = "bundle"  # or bf16 (OpenVINO)
+    unsupported_precision: str = "fail"
 
     def inputs(self) -> list[str]:
         return [self.sentence_col, self.token_col]
@@ -169,7 +172,7 @@ class EmbedStep:
     def _key(self) -> tuple:
         threads = _intra_op_threads(self.intra_op_threads)
         return (self.bundle_path, self.max_sentence_length, self.batch_size, self.pooling, threads, self.providers,
-                self.max_batch_pieces)
+                self.max_batch_pieces, self.runtime, self.precision, self.unsupported_precision)
 
     def stats(self) -> dict:
         """This process's embedder counters so far (zeros before the model is loaded). They outlive tasks,
@@ -188,8 +191,11 @@ class EmbedStep:
             if key not in _EMBEDDERS:
                 # The driver verified the hashes when the stage was built; workers trust the bundle.
                 bundle = ModelBundle.load(self.bundle_path, verify=False)
+                # Each worker checks its own CPU: one without bf16 fails, or runs fp32 and counts a fall-back.
                 _EMBEDDERS[key] = TokenEmbedder(
-                    bundle.create_session(intra_op_threads=threads, providers=list(self.providers)),
+                    bundle.open_session(runtime=self.runtime, precision=self.precision,
+                                        on_unsupported=self.unsupported_precision, threads=threads,
+                                        providers=list(self.providers)),
                     bundle.load_tokenizer(),
                     max_sentence_length=self.max_sentence_length,
                     batch_size=self.batch_size,

@@ -468,14 +468,21 @@ class BertEmbeddings(_NativeStage, HasInputCols, HasModelPath, HasBatchSize, Has
     pooling = _param("pooling", "'first' (Spark NLP) or 'mean' of the token's pieces", TypeConverters.toString)
     providers = _param("providers", "ONNX Runtime execution providers, in order of preference",
                        TypeConverters.toListString)
+    runtime = _param("runtime", "onnxruntime or openvino", TypeConverters.toString)
+    precision = _param("precision", "bundle (the weights' precision) or bf16 (openvino, CPUs with bf16)",
+                       TypeConverters.toString)
+    unsupportedPrecision = _param("unsupportedPrecision", "a CPU without bf16: fail, or fp32 with a warning",
+                                  TypeConverters.toString)
 
     @keyword_only
     def __init__(self, *, inputCols=None, outputCol=None, modelPath=None, batchSize=None, maxSentenceLength=None,
-                 pooling=None, intraOpThreads=None, maxBatchPieces=None):
+                 pooling=None, intraOpThreads=None, maxBatchPieces=None, runtime=None, precision=None,
+                 unsupportedPrecision=None):
         super().__init__()
         self._setDefault(inputCols=["sentence", "token"], outputCol="embeddings", batchSize=8,
                          maxBatchPieces=0, maxSentenceLength=128, pooling="first", intraOpThreads=0,
-                         providers=["CPUExecutionProvider"])
+                         providers=["CPUExecutionProvider"], runtime="onnxruntime", precision="bundle",
+                         unsupportedPrecision="fail")
         self._set_init(self._input_kwargs)
 
     @classmethod
@@ -531,12 +538,22 @@ class BertEmbeddings(_NativeStage, HasInputCols, HasModelPath, HasBatchSize, Has
         return {"annotatorType": self.annotator_type, "dimension": self.getDimension(),
                 "ref": self.getStorageRef()}
 
+    def checkRuntime(self) -> str:
+        """The precision the model will run at on this machine, or a one-line error saying what to change
+        (the driver's check; every worker checks its own CPU again)."""
+        from pipelines.model.runtime import check_runtime
+
+        g = self.getOrDefault
+        return check_runtime(g(self.runtime), g(self.precision), g(self.unsupportedPrecision),
+                             self.bundle().manifest.precision)
+
     def _step(self):
         self._sync_with_bundle()
+        self.checkRuntime()
         g = self.getOrDefault
         sentence_col, token_col = self.getInputCols()
         return native.EmbedStep(
             sentence_col, token_col, self.getOutputCol(), str(self.bundle().path), g(self.maxSentenceLength),
             g(self.batchSize), g(self.pooling), g(self.intraOpThreads), tuple(g(self.providers)),
-            g(self.maxBatchPieces),
+            g(self.maxBatchPieces), g(self.runtime), g(self.precision), g(self.unsupportedPrecision),
         )

@@ -30,6 +30,7 @@ FINGERPRINT_FIELDS = (
     "stages.tokenizer",                      # every tokenizer setting changes tokens
     "stages.embeddings.max_sentence_length", # window size changes each piece's context, hence vectors
     "stages.embeddings.pooling",             # first piece or mean: other vectors
+    "stages.embeddings.precision",           # bf16 arithmetic: vectors within ~1e-4 cosine, not the same
     "output.embedding_dtype",                # float32 list or float16 bytes: another column type
     "output.annotations",                    # whether the annotations table is written
     "output.embeddings",                     # whether the embedding column exists
@@ -41,7 +42,7 @@ FINGERPRINT_FIELDS = (
 # Keys added after lakes were first written: they enter the hash only when set to another value than
 # their default (which means what the lakes written before them hold), so an upgrade does not redo
 # every partition.
-ADDED_LATER = ("output.embeddings", "classify.over", "classify.coalesce_sentences")
+ADDED_LATER = ("output.embeddings", "classify.over", "classify.coalesce_sentences", "stages.embeddings.precision")
 # Settings left out on purpose: they change speed, memory or where things run, never the output.
 NOT_IN_FINGERPRINT = (
     "incremental", "full_refresh", "partitions",    # which partitions run, not what they get
@@ -52,6 +53,8 @@ NOT_IN_FINGERPRINT = (
     "stages.embeddings.batch_size", "stages.embeddings.max_batch_pieces",  # masked padding: same vectors
     "stages.embeddings.max_tokens_per_chunk",       # memory bound and sort scope only
     "stages.embeddings.intra_op_threads", "stages.embeddings.providers",   # speed
+    "stages.embeddings.runtime",                    # speed: OpenVINO fp32 agrees with ONNX Runtime to ~1e-6
+    "stages.embeddings.unsupported_precision",      # what a CPU without bf16 does; the counters record it
     "policies.max_error_rows",                      # when a run gives up, not what it writes
     "ner.model", "ner.build_demo_if_missing",       # the tagger counts by its storage ref and tags
     "ner.batch_size",                               # speed

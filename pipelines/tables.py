@@ -475,7 +475,8 @@ def token_fields(embedding_dtype: str | None = "float32", ner: bool = False,
               pa.field("begin", pa.int32(), False), pa.field("end", pa.int32(), False),
               pa.field("token", pa.string(), False)]
     if embedding_dtype is not None:
-        vector = pa.binary() if embedding_dtype == "float16" else pa.list_(pa.field("element", pa.float32(), False))
+        vector = (pa.binary() if embedding_dtype in ("float16", "int8")
+                  else pa.list_(pa.field("element", pa.float32(), False)))
         fields.append(pa.field("embedding", vector, False))
     if ner:
         fields += [pa.field("ner", pa.string(), False), pa.field("ner_confidence", pa.float32(), True),
@@ -503,12 +504,14 @@ def spark_schema(keep_fields: list, embedding_dtype: str | None = "float32", ner
 
 def embedding_array(vectors: list[np.ndarray], dtype: str = "float32") -> pa.Array:
     """float32: list<float>. float16: binary, each value the vector's little-endian half floats
-    (half the bytes; read back with :func:`decode_float16`)."""
+    (half the bytes; read back with :func:`decode_float16`). int8: binary, a quarter of the bytes plus 4
+    (:func:`encode_int8`; read back with :func:`decode_int8`)."""
     dim = len(vectors[0]) if vectors else 0
     flat = np.concatenate(vectors) if vectors else np.zeros(0, np.float32)
-    if dtype == "float16":
-        data = flat.astype("<f2").tobytes()
-        offsets = (np.arange(len(vectors) + 1, dtype=np.int32) * dim * 2).tobytes()
+    if dtype in ("float16", "int8"):
+        data, width = ((flat.astype("<f2").tobytes(), dim * 2) if dtype == "float16"
+                       else (encode_int8(np.reshape(flat, (len(vectors), dim))), 4 + dim))
+        offsets = (np.arange(len(vectors) + 1, dtype=np.int32) * width).tobytes()
         return pa.Array.from_buffers(pa.binary(), len(vectors), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
     offsets = pa.array(np.arange(len(vectors) + 1, dtype=np.int32) * dim)
     return pa.ListArray.from_arrays(offsets, pa.array(flat.astype(np.float32, copy=False), pa.float32()))
@@ -517,6 +520,25 @@ def embedding_array(vectors: list[np.ndarray], dtype: str = "float32") -> pa.Arr
 def decode_float16(value: bytes) -> np.ndarray:
     """A float16 ``embedding`` cell as a float32 vector."""
     return np.frombuffer(value, dtype="<f2").astype(np.float32)
+
+
+def encode_int8(vectors: np.ndarray) -> bytes:
+    """Each row of ``vectors`` (n, dim) as its scale (little-endian float32, the largest magnitude / 127)
+    then ``dim`` int8 values round(v / scale): symmetric, one scale per vector, so every cell decodes alone."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    scale = np.abs(vectors).max(axis=1, initial=0.0) / 127
+    safe = np.where(scale > 0, scale, 1.0)[:, None]
+    q = np.clip(np.rint(vectors / safe), -127, 127).astype(np.int8)
+    rows = np.empty((len(vectors), 4 + vectors.shape[1]), dtype=np.uint8)
+    rows[:, :4] = scale.astype("<f4").view(np.uint8).reshape(-1, 4)
+    rows[:, 4:] = q.view(np.uint8)
+    return rows.tobytes()
+
+
+def decode_int8(value: bytes) -> np.ndarray:
+    """An int8 ``embedding`` cell (:func:`encode_int8`) as a float32 vector."""
+    scale = np.frombuffer(value, dtype="<f4", count=1)[0]
+    return np.frombuffer(value, dtype=np.int8, offset=4).astype(np.float32) * scale
 
 
 def _confidence(a: Ann) -> float | None:

@@ -59,6 +59,34 @@ class BundleError(CorpusNlpError):
     """A model bundle (or checkpoint) cannot be used; the message says what to do."""
 
 
+class Calibration(BaseModel):
+    """How an int8-static bundle was calibrated, and how closely it agrees with the fp32 graph it came from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    corpus: str  # the path given to --calibrate
+    fingerprint: str  # sha256 of the calibration sentences, in order
+    sentences: int
+    min_cosine: float  # per token, against fp32 on the same runtime, over the calibration sentences
+    mean_cosine: float
+
+
+class Selection(BaseModel):
+    """What ``prepare-model --min-cosine`` measured on the machine it ran on, and which candidate won."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    runtime: str  # stages.embeddings.runtime to configure
+    precision: str  # stages.embeddings.precision to configure (bundle or bf16)
+    min_cosine_floor: float
+    tokens_per_s: float
+    min_cosine: float
+    mean_cosine: float
+    cpu: str
+    texts: int
+    candidates: list[dict[str, Any]]
+
+
 class ModelManifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -74,7 +102,7 @@ class ModelManifest(BaseModel):
     vocab_size: int
     max_position_embeddings: int
     case_sensitive: bool
-    precision: Literal["fp32", "int8", "fp16"]
+    precision: Literal["fp32", "int8", "int8-static", "fp16"]
     files: dict[str, str]
     created_at: str
     notes: str = ""
@@ -84,6 +112,8 @@ class ModelManifest(BaseModel):
     task: Literal["embeddings", "token-classification", "sequence-classification"] = "embeddings"
     labels: list[str] = []
     model_type: Literal["bert", "distilbert"] = "bert"
+    calibration: Calibration | None = None  # int8-static bundles only
+    selection: Selection | None = None  # bundles written by prepare-model --min-cosine only
 
     @model_validator(mode="after")
     def _labels_fit_the_task(self):
@@ -248,6 +278,14 @@ class ModelBundle:
                 f"{_how_to_rebuild(self.path)}"
             ) from e
 
+    def open_session(self, *, runtime: str = "onnxruntime", precision: str = "bundle", on_unsupported: str = "fail",
+                     threads: int | None = None, providers: list[str] | None = None):
+        """The graph on ONNX Runtime or OpenVINO behind one interface (:mod:`pipelines.model.runtime`)."""
+        from pipelines.model.runtime import open_session
+
+        return open_session(self, runtime=runtime, precision=precision, on_unsupported=on_unsupported,
+                            threads=threads, providers=providers)
+
     def load_tokenizer(self) -> tokenizers.Tokenizer:
         """The bundle's tokenizer, with truncation and padding disabled.
 
@@ -353,7 +391,9 @@ def write_bundle(
         manifest = ModelManifest(**fields)
     except ValidationError as e:
         raise TypeError(f"invalid manifest fields for write_bundle: {e}") from e
-    classifier_only = None if manifest.is_classifier else {"task", "labels", "model_type"}
-    text = manifest.model_dump_json(indent=2, exclude=classifier_only)
+    # Fields written only where they apply, so other manifests stay as they were.
+    left_out = (set() if manifest.is_classifier else {"task", "labels", "model_type"}) | (
+        set() if manifest.calibration else {"calibration"}) | (set() if manifest.selection else {"selection"})
+    text = manifest.model_dump_json(indent=2, exclude=left_out or None)
     _atomic_write_bytes(out / MANIFEST, (text + "\n").encode("utf-8"))
     return ModelBundle.load(out, verify=True)

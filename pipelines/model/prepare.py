@@ -324,17 +324,25 @@ def prepare_model(
     *,
     from_dir: str | os.PathLike[str] | None = None,
     hf_id: str | None = None,
-    precision: Literal["fp32", "int8", "fp16"] = "fp32",
+    precision: Literal["fp32", "int8", "int8-static", "fp16"] = "fp32",
     kind: Literal["demo", "real"] = "real",
     name: str | None = None,
+    calibrate: str | os.PathLike[str] | None = None,
 ) -> ModelBundle:
-    """Build a model bundle in ``out_dir`` from a local checkpoint or a hub id (exactly one)."""
+    """Build a model bundle in ``out_dir`` from a local checkpoint or a hub id (exactly one).
+
+    ``int8-static`` needs ``calibrate``: a Parquet corpus or a text file of the user's sentences
+    (:mod:`pipelines.model.calibrate`)."""
     if (from_dir is None) == (hf_id is None):
         raise BundleError(
             "prepare-model needs exactly one source: --from-dir CHECKPOINT_DIR or --hf-id MODEL_ID"
         )
-    if precision not in ("fp32", "int8", "fp16"):
-        raise BundleError(f"precision {precision!r} is not supported: use 'fp32', 'int8' (CPU) or 'fp16' (GPU)")
+    if precision not in ("fp32", "int8", "int8-static", "fp16"):
+        raise BundleError(f"precision {precision!r} is not supported: use 'fp32', 'int8' (CPU, dynamic), "
+                          "'int8-static' (CPU, calibrated on --calibrate CORPUS) or 'fp16' (GPU)")
+    if (precision == "int8-static") != (calibrate is not None):
+        raise BundleError("--precision int8-static needs --calibrate CORPUS (a few hundred sentences of your text), "
+                          "and --calibrate applies only to int8-static")
     if kind not in ("demo", "real"):
         raise BundleError(f"kind {kind!r} is not supported: use 'real' or 'demo'")
     out = Path(out_dir)
@@ -375,7 +383,11 @@ def prepare_model(
 
     weights, weights_sha = load_checkpoint_weights(ckpt)
     try:
-        model = build_classifier_onnx(weights, config, head) if head else build_bert_onnx(weights, config)
+        # int8-static: standard ops only, so that the QDQ graph runs on OpenVINO too and every weight MatMul
+        # (the attention's query/key/value included) is quantized
+        fused = precision != "int8-static"
+        model = (build_classifier_onnx(weights, config, head, fused=fused) if head
+                 else build_bert_onnx(weights, config, fused=fused))
     except ValueError as e:
         raise BundleError(f"checkpoint {ckpt}: {e}") from e
     del weights
@@ -416,6 +428,14 @@ def prepare_model(
         return write_bundle(out, convert_float_to_float16(model, keep_io_types=True), tokenizer, **fields)
 
     from .bundle import save_onnx
+
+    if precision == "int8-static":
+        from .calibrate import calibrate_int8_static
+
+        with tempfile.TemporaryDirectory(prefix="corpus-nlp-int8-static-") as tmp:
+            q = Path(tmp) / "int8-static.onnx"
+            fields["calibration"] = calibrate_int8_static(model, tokenizer, q, Path(tmp), calibrate)
+            return write_bundle(out, q, tokenizer, **fields)
 
     with tempfile.TemporaryDirectory(prefix="corpus-nlp-int8-") as tmp:
         fp32 = Path(tmp) / "fp32.onnx"

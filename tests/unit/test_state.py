@@ -58,7 +58,8 @@ CHANGES_NOTHING = {
     "policies.max_error_rows": 0, "ner.batch_size": 64, "ner.model": "/copy/of/the/same/ner",
     "classify.model": "/copy/of/the/same/classifier", "classify.batch_size": 3,
     # keys added later, set to their default: what lakes written before them hold
-    "output.embeddings": True, "classify.over": "document",
+    "output.embeddings": True, "classify.over": "document", "stages.embeddings.precision": "bundle",
+    "stages.embeddings.runtime": "openvino", "stages.embeddings.unsupported_precision": "fp32",
 }
 
 
@@ -82,6 +83,12 @@ def test_a_setting_that_changes_the_output_changes_the_fingerprint(dotted):
 def test_a_setting_left_out_on_purpose_keeps_the_fingerprint(dotted):
     assert state.fingerprint(_config_with(dotted, CHANGES_NOTHING[dotted]), Model()) == \
         state.fingerprint(JobConfig(), Model())
+
+
+def test_bf16_arithmetic_changes_the_fingerprint():
+    openvino = {"stages": {"embeddings": {"runtime": "openvino"}}}
+    bf16 = {"stages": {"embeddings": {"runtime": "openvino", "precision": "bf16"}}}
+    assert state.fingerprint(parse_config(bf16), Model()) != state.fingerprint(parse_config(openvino), Model())
 
 
 def test_the_model_and_the_ner_model_count_by_what_they_are():
