@@ -133,7 +133,7 @@ def report(result, show: int) -> None:
         from pyspark.sql import SparkSession
         from pyspark.sql import functions as F
 
-        tokens = result.read(SparkSession.getActiveSession())
+        tokens = result.read(SparkSession.getActiveSession() or SparkSession.builder.getOrCreate())
         tokens.drop("run_id").withColumn("embedding", F.slice("embedding", 1, 3)).orderBy(
             "doc_id", "token_index").show(show, truncate=40)
 
