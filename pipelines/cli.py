@@ -6,7 +6,7 @@ import os
 
 import click
 
-from pipelines.cli_errors import friendly_errors
+from pipelines.cli_errors import friendly_errors, require_spark
 
 
 @click.group()
@@ -51,6 +51,7 @@ def annotate(config_path, input_path, output_path, model_path, ner_path, no_ner,
     from pipelines.config import load_config
 
     log.configure(quiet=quiet, format=log_format)
+    require_spark()
     config = load_config(config_path, {
         "input.path": input_path, "output.path": output_path, "model.bundle": model_path, "ner.model": "" if no_ner else ner_path,
         "incremental": incremental, "full_refresh": full_refresh, "partitions": list(partitions) or None,
