@@ -316,7 +316,7 @@ def annotate(plan: RunPlan) -> dict:
     lang = config.input.language_col
     extra = [lang] if lang and lang in plan.raw.columns and lang not in cols else []
     df = plan.raw.select(id_col, text_col, *cols, *extra, F.col("_metadata.file_path").alias("_file"),
-                         F.col("_metadata.row_index").alias("_row"))
+                         _row_index(plan.raw).alias("_row"))
     if cols and not plan.every_partition:
         df = df.where(_partition_condition(cols, plan.todo))
     classified = classify_rows(df, config, cols).persist()
@@ -394,6 +394,17 @@ def _write_tokens(plan: RunPlan, kept, to_annotate: int) -> list[dict]:
         plan.lake.delete_rows(TOKEN_TABLE, f"run_id = {_sql_string(plan.run_id)} AND "
                               f"`{plan.config.input.id_col}` IN ({ids})", plan.run_id)
     return records
+
+
+def _row_index(raw):
+    """Each row's place in its file, which orders duplicate ids the same way in every run. Parquet files
+    have it (``_metadata.row_index``); a Delta table's scan does not (Delta 3.3): there the scan's own
+    row numbers, stable for one scan of the same files."""
+    from pyspark.sql import functions as F
+
+    if "row_index" in raw.select("_metadata.*").columns:
+        return F.col("_metadata.row_index")
+    return F.monotonically_increasing_id()
 
 
 def _row_errors(plan: RunPlan):

@@ -21,7 +21,7 @@ def database(spark, tmp_path, request):
     spark.sql(f"DROP DATABASE {name} CASCADE")
 
 
-def corpus_table(spark, database, location: Path, rows=ROWS, mode="overwrite"):
+def corpus_table(spark, database, location: Path, rows=ROWS, mode="errorifexists"):
     """A Delta table partitioned by lang, as a corpus often lives on a lakehouse."""
     df = spark.createDataFrame(rows, "doc_id string, text string, lang string")
     df.write.format("delta").mode(mode).partitionBy("lang").option("path", str(location)) \
