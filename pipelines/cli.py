@@ -98,7 +98,8 @@ def summary(result) -> dict:
         "tokens": c["tokens"], **({"entities": c["entities"]} if "entities" in c else {}),
         "tokens_per_s": round(c["tokens"] / annotate_s, 1) if annotate_s else 0.0,
         **{k: timings[k] for k in ("annotate_s", "spark_start_s", "model_build_s", "ner_training_s") if k in timings},
-        "tables": result.tables, "manifest": result.manifest_path,
+        "tables": result.tables, **({"catalog_tables": result.catalog_tables} if result.catalog_tables else {}),
+        "manifest": result.manifest_path,
     }
 
 
@@ -127,7 +128,9 @@ def report(result, show: int) -> None:
         lines.append(f"  tokens {s['tokens']} ({s['tokens_per_s']:,.0f} tokens/s over {s.get('annotate_s', 0):.1f}s "
                      "of annotating" + (f"; not counted: {', '.join(setup)}" if setup else "") + ")"
                      + (f", entities {s['entities']}" if "entities" in s else ""))
-    lines += [f"  table {name}: {path}" for name, path in s["tables"].items()]
+    catalog = s.get("catalog_tables", {})
+    lines += [f"  table {name}: {path}" + (f" ({catalog[name]})" if name in catalog else "")
+              for name, path in s["tables"].items()]
     lines.append(f"  run manifest: {s['manifest']}")
     click.echo("\n".join(lines))
     if show > 0 and s["tokens"]:

@@ -6,6 +6,7 @@ Every model forbids unknown keys, so a misspelt key is an error that names it.
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -73,8 +74,6 @@ DATABASE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$"
 
 
 def _catalog_name(value: str | None, pattern: str, what: str) -> str | None:
-    import re
-
     if value is not None and not re.match(pattern, value):
         raise ValueError(f"{value!r} is not {what} (letters, digits, underscores)")
     return value

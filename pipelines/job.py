@@ -297,7 +297,7 @@ def plan_run(config: JobConfig, spark, lake: Lake, manifest: RunManifest) -> Run
     manifest.body.update({
         "fingerprint": fingerprint, "model": model_summary(model, bundle_path) if model else None, "ner": ner,
         **({"classify": classify} if classify else {}),
-        "input": {"path": config.input.path, **({"table": config.input.table} if config.input.table else {}),
+        "input": {**({"table": config.input.table} if config.input.table else {"path": config.input.path}),
                   "partition_columns": partition_cols,
                   "selected_partitions": len(selected), "skipped_as_done": len(selected) - len(plan.todo),
                   "annotated_partitions": [p.as_dict() for p in plan.todo]},

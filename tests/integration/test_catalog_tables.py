@@ -43,7 +43,7 @@ def test_corpus_from_a_table_and_the_lake_as_tables(spark, tmp_path, database, d
     assert annotated(first) == ["de", "fr"]
     names = {t: f"{database}.news_{t}" for t in ("token_embeddings", "quarantine")}
     assert first.catalog_tables == names and first.manifest["catalog_tables"] == names
-    assert first.manifest["input"]["table"] == table
+    assert first.manifest["input"]["table"] == table and "path" not in first.manifest["input"]
     tokens = spark.table(names["token_embeddings"])
     lake = first.read(spark)
     assert tokens.count() == lake.count() > 0
