@@ -42,6 +42,16 @@ class DryRun:
 
 
 def dry_run(config: JobConfig, spark=None) -> DryRun:
+    """What a run would do; a session passed in (a notebook's) keeps its settings."""
+    if spark is None:
+        return _dry_run(config, None)
+    from pipelines.session import conf_restored
+
+    with conf_restored(spark):
+        return _dry_run(config, spark)
+
+
+def _dry_run(config: JobConfig, spark) -> DryRun:
     from pipelines.session import configure, get_spark
 
     if not config.input.table and is_inside(config.output.path, config.input.path):

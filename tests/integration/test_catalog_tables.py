@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from lake_helpers import job_config
 
+from pipelines.dry_run import dry_run
 from pipelines.job import JobError, run_annotate
 
 ROWS = [("de-1", "Der Hund schläft.", "de"), ("de-2", "Die Katze auch!", "de"), ("fr-1", "Bonjour à tous.", "fr")]
@@ -54,6 +55,9 @@ def test_corpus_from_a_table_and_the_lake_as_tables(spark, tmp_path, database, d
     assert annotated(again) == [] and again.manifest["input"]["skipped_as_done"] == 2
 
     corpus_table(spark, database, tmp_path / "corpus", [("fr-2", "Une nouvelle ligne.", "fr")], mode="append")
+    plan = dry_run(cfg, spark)  # the appended file changes fr's signature only
+    assert plan.input_path == f"table {table}"
+    assert [(spec, why) for spec, _, why in plan.partitions] == [("lang=de", "done"), ("lang=fr", "changed files")]
     third = run_annotate(cfg, spark=spark)
     assert annotated(third) == ["fr"]
     # the registered name follows the lake: the new partition's tokens, the others kept
