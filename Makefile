@@ -9,16 +9,16 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-# Annotating needs only the base install; the demo config also trains the demo NER model on first
-# use, which needs the torch extra (pinned to the CPU build).
+# Annotating needs the base install and Spark (the local extra: pyspark, delta-spark); the demo config
+# also trains the demo NER model on first use, which needs the torch extra (pinned to the CPU build).
 # constraints.txt pins the tested combination (PySpark 3.5 for the Spark NLP and Delta jars, torch).
 $(VENV)/.base: pyproject.toml constraints.txt | $(BIN)/python
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[torch]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[local,torch]"
 	touch $@
 
 # Tests also compare with Hugging Face transformers on PyTorch (torch pinned to the CPU build).
 $(VENV)/.dev: pyproject.toml constraints.txt | $(BIN)/python
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,torch]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[local,test,torch]"
 	touch $@ $(VENV)/.base
 
 # The Spark NLP and Delta jars with their dependencies, through Maven, into ~/.cache/corpus-nlp/jars

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from pipelines.cli_errors import friendly_errors
+from pipelines.cli_errors import friendly_errors, require_spark
 
 
 @click.group()
@@ -51,6 +51,7 @@ def annotate(config_path, input_path, output_path, model_path, ner_path, no_ner,
     from pipelines.config import load_config
 
     log.configure(quiet=quiet, format=log_format)
+    require_spark()
     config = load_config(config_path, {
         "input.path": input_path, "output.path": output_path, "model.bundle": model_path, "ner.model": "" if no_ner else ner_path,
         "incremental": incremental, "full_refresh": full_refresh, "partitions": list(partitions) or None,
@@ -97,7 +98,8 @@ def summary(result) -> dict:
         "tokens": c["tokens"], **({"entities": c["entities"]} if "entities" in c else {}),
         "tokens_per_s": round(c["tokens"] / annotate_s, 1) if annotate_s else 0.0,
         **{k: timings[k] for k in ("annotate_s", "spark_start_s", "model_build_s", "ner_training_s") if k in timings},
-        "tables": result.tables, "manifest": result.manifest_path,
+        "tables": result.tables, **({"catalog_tables": result.catalog_tables} if result.catalog_tables else {}),
+        "manifest": result.manifest_path,
     }
 
 
@@ -126,7 +128,9 @@ def report(result, show: int) -> None:
         lines.append(f"  tokens {s['tokens']} ({s['tokens_per_s']:,.0f} tokens/s over {s.get('annotate_s', 0):.1f}s "
                      "of annotating" + (f"; not counted: {', '.join(setup)}" if setup else "") + ")"
                      + (f", entities {s['entities']}" if "entities" in s else ""))
-    lines += [f"  table {name}: {path}" for name, path in s["tables"].items()]
+    catalog = s.get("catalog_tables", {})
+    lines += [f"  table {name}: {path}" + (f" ({catalog[name]})" if name in catalog else "")
+              for name, path in s["tables"].items()]
     lines.append(f"  run manifest: {s['manifest']}")
     click.echo("\n".join(lines))
     if show > 0 and s["tokens"]:

@@ -11,6 +11,29 @@ import click
 
 from pipelines.errors import CorpusNlpError
 
+# Spark is an extra (``corpus-nlp[local]``): a Spark runtime brings its own PySpark and Delta, and pip must
+# not replace them. Without either, the command says what to install in one line.
+MISSING_SPARK = {
+    "pyspark": "PySpark is not installed: pip install 'corpus-nlp[local]', or run on a Spark runtime",
+    "py4j": "PySpark is not installed: pip install 'corpus-nlp[local]', or run on a Spark runtime",
+    "delta": "Delta Lake's Python package is not installed: pip install 'corpus-nlp[local]' (or the delta-spark "
+             "that matches your Spark), or set output.format: parquet",
+}
+
+
+def missing_spark(e: ModuleNotFoundError) -> CorpusNlpError | None:
+    """The one-line error for a missing Spark package, or None when another module is missing."""
+    message = MISSING_SPARK.get((e.name or "").split(".")[0])
+    return CorpusNlpError(message) if message else None
+
+
+def require_spark() -> None:
+    """Before a command that runs Spark does anything (writes the output folder, builds a model)."""
+    import importlib.util
+
+    if importlib.util.find_spec("pyspark") is None:
+        raise CorpusNlpError(MISSING_SPARK["pyspark"])
+
 
 def friendly_errors(fn):
     """The library's own errors (:class:`CorpusNlpError`: their messages say what to do) as one line and
@@ -19,7 +42,13 @@ def friendly_errors(fn):
     @wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            try:
+                return fn(*args, **kwargs)
+            except ModuleNotFoundError as e:
+                problem = missing_spark(e)
+                if problem is None:
+                    raise
+                raise problem from e
         except CorpusNlpError as e:
             if verbose():
                 traceback.print_exception(e)

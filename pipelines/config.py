@@ -6,6 +6,7 @@ Every model forbids unknown keys, so a misspelt key is an error that names it.
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -67,13 +68,42 @@ class SparkSettings(_Strict):
         return value.upper() if isinstance(value, str) else value
 
 
+# A table name as the catalog spells it: `table`, `db.table` or (Unity Catalog) `catalog.schema.table`.
+TABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$"
+DATABASE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$"
+
+
+def _catalog_name(value: str | None, pattern: str, what: str) -> str | None:
+    if value is not None and not re.match(pattern, value):
+        raise ValueError(f"{value!r} is not {what} (letters, digits, underscores)")
+    return value
+
+
 class InputSettings(_Strict):
     path: str = Field(default_factory=lambda: bundled_path("sample_corpus"),
                       description="the corpus; default: the sample corpus inside the installed package")
+    table: str | None = Field(None, description="read the corpus from this catalog table (spark.table) instead of a path, "
+                              "e.g. corpora.news; exclusive with path")
     format: Literal["parquet"] = "parquet"
     id_col: str = "doc_id"
     text_col: str = "text"
     language_col: str | None = Field("lang", description="column with each row's language code, if present")
+
+    @field_validator("table")
+    @classmethod
+    def _table_name(cls, value):
+        return _catalog_name(value, TABLE_NAME, "a table name: table, db.table or catalog.schema.table")
+
+    @model_validator(mode="after")
+    def _path_or_table(self):
+        if self.table and "path" in self.model_fields_set:
+            raise ValueError("give input.path or input.table, not both")
+        return self
+
+    @property
+    def source(self) -> str:
+        """What the corpus is, for messages and the manifest: the table's name, else the path."""
+        return f"table {self.table}" if self.table else self.path
 
 
 class OutputSettings(_Strict):
@@ -89,6 +119,28 @@ class OutputSettings(_Strict):
         True, description="compute BertEmbeddings and write the embedding column; false: the token table keeps "
         "its tokens (and the classifiers' results) without vectors, and model.bundle is not used (needs a "
         "classifier: ner.model as a token-classification bundle, or classify.model)")
+    database: str | None = Field(
+        None, description="also register the lake's tables in this catalog database (schema; "
+        "`catalog.schema` on Unity Catalog) as tables over the lake's Delta paths: spark.table('db.token_embeddings')")
+    table_prefix: str = Field("", pattern=r"^[A-Za-z0-9_]*$",
+                              description="prefix of the registered tables' names, e.g. news_ (news_token_embeddings)")
+
+    @field_validator("database")
+    @classmethod
+    def _database_name(cls, value):
+        return _catalog_name(value, DATABASE_NAME, "a database name: db, or catalog.schema on Unity Catalog")
+
+    @model_validator(mode="after")
+    def _tables_are_delta(self):
+        if self.database and self.format != "delta":
+            raise ValueError("output.database registers Delta tables: it needs output.format: delta")
+        if self.table_prefix and not self.database:
+            raise ValueError("output.table_prefix needs output.database")
+        return self
+
+    def table_name(self, table: str) -> str | None:
+        """The catalog name of one of the lake's tables (None when the lake is not registered)."""
+        return f"{self.database}.{self.table_prefix}{table}" if self.database else None
 
 
 class NerSettings(_Strict):

@@ -12,7 +12,7 @@ from pipelines import state
 from pipelines.config import JobConfig
 from pipelines.errors import JobError
 from pipelines.assemble import build_stages, model_summaries, uses_bundle
-from pipelines.inputs import precheck_input, read_corpus
+from pipelines.inputs import corpus_partitions, precheck_input, read_corpus
 from pipelines.job import _libraries, state_tables
 from pipelines.lake import Lake, is_inside, is_local, local_path, read_manifests
 
@@ -42,14 +42,24 @@ class DryRun:
 
 
 def dry_run(config: JobConfig, spark=None) -> DryRun:
+    """What a run would do; a session passed in (a notebook's) keeps its settings."""
+    if spark is None:
+        return _dry_run(config, None)
+    from pipelines.session import conf_restored
+
+    with conf_restored(spark):
+        return _dry_run(config, spark)
+
+
+def _dry_run(config: JobConfig, spark) -> DryRun:
     from pipelines.session import configure, get_spark
 
-    if is_inside(config.output.path, config.input.path):
+    if not config.input.table and is_inside(config.output.path, config.input.path):
         raise JobError(f"output path {config.output.path} lies inside the input path {config.input.path}")
     precheck_input(config)
     spark = configure(spark, config.spark) if spark is not None else get_spark(config.spark, _libraries(config))
     raw, partition_cols, files = read_corpus(spark, config)
-    all_partitions = state.input_partitions(state.file_statuses(spark, files), config.input.path, partition_cols)
+    all_partitions = corpus_partitions(spark, config, files, partition_cols)
     try:
         filters = state.parse_partition_filters(config.partitions, partition_cols)
     except ValueError as e:
@@ -59,7 +69,7 @@ def dry_run(config: JobConfig, spark=None) -> DryRun:
         raise JobError(f"no input partition matches {config.partitions}")
 
     out = config.output.path.rstrip("/")
-    report = DryRun(config.input.path, out, config.incremental and not config.full_refresh, None)
+    report = DryRun(config.input.source, out, config.incremental and not config.full_refresh, None)
     report.fingerprint = _fingerprint(config, raw.columns, report.notes)
     if not report.incremental:
         why = "full refresh" if config.full_refresh else "not incremental"

@@ -15,7 +15,7 @@ from pipelines.lake import is_inside, is_local, local_file, local_path, text_par
 def check_paths(config: JobConfig) -> None:
     """Output writable and not inside the input (it would be read as input by every later run)."""
     out, src = config.output.path, config.input.path
-    if is_inside(out, src):
+    if not config.input.table and is_inside(out, src):
         raise JobError(f"output path {out} lies inside the input path {src}: later runs would read the lake as "
                        "input; choose an output.path (--output) outside the input")
     if not is_local(out):
@@ -34,9 +34,9 @@ def check_paths(config: JobConfig) -> None:
 def precheck_input(config: JobConfig) -> None:
     """The input checks that need no JVM, run before Spark starts and before any model work: a local input
     path exists, holds Parquet files Spark would read, and their footers have the id and text columns.
-    Remote inputs are checked by :func:`read_corpus`, once Spark can list them."""
+    Remote inputs and catalog tables are checked by :func:`read_corpus`, once Spark can list them."""
     path = config.input.path
-    if not is_local(path):
+    if config.input.table or not is_local(path):
         return
     root = local_path(path)
     if not root.exists():
@@ -67,6 +67,8 @@ def _spark_reads(file, root) -> bool:
 def read_corpus(spark, config: JobConfig):
     """The input rows and their partition columns (values as the directories spell them); clear errors."""
     settings = config.input
+    if settings.table:
+        return read_table(spark, settings)
     path = settings.path
     if is_local(path):
         local = local_path(path)
@@ -85,6 +87,39 @@ def read_corpus(spark, config: JobConfig):
     check_file_columns(files, [settings.id_col, settings.text_col])
     partitions = partition_columns(files, path, df.columns)
     return df, partitions, files
+
+
+def read_table(spark, settings):
+    """The corpus as a catalog table (``input.table``): its rows, its partition columns as the catalog
+    declares them, and its data files (for the incremental state, as for a path). The catalog's schema
+    holds for every file, so the files' footers are not checked."""
+    name = settings.table
+    try:
+        df = spark.table(name)
+        partitions = [c.name for c in spark.catalog.listColumns(name) if c.isPartition]
+    except Exception as e:  # AnalysisException: TABLE_OR_VIEW_NOT_FOUND, ...
+        raise JobError(f"cannot read input table {name}: {str(e).strip().splitlines()[0]} (set input.table to a "
+                       "table of this session's catalog, e.g. db.corpus)") from e
+    require_columns(f"table {name}", df.columns, settings)
+    files = df.inputFiles()
+    if not files:
+        raise JobError(f"input table {name} has no data files: nothing to annotate (a view, or an empty table?)")
+    return df, partitions, files
+
+
+def corpus_partitions(spark, config: JobConfig, files: list[str], columns: list[str]):
+    """The input's partitions with their file signatures (:func:`pipelines.state.input_partitions`); a
+    table's files are taken relative to its location, so the state does not depend on how it is named."""
+    from pipelines import state
+
+    from pipelines.catalog import table_location
+
+    root = config.input.path
+    if config.input.table:
+        root = table_location(spark, config.input.table)
+        if root is None:
+            raise JobError(f"input table {config.input.table} has no location (a view?): set input.table to a table")
+    return state.input_partitions(state.file_statuses(spark, files), root, columns)
 
 
 def require_columns(path: str, columns: list[str], settings) -> None:

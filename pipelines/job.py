@@ -23,7 +23,7 @@ from pipelines.assemble import (model_summary, build_stages, ensure_model, ensur
                                 prepare_models, uses_bundle)
 from pipelines.config import JobConfig
 from pipelines.errors import CorpusNlpError, JobError, explain
-from pipelines.inputs import check_paths, precheck_input, read_corpus
+from pipelines.inputs import check_paths, corpus_partitions, precheck_input, read_corpus
 from pipelines.lake import (ANNOTATIONS_TABLE, CLASSIFICATIONS_TABLE, ENTITIES_TABLE, QUARANTINE_TABLE, TOKEN_TABLE,
                             Lake, RunManifest, is_local, local_path, read_manifests, take_lease)
 from pipelines.policies import classify_rows, error_rows, quarantine_rows, text_column
@@ -45,6 +45,7 @@ class RunResult:
     tables: dict[str, str]
     manifest: dict = field(default_factory=dict)
     format: str = "delta"
+    catalog_tables: dict[str, str] = field(default_factory=dict)  # lake table -> catalog name (output.database)
 
     def read(self, spark, table: str = TOKEN_TABLE):
         """One of the run's tables as a DataFrame (whatever the lake's format)."""
@@ -202,7 +203,17 @@ def new_run_id() -> str:
 
 def run_annotate(config: JobConfig, spark=None) -> RunResult:
     """Annotate the configured corpus into the lake; the manifest says ``committed`` only when every
-    input row is accounted for."""
+    input row is accounted for. A session passed in (a notebook's) gets its settings back afterwards."""
+    if spark is None:
+        return _run_annotate(config, None)
+    from pipelines.session import conf_restored
+
+    with conf_restored(spark):
+        return _run_annotate(config, spark)
+
+
+def _run_annotate(config: JobConfig, spark) -> RunResult:
+    from pipelines.catalog import register_tables, require_database
     from pipelines.session import configure, get_spark
 
     check_paths(config)
@@ -212,6 +223,7 @@ def run_annotate(config: JobConfig, spark=None) -> RunResult:
     spark_start_s = round(time.time() - started, 3)
     if config.output.format == "delta":
         require_delta(spark)
+    require_database(spark, config.output)
     out = config.output.path.rstrip("/")
     manifest = RunManifest(spark, out, new_run_id(), {
         "engine": config.engine, "started_at": datetime.now(timezone.utc).isoformat(),
@@ -225,8 +237,12 @@ def run_annotate(config: JobConfig, spark=None) -> RunResult:
         manifest.body["timings"] = timings
         plan = plan_run(config, spark, Lake(spark, out, config.output.format), manifest)
         counts = annotate(plan) if plan.todo else zero_counts()
+        catalog_tables = register_tables(spark, config.output, plan.tables)
+        if catalog_tables:
+            manifest.body["catalog_tables"] = catalog_tables
         manifest.finish("committed", counts=counts, timings=_with_annotate_time(timings, manifest))
-        return RunResult(manifest.run_id, manifest.path, plan.tables, manifest.body, config.output.format)
+        return RunResult(manifest.run_id, manifest.path, plan.tables, manifest.body, config.output.format,
+                         catalog_tables)
     except CorpusNlpError as e:
         unsaved = manifest.finish("failed", reason=str(e))
         if unsaved:
@@ -265,7 +281,7 @@ def plan_run(config: JobConfig, spark, lake: Lake, manifest: RunManifest) -> Run
     bundle_path = ensure_model(config) if uses_bundle(config) else None
     ner_dir = ensure_ner(config, bundle_path) if native_engine else None
     raw, partition_cols, files = read_corpus(spark, config)
-    all_partitions = state.input_partitions(state.file_statuses(spark, files), config.input.path, partition_cols)
+    all_partitions = corpus_partitions(spark, config, files, partition_cols)
     try:
         filters = state.parse_partition_filters(config.partitions, partition_cols)
     except ValueError as e:
@@ -288,7 +304,8 @@ def plan_run(config: JobConfig, spark, lake: Lake, manifest: RunManifest) -> Run
     manifest.body.update({
         "fingerprint": fingerprint, "model": model_summary(model, bundle_path) if model else None, "ner": ner,
         **({"classify": classify} if classify else {}),
-        "input": {"path": config.input.path, "partition_columns": partition_cols,
+        "input": {**({"table": config.input.table} if config.input.table else {"path": config.input.path}),
+                  "partition_columns": partition_cols,
                   "selected_partitions": len(selected), "skipped_as_done": len(selected) - len(plan.todo),
                   "annotated_partitions": [p.as_dict() for p in plan.todo]},
         "tables": plan.tables,
@@ -306,7 +323,7 @@ def annotate(plan: RunPlan) -> dict:
     lang = config.input.language_col
     extra = [lang] if lang and lang in plan.raw.columns and lang not in cols else []
     df = plan.raw.select(id_col, text_col, *cols, *extra, F.col("_metadata.file_path").alias("_file"),
-                         F.col("_metadata.row_index").alias("_row"))
+                         _row_index(plan.raw).alias("_row"))
     if cols and not plan.every_partition:
         df = df.where(_partition_condition(cols, plan.todo))
     classified = classify_rows(df, config, cols).persist()
@@ -384,6 +401,17 @@ def _write_tokens(plan: RunPlan, kept, to_annotate: int) -> list[dict]:
         plan.lake.delete_rows(TOKEN_TABLE, f"run_id = {_sql_string(plan.run_id)} AND "
                               f"`{plan.config.input.id_col}` IN ({ids})", plan.run_id)
     return records
+
+
+def _row_index(raw):
+    """Each row's place in its file, which orders duplicate ids the same way in every run. Parquet files
+    have it (``_metadata.row_index``); a Delta table's scan does not (Delta 3.3): there the scan's own
+    row numbers, stable for one scan of the same files."""
+    from pyspark.sql import functions as F
+
+    if "row_index" in raw.select("_metadata.*").columns:
+        return F.col("_metadata.row_index")
+    return F.monotonically_increasing_id()
 
 
 def _row_errors(plan: RunPlan):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -142,3 +143,29 @@ def configure(spark, settings: SparkSettings | None = None):
         except Exception:  # a static setting of a running session: keep what it has
             pass
     return spark
+
+
+def session_conf(spark) -> dict[str, str]:
+    """The session's settings as ``SET`` lists them (every one set on it, by its builder or since)."""
+    return {row["key"]: row["value"] for row in spark.sql("SET").collect()}
+
+
+@contextlib.contextmanager
+def conf_restored(spark):
+    """Give a borrowed session (a notebook's) its settings back when the job is done with it: whatever
+    the job set (:func:`configure`, or any setting a step sets on the way) is reset or unset."""
+    before = session_conf(spark)
+    try:
+        yield spark
+    finally:
+        after = session_conf(spark)
+        for key in after.keys() | before.keys():
+            if after.get(key) == before.get(key):
+                continue
+            try:
+                if key in before:
+                    spark.conf.set(key, before[key])
+                else:
+                    spark.conf.unset(key)
+            except Exception:  # a static setting cannot have changed; nothing else is expected here
+                pass
