@@ -497,7 +497,8 @@ def run_annotate(config: JobConfig, spark=None) -> RunResult:
             manifest.body["abandoned_runs_found"] = abandoned
         timings = {"spark_start_s": spark_start_s, **prepare_models(config)}
         manifest.body["timings"] = timings
-        plan = plan_run(config, spark, Lake(spark, out, config.output.format), manifest)
+        plan = plan_run(config, spark, Lake(spark, out, config.output.format, config.output.target_file_mb),
+                        manifest)
         counts = annotate(plan) if plan.todo else _zero_counts()
         manifest.finish("committed", counts=counts, timings=_with_annotate_time(timings, manifest))
         return RunResult(manifest.run_id, manifest.path, plan.tables, manifest.body, config.output.format)

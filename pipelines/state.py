@@ -47,6 +47,7 @@ NOT_IN_FINGERPRINT = (
     "incremental", "full_refresh", "partitions",    # which partitions run, not what they get
     "spark",                                        # master, memory, batch rows, threads
     "input.path", "input.format", "output.path", "output.format",  # where, not what
+    "output.target_file_mb",                        # how the rows are cut into files, not which rows
     "model.bundle", "model.build_demo_if_missing",  # the model counts by its storage ref and precision
     "model.sparknlp_pretrained", "model.sparknlp_lang", "model.sparknlp_model_path",  # idem
     "stages.embeddings.batch_size", "stages.embeddings.max_batch_pieces",  # masked padding: same vectors
