@@ -54,8 +54,8 @@ def plan_batches(lengths: list[int], max_windows: int, max_pieces: int = 0,
 
 
 def empty_stats() -> dict:
-    """The embedder's running counters: real and padding pieces fed to the model, calls, seconds in them."""
-    return {"pieces": 0, "padded_pieces": 0, "model_calls": 0, "model_seconds": 0.0}
+    """The embedder's running counters: windows, real and padding pieces fed to the model, calls, seconds in them."""
+    return {"windows": 0, "pieces": 0, "padded_pieces": 0, "model_calls": 0, "model_seconds": 0.0}
 
 
 @dataclass(frozen=True)
@@ -183,6 +183,7 @@ class TokenEmbedder:
             input_ids[row, n + 1] = self.sep_id
             mask[row, : n + 2] = 1
         real = int(mask.sum())
+        self.stats["windows"] += len(batch)
         self.stats["pieces"] += real
         self.stats["padded_pieces"] += mask.size - real
         self.stats["model_calls"] += 1

@@ -635,6 +635,7 @@ def _write_tokens(plan: RunPlan, kept, to_annotate: int) -> list[dict]:
     embedder = progress.embedder_counts()
     if embedder["model_calls"]:  # the workers' own numbers: padding, calls, model seconds
         plan.manifest.body["embedder"] = embedder
+    plan.manifest.body["progress"] = progress.samples  # rows and tokens done over the run (the report's plot)
     records = errors.records() if errors is not None else []
     limit = plan.config.policies.max_error_rows
     if len(records) > limit:

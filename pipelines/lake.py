@@ -193,7 +193,14 @@ def rebalanced(df, columns: list[str], target_file_mb: float):
     """``df`` shuffled so that each partition's rows reach the writer in pieces of ~target_file_mb."""
     if not target_file_mb:
         return df
-    return df.hint("rebalance", *columns)
+    # Through SQL: PySpark 3.5's DataFrame.hint passes names as strings, which REBALANCE refuses.
+    view = f"corpus_nlp_write_{uuid.uuid4().hex[:12]}"
+    df.createOrReplaceTempView(view)
+    try:  # the query is analysed here, so the view can go right after
+        names = ", ".join("`" + c.replace("`", "``") + "`" for c in columns)
+        return df.sparkSession.sql(f"SELECT /*+ REBALANCE({names}) */ * FROM {view}")
+    finally:
+        df.sparkSession.catalog.dropTempView(view)
 
 
 def file_size_conf(target_file_mb: float) -> dict[str, str]:

@@ -252,7 +252,7 @@ def throughput_chart(runs: list[dict]) -> str:
         if samples:
             right.plot([s["elapsed_s"] for s in samples], [s["tokens"] for s in samples], marker=".",
                        label=r["run_id"][:15])
-    right.set_xlabel("seconds into the run")
+    right.set_xlabel("seconds into annotating")
     right.set_ylabel("tokens done")
     right.set_title("during each run", fontsize=9)
     if any(r.get("progress") for r in runs):

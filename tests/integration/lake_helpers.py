@@ -10,6 +10,13 @@ from chispa import assert_df_equality
 
 from pipelines.config import parse_config
 
+# The job tests' small corpus: two languages with text, and a partition of rows for the quarantine.
+JOB_CORPUS = {
+    "de": [("de-1", "Der Hund schläft. Die Katze auch!"), ("de-2", "Berlin ist groß.")],
+    "zh": [("zh-1", "北京是中国的首都。今天天气很好！")],
+    "xx": [("xx-1", None), ("xx-2", ""), ("xx-3", "  \t"), ("xx-4", "ok \x07 🙂")],
+}
+
 
 def write_corpus(root: Path, corpus: dict, file_name: str = "part-00000.parquet") -> Path:
     for lang, rows in corpus.items():

@@ -12,7 +12,7 @@ import pytest
 from chispa import assert_df_equality
 from click.testing import CliRunner
 
-from lake_helpers import job_config, write_corpus, read_table
+from lake_helpers import JOB_CORPUS as CORPUS, job_config, read_table, write_corpus
 
 from pipelines.cli import main
 from pipelines.job import JobError, run_annotate
@@ -21,26 +21,12 @@ from pipelines.session import library_conf, log4j_config_path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-CORPUS = {
-    "de": [("de-1", "Der Hund schläft. Die Katze auch!"), ("de-2", "Berlin ist groß.")],
-    "zh": [("zh-1", "北京是中国的首都。今天天气很好！")],
-    "xx": [("xx-1", None), ("xx-2", ""), ("xx-3", "  \t"), ("xx-4", "ok \x07 🙂")],
-}
-
 
 def config(tmp_path, corpus_dir, bundle, **output):
     return job_config(tmp_path / "lake", corpus_dir, bundle, **{f"output__{k}": v for k, v in output.items()})
 
 
-@pytest.fixture(scope="module")
-def corpus_dir(tmp_path_factory):
-    return write_corpus(tmp_path_factory.mktemp("corpus"), CORPUS)
-
-
-@pytest.fixture(scope="module")
-def first_run(spark, tmp_path_factory, corpus_dir, demo_bundle):
-    tmp = tmp_path_factory.mktemp("run")
-    return run_annotate(config(tmp, corpus_dir, demo_bundle.path), spark=spark)
+# corpus_dir and first_run (the one job run these tests share with test_report): tests/integration/conftest.py
 
 
 def test_token_table_has_one_row_per_token_with_offsets_into_the_text(spark, first_run, demo_bundle):
