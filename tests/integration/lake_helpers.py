@@ -62,3 +62,15 @@ def assert_same_table(spark, path_a, path_b, order=("doc_id", "token_index")):
     cols = sorted(a.columns)
     assert cols == sorted(b.columns)
     assert_df_equality(a.select(cols).orderBy(*order), b.select(cols).orderBy(*order), ignore_nullable=True)
+
+
+def files_per_partition(spark, path) -> dict[str, list[int]]:
+    """The data files a table reads now (Delta: the current version's), by partition directory: their sizes."""
+    from collections import defaultdict
+    from urllib.parse import unquote, urlparse
+
+    found: dict[str, list[int]] = defaultdict(list)
+    for uri in read_table(spark, path).inputFiles():
+        file = Path(unquote(urlparse(uri).path))
+        found[str(file.parent.relative_to(Path(str(path))))].append(file.stat().st_size)
+    return dict(found)

@@ -12,7 +12,7 @@ import pytest
 from chispa import assert_df_equality
 from click.testing import CliRunner
 
-from lake_helpers import JOB_CORPUS as CORPUS, job_config, read_table, write_corpus
+from lake_helpers import JOB_CORPUS as CORPUS, files_per_partition, job_config, read_table, write_corpus
 
 from pipelines.cli import main
 from pipelines.job import JobError, run_annotate
@@ -68,6 +68,14 @@ def test_run_manifest_accounts_for_every_row(spark, first_run, demo_bundle):
     assert [p["values"] for p in manifest["input"]["annotated_partitions"]] == [
         {"lang": "de"}, {"lang": "xx"}, {"lang": "zh"}]
     assert manifest["config"]["input"]["path"].endswith("corpus0") and manifest["duration_s"] > 0
+
+
+def test_every_table_gets_one_file_per_partition_not_one_per_task(spark, first_run):
+    # the rows of a partition are spread over tasks_per_core x cores tasks for the model pass; the
+    # writer gathers them again (output.target_file_mb, far above these few KiB)
+    for table, path in first_run.tables.items():
+        layout = files_per_partition(spark, path)
+        assert layout and all(len(sizes) == 1 for sizes in layout.values()), (table, layout)
 
 
 def test_rerun_replaces_only_the_partitions_it_writes(spark, tmp_path, corpus_dir, demo_bundle):
