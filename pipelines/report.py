@@ -54,6 +54,8 @@ class FileLayout:
         return sum(b for _, _, b in self.partitions)
 
     def summary(self) -> str:
+        if not self.files:
+            return f"{self.table}: no data files"
         n = len(self.partitions)
         most = max((f for _, f, _ in self.partitions), default=0)
         average = self.bytes / self.files / 1024 if self.files else 0.0
