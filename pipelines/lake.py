@@ -198,7 +198,8 @@ def rebalanced(df, columns: list[str], target_file_mb: float):
     df.createOrReplaceTempView(view)
     try:  # the query is analysed here, so the view can go right after
         names = ", ".join("`" + c.replace("`", "``") + "`" for c in columns)
-        return df.sparkSession.sql(f"SELECT /*+ REBALANCE({names}) */ * FROM {view}")
+        hint = f"REBALANCE({names})" if columns else "REBALANCE"  # unpartitioned: only sizes matter
+        return df.sparkSession.sql(f"SELECT /*+ {hint} */ * FROM {view}")
     finally:
         df.sparkSession.catalog.dropTempView(view)
 
