@@ -10,7 +10,11 @@ after a warm-up document), so ``growth_mb`` is what processing the batch added.
     # the code of another checkout (say, before a change): its pipelines package first on the path
     PYTHONPATH=/tmp/before python benchmarks/memory.py --case 1x1000000
 
-A case ``NxC`` is one Arrow batch of N documents of C characters each.
+A case ``NxC`` is one Arrow batch of N documents of C characters each. ``--docs-done K`` stops once K
+documents of the batch are done (the whole batch stays in memory): memory reaches its steady state
+within a document or two, and the issue's 256 x 1,000,000 case would take hours to finish here.
+
+    PYTHONPATH=$PWD python benchmarks/memory.py --case 256x1000000 --docs-done 3
 """
 
 from __future__ import annotations
@@ -40,15 +44,16 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def run_case(docs: int, chars: int, bundle: str, max_tokens: int) -> dict:
+def run_case(docs: int, chars: int, bundle: str, max_tokens: int, docs_done: int | None = None) -> dict:
     import pyarrow as pa
 
+    from pipelines.assemble import build_stages
     from pipelines.config import parse_config
-    from pipelines.job import build_stages
+    from pipelines.job import split_roles
     from pipelines.tables import stream_token_table
 
-    steps = [s._step() for s in build_stages(parse_config({}), bundle, ["doc_id", "text"])]
-    text_steps, model_steps = steps[:3], steps[3:]
+    text_stages, model_stages = split_roles(build_stages(parse_config({}), bundle, ["doc_id", "text"]))
+    text_steps, model_steps = [s._step() for s in text_stages], [s._step() for s in model_stages]
     warm = pa.RecordBatch.from_pydict({"doc_id": ["w"], "text": [document(20_000)]})
     for _ in stream_token_table(iter([warm]), text_steps, model_steps, ["doc_id"], max_tokens):
         pass
@@ -56,11 +61,16 @@ def run_case(docs: int, chars: int, bundle: str, max_tokens: int) -> dict:
     rb = pa.RecordBatch.from_pydict({"doc_id": [str(i) for i in range(docs)], "text": [text] * docs})
     del text
     baseline = _rss_mb()
-    started, tokens = time.time(), 0
+    started, tokens, seen = time.time(), 0, set()
     for out in stream_token_table(iter([rb]), text_steps, model_steps, ["doc_id"], max_tokens):
+        seen.update(out.column("doc_id").to_pylist())
+        if docs_done is not None and len(seen) > docs_done:  # the next document has begun: K are done
+            break
         tokens += out.num_rows
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"docs": docs, "chars_per_doc": chars, "tokens": tokens, "seconds": round(time.time() - started, 1),
+    done = min(len(seen), docs_done) if docs_done is not None else docs
+    return {"docs": docs, "docs_done": done, "chars_per_doc": chars, "tokens": tokens,
+            "seconds": round(time.time() - started, 1),
             "arrow_batch_mb": round(rb.nbytes / 2**20, 1), "baseline_rss_mb": round(baseline),
             "peak_rss_mb": round(peak), "growth_mb": round(peak - baseline)}
 
@@ -70,12 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--case", action="append", required=True, help="NxC: N documents of C characters")
     parser.add_argument("--bundle", help="model bundle (default: the demo model, built in a temp dir)")
     parser.add_argument("--max-tokens", type=int, default=16384, help="max_tokens_per_chunk")
+    parser.add_argument("--docs-done", type=int, help="stop once this many documents of the batch are done")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a child: run one case
     args = parser.parse_args(argv)
     if args.one:
         docs, chars = (int(x) for x in args.case[0].split("x"))
-        print(json.dumps(run_case(docs, chars, args.bundle, args.max_tokens)))
+        print(json.dumps(run_case(docs, chars, args.bundle, args.max_tokens, args.docs_done)))
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         bundle = args.bundle
@@ -86,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         results = []
         for case in args.case:  # one fresh process per case: ru_maxrss is a process's high-water mark
             child = subprocess.run([sys.executable, __file__, "--one", "--case", case, "--bundle", bundle,
-                                    "--max-tokens", str(args.max_tokens)], capture_output=True, text=True)
+                                    "--max-tokens", str(args.max_tokens),
+                                    *(["--docs-done", str(args.docs_done)] if args.docs_done else [])],
+                                   capture_output=True, text=True)
             if child.returncode:
                 print(child.stderr[-3000:], file=sys.stderr)
                 results.append({"case": case, "error": (child.stderr.strip().splitlines() or ["?"])[-1]})

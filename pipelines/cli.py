@@ -165,6 +165,25 @@ def init(path, train_ner, force):
     click.echo(f"wrote {target}: edit it, then `corpus-nlp {command} --config {target}`")
 
 
+@main.command("report")
+@click.argument("lake", type=click.Path())
+@click.option("--run", "run_id", help="only this run's rows (the run_id column) and manifest")
+@click.option("--out", type=click.Path(), help="HTML file to write (default: LAKE/_reports/report[-RUN].html)")
+@click.option("--master", default="local[*]", show_default=True, help="Spark master (ignored under spark-submit)")
+@friendly_errors
+def report_cmd(lake, run_id, out, master):
+    """Write one self-contained HTML page about the lake LAKE: documents and tokens per partition, quarantine
+    reasons, sentence and document lengths, windows and padding, throughput, entities, data files."""
+    from pipelines.config import SparkSettings
+    from pipelines.report import require_matplotlib, summary_lines, write_report
+    from pipelines.session import get_spark
+
+    require_matplotlib()
+    spark = get_spark(SparkSettings(master=master, app_name="corpus-nlp-report"), ["delta"])
+    path, data = write_report(spark, lake, out, run_id)
+    click.echo("\n".join(summary_lines(path, data)))
+
+
 @main.command("log-config")
 def log_config_cmd():
     """Print the path of the bundled log4j2 file that keeps Spark's JVM quiet (for spark-submit's

@@ -112,6 +112,9 @@ class OutputSettings(_Strict):
         "delta", description="delta: one transaction per table per run, conflicts detected; parquet: plain "
         "directories with dynamic partition overwrite (weaker guarantees, see README)")
     annotations: bool = Field(False, description="also write the Spark NLP annotation columns")
+    target_file_mb: float = Field(
+        128, ge=0, description="about this many MiB per data file: each partition of a table gets one file, or "
+        "one per this size (Spark's REBALANCE before the write); 0: Spark's default, a file per task per partition")
     embedding_dtype: Literal["float32", "float16", "int8"] = Field(
         "float32", description="float16: the embedding column holds little-endian half floats as binary; int8: "
         "binary, a float32 scale then one int8 per dimension (pipelines.tables.decode_int8)")

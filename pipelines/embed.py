@@ -57,9 +57,9 @@ def plan_batches(lengths: list[int], max_windows: int, max_pieces: int = 0,
 
 
 def empty_stats() -> dict:
-    """The embedder's running counters: real and padding pieces fed to the model, calls, seconds in them;
-    pieces computed in bf16, and worker sessions that were asked for bf16 but run fp32 (their CPU lacks it)."""
-    return {"pieces": 0, "padded_pieces": 0, "model_calls": 0, "model_seconds": 0.0, "bf16_pieces": 0,
+    """The embedder's running counters: windows, real and padding pieces fed to the model, calls, seconds in
+    them; pieces computed in bf16, and worker sessions that were asked for bf16 but run fp32 (their CPU lacks it)."""
+    return {"windows": 0, "pieces": 0, "padded_pieces": 0, "model_calls": 0, "model_seconds": 0.0, "bf16_pieces": 0,
             "bf16_fallbacks": 0}
 
 
@@ -190,6 +190,7 @@ class TokenEmbedder:
             input_ids[row, n + 1] = self.sep_id
             mask[row, : n + 2] = 1
         real = int(mask.sum())
+        self.stats["windows"] += len(batch)
         self.stats["pieces"] += real
         self.stats["padded_pieces"] += mask.size - real
         self.stats["model_calls"] += 1

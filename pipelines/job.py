@@ -235,7 +235,7 @@ def _run_annotate(config: JobConfig, spark) -> RunResult:
             manifest.body["abandoned_runs_found"] = abandoned
         timings = {"spark_start_s": spark_start_s, **prepare_models(config)}
         manifest.body["timings"] = timings
-        plan = plan_run(config, spark, Lake(spark, out, config.output.format), manifest)
+        plan = plan_run(config, spark, Lake(spark, out, config.output.format, config.output.target_file_mb), manifest)
         counts = annotate(plan) if plan.todo else zero_counts()
         catalog_tables = register_tables(spark, config.output, plan.tables)
         if catalog_tables:
@@ -384,6 +384,7 @@ def _write_tokens(plan: RunPlan, kept, to_annotate: int) -> list[dict]:
     embedder = progress.embedder_counts()
     if embedder["model_calls"]:  # the workers' own numbers: padding, calls, model seconds
         plan.manifest.body["embedder"] = embedder
+    plan.manifest.body["progress"] = progress.samples  # rows and tokens done over the run (the report's plot)
     records = errors.records() if errors is not None else []
     limit = plan.config.policies.max_error_rows
     if len(records) > limit:

@@ -164,18 +164,55 @@ def partition_predicate(columns: list[str], partitions: list) -> str:
 
 
 @contextlib.contextmanager
-def text_partition_values(spark) -> Iterator[None]:
-    """Read partition values as the directory names spell them (``01`` stays ``01``), not as Spark
-    would guess their type; the session's own setting is restored afterwards."""
-    before = spark.conf.get(INFER_PARTITION_TYPES, None)
-    spark.conf.set(INFER_PARTITION_TYPES, "false")
+def session_conf(spark, settings: dict[str, str]) -> Iterator[None]:
+    """Spark settings for the duration of a block; the session's own values are restored afterwards."""
+    before = {key: spark.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
     try:
         yield
     finally:
-        if before is None:
-            spark.conf.unset(INFER_PARTITION_TYPES)
-        else:
-            spark.conf.set(INFER_PARTITION_TYPES, before)
+        for key, value in before.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
+
+
+def text_partition_values(spark):
+    """Read partition values as the directory names spell them (``01`` stays ``01``), not as Spark
+    would guess their type; the session's own setting is restored afterwards."""
+    return session_conf(spark, {INFER_PARTITION_TYPES: "false"})
+
+
+# --- file sizes ----------------------------------------------------------------------------------
+# Without care a write leaves one file per task per partition: the model pass runs in many tasks, each
+# holding rows of every partition, so a lake gets tens of thousands of small files. Before the write,
+# Spark's REBALANCE (adaptive query execution) shuffles the rows by the partition columns, splits a
+# partition bigger than the advisory size into pieces of about that size and merges small ones: a
+# partition gets one file, or one per ``target_file_mb``. The size is measured on the shuffle's
+# (compressed) bytes, which for the vectors is close to Parquet's. Without AQE (disabled by the user),
+# each partition gets a single file.
+ADVISORY_SIZE = "spark.sql.adaptive.advisoryPartitionSizeInBytes"
+
+
+def rebalanced(df, columns: list[str], target_file_mb: float):
+    """``df`` shuffled so that each partition's rows reach the writer in pieces of ~target_file_mb."""
+    if not target_file_mb:
+        return df
+    # Through SQL: PySpark 3.5's DataFrame.hint passes names as strings, which REBALANCE refuses.
+    view = f"corpus_nlp_write_{uuid.uuid4().hex[:12]}"
+    df.createOrReplaceTempView(view)
+    try:  # the query is analysed here, so the view can go right after
+        names = ", ".join("`" + c.replace("`", "``") + "`" for c in columns)
+        hint = f"REBALANCE({names})" if columns else "REBALANCE"  # unpartitioned: only sizes matter
+        return df.sparkSession.sql(f"SELECT /*+ {hint} */ * FROM {view}")
+    finally:
+        df.sparkSession.catalog.dropTempView(view)
+
+
+def file_size_conf(target_file_mb: float) -> dict[str, str]:
+    return {ADVISORY_SIZE: str(int(target_file_mb * 1024 * 1024))} if target_file_mb else {}
 
 
 # --- tables --------------------------------------------------------------------------------------
@@ -192,6 +229,7 @@ class Lake:
     spark: object
     root: str
     format: str = "delta"  # "delta" | "parquet"
+    target_file_mb: float = 128.0  # about this many MiB per data file; 0: a file per task per partition
 
     def path(self, table: str) -> str:
         return f"{self.root.rstrip('/')}/{table}"
@@ -228,10 +266,12 @@ class Lake:
         directories of partitions that got no rows are removed.
         """
         df = df.select(*[c for c in df.columns if c not in columns], *columns)  # partition columns last, as in Hive
-        if self.format == "delta":
-            self._replace_delta(table, df, columns, partitions, run_id)
-        else:
-            self._replace_parquet(table, df, columns, partitions)
+        df = rebalanced(df, columns, self.target_file_mb)
+        with session_conf(self.spark, file_size_conf(self.target_file_mb)):
+            if self.format == "delta":
+                self._replace_delta(table, df, columns, partitions, run_id)
+            else:
+                self._replace_parquet(table, df, columns, partitions)
 
     def _replace_delta(self, table, df, columns, partitions, run_id) -> None:
         writer = (df.write.format("delta").mode("overwrite")

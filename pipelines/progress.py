@@ -30,6 +30,8 @@ class JobProgress:
         self.tokens = self.sc.accumulator(0)
         self.embedder = {k: self.sc.accumulator(v) for k, v in empty_stats().items()}
         self.interval_s = interval_s if sys.stderr.isatty() else max(interval_s, 15.0)
+        self.sample_s = interval_s
+        self.samples: list[dict] = []  # (elapsed, rows, tokens) every sample_s: the run manifest's "progress"
         self.console = Console(stderr=True)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="corpus-nlp-progress")
@@ -72,21 +74,33 @@ class JobProgress:
                 f"{f['tokens_per_s']:,.0f} tokens/s, {f['elapsed_s']:,.0f}s")
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval_s):
+        shown = time.time()
+        while not self._stop.wait(self.sample_s):
+            self._sample()
+            if log.SETTINGS.quiet or time.time() - shown < self.interval_s - 1e-3:
+                continue
+            shown = time.time()
             if log.as_json():
                 log.emit("progress", "", **self.fields())
             else:
                 self.console.print(f"[dim]annotating:[/dim] {self.line()}", highlight=False)
 
+    def _sample(self) -> None:
+        live_rows, live_tokens = self.live.totals()
+        self.samples.append({"elapsed_s": round(time.time() - self.started, 1),
+                             "rows": max(self.rows.value, live_rows), "tokens": max(self.tokens.value, live_tokens)})
+        if len(self.samples) > 400:  # a long run keeps every other sample: the curve, in bounded space
+            self.samples = self.samples[::2]
+
     def __enter__(self):
-        if not log.SETTINGS.quiet:
-            self._thread.start()
+        self._thread.start()
         return self
 
     def __exit__(self, *exc):
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=1)
+        self._sample()
         self.live.close()
         return False
 

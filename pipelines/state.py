@@ -49,6 +49,7 @@ NOT_IN_FINGERPRINT = (
     "spark",                                        # master, memory, batch rows, threads
     "input.path", "input.format", "output.path", "output.format",  # where, not what
     "input.table", "output.database", "output.table_prefix",        # idem: catalog names
+    "output.target_file_mb",                        # how the rows are cut into files, not which rows
     "model.bundle", "model.build_demo_if_missing",  # the model counts by its storage ref and precision
     "model.sparknlp_pretrained", "model.sparknlp_lang", "model.sparknlp_model_path",  # idem
     "stages.embeddings.batch_size", "stages.embeddings.max_batch_pieces",  # masked padding: same vectors

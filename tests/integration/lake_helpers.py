@@ -10,6 +10,13 @@ from chispa import assert_df_equality
 
 from pipelines.config import parse_config
 
+# The job tests' small corpus: two languages with text, and a partition of rows for the quarantine.
+JOB_CORPUS = {
+    "de": [("de-1", "Der Hund schläft. Die Katze auch!"), ("de-2", "Berlin ist groß.")],
+    "zh": [("zh-1", "北京是中国的首都。今天天气很好！")],
+    "xx": [("xx-1", None), ("xx-2", ""), ("xx-3", "  \t"), ("xx-4", "ok \x07 🙂")],
+}
+
 
 def write_corpus(root: Path, corpus: dict, file_name: str = "part-00000.parquet") -> Path:
     for lang, rows in corpus.items():
@@ -55,3 +62,15 @@ def assert_same_table(spark, path_a, path_b, order=("doc_id", "token_index")):
     cols = sorted(a.columns)
     assert cols == sorted(b.columns)
     assert_df_equality(a.select(cols).orderBy(*order), b.select(cols).orderBy(*order), ignore_nullable=True)
+
+
+def files_per_partition(spark, path) -> dict[str, list[int]]:
+    """The data files a table reads now (Delta: the current version's), by partition directory: their sizes."""
+    from collections import defaultdict
+    from urllib.parse import unquote, urlparse
+
+    found: dict[str, list[int]] = defaultdict(list)
+    for uri in read_table(spark, path).inputFiles():
+        file = Path(unquote(urlparse(uri).path))
+        found[str(file.parent.relative_to(Path(str(path))))].append(file.stat().st_size)
+    return dict(found)

@@ -12,7 +12,7 @@ import pytest
 from chispa import assert_df_equality
 from click.testing import CliRunner
 
-from lake_helpers import job_config, write_corpus, read_table
+from lake_helpers import JOB_CORPUS as CORPUS, files_per_partition, job_config, read_table, write_corpus
 
 from pipelines.cli import main
 from pipelines.job import JobError, run_annotate
@@ -21,26 +21,12 @@ from pipelines.session import library_conf, log4j_config_path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-CORPUS = {
-    "de": [("de-1", "Der Hund schläft. Die Katze auch!"), ("de-2", "Berlin ist groß.")],
-    "zh": [("zh-1", "北京是中国的首都。今天天气很好！")],
-    "xx": [("xx-1", None), ("xx-2", ""), ("xx-3", "  \t"), ("xx-4", "ok \x07 🙂")],
-}
-
 
 def config(tmp_path, corpus_dir, bundle, **output):
     return job_config(tmp_path / "lake", corpus_dir, bundle, **{f"output__{k}": v for k, v in output.items()})
 
 
-@pytest.fixture(scope="module")
-def corpus_dir(tmp_path_factory):
-    return write_corpus(tmp_path_factory.mktemp("corpus"), CORPUS)
-
-
-@pytest.fixture(scope="module")
-def first_run(spark, tmp_path_factory, corpus_dir, demo_bundle):
-    tmp = tmp_path_factory.mktemp("run")
-    return run_annotate(config(tmp, corpus_dir, demo_bundle.path), spark=spark)
+# corpus_dir and first_run (the one job run these tests share with test_report): tests/integration/conftest.py
 
 
 def test_token_table_has_one_row_per_token_with_offsets_into_the_text(spark, first_run, demo_bundle):
@@ -74,6 +60,8 @@ def test_run_manifest_accounts_for_every_row(spark, first_run, demo_bundle):
     embedder = manifest["counts"].pop("embedder")  # the workers' own counters: every token went through the model
     assert embedder["pieces"] >= written and embedder["model_calls"] >= 1 and embedder["model_seconds"] > 0
     assert embedder["padding_ratio"] == round(embedder["padded_pieces"] / embedder["pieces"], 4)
+    assert 1 <= embedder["windows"] <= embedder["pieces"]
+    assert manifest["progress"][-1]["tokens"] == written  # the samples of the report's throughput plot end at all
     assert manifest["counts"] == {
         "input_rows": 7, "annotated_rows": 4, "rows_with_tokens": 4, "kept_empty_rows": 0, "quarantined_rows": 3,
         "quarantined_by_reason": {"blank_text": 1, "empty_text": 1, "null_text": 1}, "tokens": written}
@@ -82,6 +70,14 @@ def test_run_manifest_accounts_for_every_row(spark, first_run, demo_bundle):
     assert [p["values"] for p in manifest["input"]["annotated_partitions"]] == [
         {"lang": "de"}, {"lang": "xx"}, {"lang": "zh"}]
     assert manifest["config"]["input"]["path"].endswith("corpus0") and manifest["duration_s"] > 0
+
+
+def test_every_table_gets_one_file_per_partition_not_one_per_task(spark, first_run):
+    # the rows of a partition are spread over tasks_per_core x cores tasks for the model pass; the
+    # writer gathers them again (output.target_file_mb, far above these few KiB)
+    for table, path in first_run.tables.items():
+        layout = files_per_partition(spark, path)
+        assert layout and all(len(sizes) == 1 for sizes in layout.values()), (table, layout)
 
 
 def test_rerun_replaces_only_the_partitions_it_writes(spark, tmp_path, corpus_dir, demo_bundle):

@@ -15,10 +15,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from lake_helpers import job_config, read_table, write_corpus
+from lake_helpers import files_per_partition, job_config, read_table, write_corpus
 
 from pipelines.errors import JobError, RunInProgress
 from pipelines.job import run_annotate
+from pipelines.lake import Lake
+from pipelines.state import Partition
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -227,3 +229,38 @@ def test_text_stored_as_binary_is_read_as_utf8(spark, tmp_path, demo_bundle):
     tokens = [r.token for r in read_table(spark, tmp_path / "lake" / "token_embeddings").orderBy("token_index").collect()]
     assert tokens == ["Le", "chien", "dort", "."]
     assert manifest(result)["counts"]["quarantined_by_reason"] == {"error": 1}
+
+
+# --- file sizes ----------------------------------------------------------------------------------
+def _rows_spread_over_tasks(spark, rows: int = 8000, tasks: int = 8):
+    """Rows of two partitions in every one of ``tasks`` tasks, ~256 incompressible bytes each (like vectors)."""
+    from pyspark.sql import functions as F
+
+    return spark.range(rows).repartition(tasks).select(
+        F.col("id"), F.when(F.col("id") % 2 == 0, "a").otherwise("b").alias("part"),
+        F.array(*[F.rand(seed).cast("float") for seed in range(64)]).alias("vector"))
+
+
+PARTS = [Partition((("part", "a"),), ""), Partition((("part", "b"),), "")]
+
+
+def test_a_partition_gets_one_file_or_one_per_target_size_not_one_per_task(spark, tmp_path):
+    rows = _rows_spread_over_tasks(spark)
+    layouts = {}
+    for target_mb in (0, 128, 0.25):
+        lake = Lake(spark, str(tmp_path / f"lake-{target_mb}"), "delta", target_mb)
+        lake.replace("t", rows, ["part"], PARTS, "run-1")
+        assert lake.read("t").count() == 8000
+        layouts[target_mb] = files_per_partition(spark, tmp_path / f"lake-{target_mb}" / "t")
+    assert sorted(layouts[0]) == ["part=a", "part=b"]
+    assert all(len(sizes) == 8 for sizes in layouts[0].values())  # 0: Spark's default, a file per task
+    assert all(len(sizes) == 1 for sizes in layouts[128].values())  # each ~1 MiB partition: one file
+    for sizes in layouts[0.25].values():  # ~1 MiB in files of at most about a quarter of it
+        assert 2 <= len(sizes) <= 8 and max(sizes) <= 0.5 * 1024 * 1024, sizes
+
+
+def test_a_plain_parquet_lake_gets_one_file_per_partition_too(spark, tmp_path):
+    lake = Lake(spark, str(tmp_path / "lake"), "parquet", 128)
+    lake.replace("t", _rows_spread_over_tasks(spark), ["part"], PARTS, "run-1")
+    layout = files_per_partition(spark, tmp_path / "lake" / "t")
+    assert {p: len(sizes) for p, sizes in layout.items()} == {"part=a": 1, "part=b": 1}
