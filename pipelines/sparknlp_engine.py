@@ -45,12 +45,18 @@ _REQUIRED_CLASSES = {
     "org.tensorflow.ndarray.buffer.LongDataBuffer": "the jar org.tensorflow:ndarray:0.3.3 (Spark NLP's BERT models "
                                                     "cannot be sent to executors without it)",
 }
+# Spark NLP's classifier annotators also link TensorFlow's Java API while loading an ONNX model.
+_CLASSIFIER_CLASS = ("org.tensorflow.Tensor", "the jar org.tensorflow:tensorflow-core-api:0.4.2 (Spark NLP's "
+                                              "classifier annotators cannot load a model without it)")
 
 
-def require_jar(spark) -> None:
+def require_jar(spark, classifiers: bool = False) -> None:
+    """One actionable error unless the session has the jars the engine needs (``classifiers``: those of
+    Spark NLP's classifier annotators too)."""
     from py4j.java_gateway import JavaClass
 
-    for class_name, what in _REQUIRED_CLASSES.items():
+    required = {**_REQUIRED_CLASSES, **dict([_CLASSIFIER_CLASS] if classifiers else [])}
+    for class_name, what in required.items():
         try:
             found = spark._jvm
             for part in class_name.split("."):
@@ -61,7 +67,7 @@ def require_jar(spark) -> None:
             raise SparkNlpUnavailable(
                 f"engine: sparknlp needs {what} on the cluster, and this Spark session does not have it. "
                 "Install it (Databricks: Maven libraries com.johnsnowlabs.nlp:spark-nlp_2.12:5.5.3 and "
-                "org.tensorflow:ndarray:0.3.3; spark-submit: --jars with the files `python -m pipelines.jars paths "
+                "org.tensorflow:ndarray:0.3.3, plus org.tensorflow:tensorflow-core-api:0.4.2 for classifiers; spark-submit: --jars with the files `python -m pipelines.jars paths "
                 "sparknlp` lists), let the job start Spark itself (it hands over the jars `make jars` fetched), or "
                 "use engine: native, which needs no jar.")
 
