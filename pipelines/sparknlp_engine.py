@@ -121,6 +121,27 @@ def embeddings_from_bundle(bundle, spark, folder: str | Path | None = None):
             .setDimension(m.dimension).setStorageRef(m.storage_ref))
 
 
+def sparknlp_classifier_name(manifest) -> str:
+    """The Spark NLP annotator that runs a classifier bundle: Bert/DistilBert For Token/Sequence Classification."""
+    prefix = {"bert": "Bert", "distilbert": "DistilBert"}[manifest.model_type]
+    return prefix + {"token-classification": "ForTokenClassification",
+                     "sequence-classification": "ForSequenceClassification"}[manifest.task]
+
+
+def classifier_from_bundle(bundle, spark, folder: str | Path | None = None):
+    """The real Spark NLP classifier annotator running a classifier ``bundle``'s graph (the same export as
+    :func:`embeddings_from_bundle`: ``model.onnx``, ``assets/vocab.txt``, ``assets/labels.txt``)."""
+    import sparknlp.annotator
+
+    from pipelines.model.sparknlp_io import export_for_sparknlp
+
+    target = Path(folder) if folder else export_folder(bundle)
+    if folder or not (target / "model.onnx").exists():
+        export_for_sparknlp(bundle, target)
+    annotator = getattr(sparknlp.annotator, sparknlp_classifier_name(bundle.manifest))
+    return annotator.loadSavedModel(str(target), spark).setCaseSensitive(bundle.manifest.case_sensitive)
+
+
 def embeddings(config: JobConfig, spark):
     from sparknlp.annotator import BertEmbeddings
 

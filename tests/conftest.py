@@ -28,6 +28,10 @@ def spark():
         .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.driver.memory", "2g")
+        # Spark NLP 5.5.3 registers every ONNX model it imports with SparkContext.addFile under its file name
+        # (model.onnx), and the tests import several into this one session; in local mode each model keeps the
+        # ONNX session it opened at import, so replacing the registered file changes no model.
+        .config("spark.files.overwrite", "true")
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
