@@ -227,9 +227,10 @@ class JobConfig(_Strict):
         wants = [what for what, on in (("classify.model", self.classify.model),
                                        ("output.embeddings: false", not self.output.embeddings)) if on]
         if wants and self.engine == "sparknlp":
-            raise ValueError(f"{' and '.join(wants)} need engine: native (the sparknlp engine runs BertEmbeddings "
-                             "only: Spark NLP 5.5.3 registers every ONNX model it imports under one file name, "
-                             "model.onnx, so a second model in one Spark application fails or runs the wrong graph)")
+            raise ValueError(f"{' and '.join(wants)} need engine: native (the sparknlp engine runs "
+                             "BertEmbeddings only: Spark NLP 5.5.3 registers every ONNX model it imports under "
+                             "one file name, model.onnx, so a second model in one Spark application fails or "
+                             "runs the wrong graph)")
         if wants and self.output.annotations:
             raise ValueError(f"{' and '.join(wants)} cannot be combined with output.annotations: true yet")
         return self
