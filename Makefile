@@ -34,6 +34,7 @@ test: $(VENV)/.dev jars
 
 bench: $(VENV)/.dev jars
 	$(BIN)/python -m benchmarks.throughput
+	$(BIN)/python -m benchmarks.classifiers
 
 clean:
 	rm -rf lake models spark-warehouse

@@ -93,7 +93,8 @@ def ensure_models(models_dir: Path) -> dict[str, dict[str, Path]]:
             ckpt = write_checkpoint(root / f"{name}-checkpoint", architecture, labels, tokenizer, seed=seed)
             for precision, bundle in paths.items():
                 shutil.rmtree(bundle, ignore_errors=True)
-                prepare_model(bundle, from_dir=ckpt, precision=precision, kind="demo", name=f"bench-{name}-{precision}")
+                prepare_model(bundle, from_dir=ckpt, precision=precision, kind="demo",
+                              name=f"bench-{name}-{precision}")
             print(f"built {name} ({architecture}) in {time.perf_counter() - started:.0f}s", flush=True)
         out[name] = paths
     return out
@@ -149,7 +150,8 @@ def throughput(sentences: int, work: Path, models: dict) -> dict:
 
 
 # --- int8 agreement ------------------------------------------------------------------------------
-def sample_corpus() -> list[tuple[str, str]]:
+def sample_corpus(per_language: int = 0) -> list[tuple[str, str]]:
+    """The sample corpus's documents with text (``per_language`` > 0: the first that many of each language)."""
     import pyarrow.parquet as pq
 
     from pipelines.model.demo import SAMPLE_CORPUS_DIR
@@ -157,7 +159,8 @@ def sample_corpus() -> list[tuple[str, str]]:
     rows = []
     for part in sorted(SAMPLE_CORPUS_DIR.glob("lang=*/*.parquet")):
         if part.parent.name != "lang=mixed":  # the hostile documents are not text
-            rows += [(r["doc_id"], r["text"]) for r in pq.read_table(part).to_pylist() if (r["text"] or "").strip()]
+            docs = [(r["doc_id"], r["text"]) for r in pq.read_table(part).to_pylist() if (r["text"] or "").strip()]
+            rows += docs[:per_language] if per_language else docs
     return rows
 
 
@@ -170,7 +173,7 @@ def _labels_and_margins(annotations, labels: list[str]) -> tuple[list[str], list
     return results, margins
 
 
-def agreement(models: dict) -> dict:
+def agreement(models: dict, per_language: int = 0) -> dict:
     from pyspark.ml import Pipeline
 
     from pipelines.classify import stages as classify_stages
@@ -180,7 +183,7 @@ def agreement(models: dict) -> dict:
 
     spark = get_spark(SparkSettings(master="local[2]", app_name="corpus-nlp-int8-agreement"), libraries=[])
     spark.sparkContext.setLogLevel("ERROR")
-    docs = sample_corpus()
+    docs = sample_corpus(per_language)
     df = spark.createDataFrame(docs, "doc_id string, text string")
     stages = [DocumentAssembler().setInputCol("text").setOutputCol("document"),
               SentenceDetector().setInputCols(["document"]).setOutputCol("sentence"),
@@ -221,10 +224,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--models", type=Path, default=ROOT / "models")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     ap.add_argument("--agreement", action="store_true", help="measure int8 vs fp32 labels instead of throughput")
+    ap.add_argument("--per-language", type=int, default=0,
+                    help="--agreement: the first N documents of each language (0: all)")
     a = ap.parse_args(argv)
     models = ensure_models(a.models)
     if a.agreement:
-        result = {"int8_agreement": agreement(models)}
+        result = {"int8_agreement": agreement(models, a.per_language)}
     else:
         with tempfile.TemporaryDirectory(prefix="corpus-nlp-bench-classifiers-") as tmp:
             result = {"sentences": a.sentences, "throughput": throughput(a.sentences, Path(tmp), models)}
