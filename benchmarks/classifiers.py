@@ -114,12 +114,16 @@ def job_config(corpus: Path, lake: Path, tagger: Path | None = None, sentiment: 
 
 
 def timed_run(spark, config) -> tuple[float, dict]:
+    """Seconds and counts of one job run; the counts carry the host's 1-minute load average at the end
+    (the machine may be shared: above the core count, other processes took part of the CPU)."""
+    import os
+
     from pipelines.job import run_annotate
 
     shutil.rmtree(config.output.path, ignore_errors=True)
     started = time.perf_counter()
     result = run_annotate(config, spark=spark)
-    return time.perf_counter() - started, result.manifest["counts"]
+    return time.perf_counter() - started, {**result.manifest["counts"], "load_avg_1m": os.getloadavg()[0]}
 
 
 def throughput(sentences: int, work: Path, models: dict) -> dict:
@@ -138,11 +142,13 @@ def throughput(sentences: int, work: Path, models: dict) -> dict:
             timed_run(spark, job_config(warmup, work / "lake-warmup", tagger=tagger, sentiment=sentiment))
             seconds, counts = timed_run(spark, job_config(corpus, work / "lake", tagger=tagger))
             results[f"tagger_{precision}"] = {"seconds": round(seconds, 1), "tokens": counts["tokens"],
-                                              "tokens_per_s": round(counts["tokens"] / seconds, 1)}
+                                              "tokens_per_s": round(counts["tokens"] / seconds, 1),
+                                              "load_avg_1m": counts["load_avg_1m"]}
             seconds, counts = timed_run(spark, job_config(corpus, work / "lake", sentiment=sentiment))
             docs = counts["annotated_rows"]
             results[f"sentiment_{precision}"] = {"seconds": round(seconds, 1), "documents": docs,
-                                                 "documents_per_s": round(docs / seconds, 2)}
+                                                 "documents_per_s": round(docs / seconds, 2),
+                                                 "tokens": counts["tokens"], "load_avg_1m": counts["load_avg_1m"]}
             print(precision, results[f"tagger_{precision}"], results[f"sentiment_{precision}"], flush=True)
     finally:
         spark.stop()
