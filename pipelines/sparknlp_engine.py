@@ -135,6 +135,7 @@ def classifier_from_bundle(bundle, spark, folder: str | Path | None = None):
 
     from pipelines.model.sparknlp_io import export_for_sparknlp
 
+    require_jar(spark, classifiers=True)  # one line naming the jar, not a NoClassDefFoundError trace
     target = Path(folder) if folder else export_folder(bundle)
     if folder or not (target / "model.onnx").exists():
         export_for_sparknlp(bundle, target)
