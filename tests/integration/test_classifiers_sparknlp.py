@@ -124,3 +124,14 @@ def test_sequence_classifier_labels_equal_spark_nlp(spark, spark_nlp_tokens, tmp
             compared += 1
     assert compared >= 6 and len(distinct) > 1
     assert worst <= SCORE_TOLERANCE
+
+
+def test_a_session_without_the_classifier_jar_is_one_clear_error(spark, tmp_path, monkeypatch):
+    bundle = _bundle(tmp_path, "BertForSequenceClassification", seed=42)
+    # a class this session cannot have stands in for org.tensorflow.Tensor of a session without the jar
+    monkeypatch.setattr(sparknlp_engine, "_CLASSIFIER_CLASS",
+                        ("org.tensorflow.NoSuchTensor", sparknlp_engine._CLASSIFIER_CLASS[1]))
+    with pytest.raises(sparknlp_engine.SparkNlpUnavailable,
+                       match=r"needs the jar org\.tensorflow:tensorflow-core-api:0\.4\.2 .*classifier annotators"):
+        sparknlp_engine.classifier_from_bundle(bundle, spark, tmp_path / "export")
+    assert not (tmp_path / "export").exists()  # refused before anything was written
