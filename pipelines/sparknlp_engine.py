@@ -68,8 +68,9 @@ def require_jar(spark, classifiers: bool = False) -> None:
                 f"engine: sparknlp needs {what} on the cluster, and this Spark session does not have it. "
                 "Install it (Databricks: Maven libraries com.johnsnowlabs.nlp:spark-nlp_2.12:5.5.3 and "
                 "org.tensorflow:ndarray:0.3.3, plus org.tensorflow:tensorflow-core-api:0.4.2 for classifiers; "
-                "spark-submit: --jars with the files `python -m pipelines.jars paths sparknlp` lists), let the job start Spark itself (it hands over the jars `make jars` fetched), or "
-                "use engine: native, which needs no jar.")
+                "spark-submit: --jars with the files `python -m pipelines.jars paths sparknlp` lists), let the "
+                "job start Spark itself (it hands over the jars `make jars` fetched), or use engine: native, "
+                "which needs no jar.")
 
 
 def model_source(config: JobConfig) -> str:
