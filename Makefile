@@ -36,6 +36,7 @@ test: $(VENV)/.dev jars
 bench: $(VENV)/.dev jars
 	$(BIN)/python -m benchmarks.throughput
 	$(BIN)/python -m benchmarks.frontier
+	$(BIN)/python -m benchmarks.classifiers
 
 clean:
 	rm -rf lake models spark-warehouse

@@ -31,6 +31,8 @@ LOG_LEVEL = click.Choice(["ALL", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF
 @click.option("--ner", "ner_path", help="NER directory from train-ner, or a token-classification bundle (overrides "
               "ner.model)")
 @click.option("--no-ner", is_flag=True, help="annotate without NER, whatever ner.model says")
+@click.option("--classify", "classify_path", help="sequence-classification bundle from prepare-model (overrides "
+              "classify.model): a classifications table")
 @click.option("--incremental/--no-incremental", default=None,
               help="annotate only partitions not yet done with this pipeline (overrides `incremental`)")
 @click.option("--full-refresh", is_flag=True, default=None, help="redo every selected partition")
@@ -44,8 +46,8 @@ LOG_LEVEL = click.Choice(["ALL", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF
               help="json: notes, progress, summary and errors as one JSON object per line")
 @click.option("--show", default=5, show_default=True, help="print this many token rows at the end")
 @friendly_errors
-def annotate(config_path, input_path, output_path, model_path, ner_path, no_ner, incremental, full_refresh,
-             partitions, dry_run, log_level, quiet, log_format, show):
+def annotate(config_path, input_path, output_path, model_path, ner_path, no_ner, classify_path, incremental,
+             full_refresh, partitions, dry_run, log_level, quiet, log_format, show):
     """Run the annotation job described by --config (without it: the bundled sample corpus)."""
     from pipelines import log
     from pipelines.config import load_config
@@ -54,6 +56,7 @@ def annotate(config_path, input_path, output_path, model_path, ner_path, no_ner,
     require_spark()
     config = load_config(config_path, {
         "input.path": input_path, "output.path": output_path, "model.bundle": model_path, "ner.model": "" if no_ner else ner_path,
+        "classify.model": classify_path,
         "incremental": incremental, "full_refresh": full_refresh, "partitions": list(partitions) or None,
         "spark.log_level": log_level,
     })

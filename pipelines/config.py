@@ -298,8 +298,10 @@ class JobConfig(_Strict):
         wants = [what for what, on in (("classify.model", self.classify.model),
                                        ("output.embeddings: false", not self.output.embeddings)) if on]
         if wants and self.engine == "sparknlp":
-            raise ValueError(f"{' and '.join(wants)} need engine: native (Spark NLP 5.5.3's classifiers need "
-                             "TensorFlow's Java classes, which the jar set leaves out)")
+            raise ValueError(f"{' and '.join(wants)} need engine: native (the sparknlp engine runs "
+                             "BertEmbeddings only: Spark NLP 5.5.3 registers every ONNX model it imports under "
+                             "one file name, model.onnx, so a second model in one Spark application fails or "
+                             "runs the wrong graph)")
         if self.output.embedding_dtype == "int8" and (self.output.annotations or self.engine == "sparknlp"):
             raise ValueError("output.embedding_dtype: int8 needs engine: native and output.annotations: false "
                              "(the token table is then written straight from the workers); use float16 otherwise")

@@ -14,11 +14,20 @@ would take its own copy first anyway.
 Why Spark NLP 5.5.3 and Spark 3.5: it is the newest Spark NLP build Maven Central serves to our
 machines (no 6.x or 7.x, no Scala 2.13 build), and three of its dependencies are not served at all
 (the TensorFlow, OpenVINO and llama.cpp native runtimes), so they are excluded: the rule-based text
-annotators and the ONNX BertEmbeddings do not load them. One pure-Java piece of TensorFlow is added back
-(``org.tensorflow:ndarray``, which Maven Central serves): Spark NLP's ``Bert`` model class has methods
-whose signatures name its buffer types, and Java serialization (the broadcast of every ONNX BERT model)
-resolves every method signature of the class it writes, so without it ``BertEmbeddings.loadSavedModel``
-fails with ``NoClassDefFoundError: org/tensorflow/ndarray/buffer/LongDataBuffer``.
+annotators and the ONNX BertEmbeddings do not load them. Two pure-Java pieces of TensorFlow are added
+back from the upstream TensorFlow Java project, which Maven Central serves (their native code is never
+loaded on the ONNX path):
+
+- ``org.tensorflow:ndarray``: Spark NLP's ``Bert`` model class has methods whose signatures name its
+  buffer types, and Java serialization (the broadcast of every ONNX BERT model) resolves every method
+  signature of the class it writes, so without it ``BertEmbeddings.loadSavedModel`` fails with
+  ``NoClassDefFoundError: org/tensorflow/ndarray/buffer/LongDataBuffer``;
+- ``org.tensorflow:tensorflow-core-api`` 0.4.2 (the API that Spark NLP's own ``tensorflow-cpu_2.12:0.4.4``
+  build repackages): the classifier annotators (``BertForTokenClassification``,
+  ``(DistilBert|Bert)ForSequenceClassification``) link ``org.tensorflow.Tensor`` while loading even an
+  ONNX model, so without it their ``loadSavedModel`` fails with ``NoClassDefFoundError:
+  org/tensorflow/Tensor``. It brings javacpp (Java only here) and protobuf-java 3.19.4, the protobuf
+  that Spark NLP's full dependency set resolves to as well.
 """
 
 from __future__ import annotations
@@ -61,7 +70,7 @@ LIBRARIES: dict[str, dict[str, JvmLibrary]] = {
             ("com.johnsnowlabs.nlp", "tensorflow-cpu_2.12"),
             ("com.johnsnowlabs.nlp", "jsl-llamacpp-cpu_2.12"),
             ("com.johnsnowlabs.nlp", "jsl-openvino-cpu_2.12"),
-        ), extras=(("org.tensorflow", "ndarray", "0.3.3"),)),
+        ), extras=(("org.tensorflow", "ndarray", "0.3.3"), ("org.tensorflow", "tensorflow-core-api", "0.4.2"))),
         "delta": JvmLibrary("delta", "io.delta", "delta-spark_2.12", "3.3.2"),
     },
     "4.0": {  # no Spark NLP build for Spark 4 is served to our machines

@@ -45,12 +45,18 @@ _REQUIRED_CLASSES = {
     "org.tensorflow.ndarray.buffer.LongDataBuffer": "the jar org.tensorflow:ndarray:0.3.3 (Spark NLP's BERT models "
                                                     "cannot be sent to executors without it)",
 }
+# Spark NLP's classifier annotators also link TensorFlow's Java API while loading an ONNX model.
+_CLASSIFIER_CLASS = ("org.tensorflow.Tensor", "the jar org.tensorflow:tensorflow-core-api:0.4.2 (Spark NLP's "
+                                              "classifier annotators cannot load a model without it)")
 
 
-def require_jar(spark) -> None:
+def require_jar(spark, classifiers: bool = False) -> None:
+    """One actionable error unless the session has the jars the engine needs (``classifiers``: those of
+    Spark NLP's classifier annotators too)."""
     from py4j.java_gateway import JavaClass
 
-    for class_name, what in _REQUIRED_CLASSES.items():
+    required = {**_REQUIRED_CLASSES, **dict([_CLASSIFIER_CLASS] if classifiers else [])}
+    for class_name, what in required.items():
         try:
             found = spark._jvm
             for part in class_name.split("."):
@@ -61,9 +67,10 @@ def require_jar(spark) -> None:
             raise SparkNlpUnavailable(
                 f"engine: sparknlp needs {what} on the cluster, and this Spark session does not have it. "
                 "Install it (Databricks: Maven libraries com.johnsnowlabs.nlp:spark-nlp_2.12:5.5.3 and "
-                "org.tensorflow:ndarray:0.3.3; spark-submit: --jars with the files `python -m pipelines.jars paths "
-                "sparknlp` lists), let the job start Spark itself (it hands over the jars `make jars` fetched), or "
-                "use engine: native, which needs no jar.")
+                "org.tensorflow:ndarray:0.3.3, plus org.tensorflow:tensorflow-core-api:0.4.2 for classifiers; "
+                "spark-submit: --jars with the files `python -m pipelines.jars paths sparknlp` lists), let the "
+                "job start Spark itself (it hands over the jars `make jars` fetched), or use engine: native, "
+                "which needs no jar.")
 
 
 def model_source(config: JobConfig) -> str:
@@ -113,6 +120,28 @@ def embeddings_from_bundle(bundle, spark, folder: str | Path | None = None):
     m = bundle.manifest
     return (BertEmbeddings.loadSavedModel(str(target), spark).setCaseSensitive(m.case_sensitive)
             .setDimension(m.dimension).setStorageRef(m.storage_ref))
+
+
+def sparknlp_classifier_name(manifest) -> str:
+    """The Spark NLP annotator that runs a classifier bundle: Bert/DistilBert For Token/Sequence Classification."""
+    prefix = {"bert": "Bert", "distilbert": "DistilBert"}[manifest.model_type]
+    return prefix + {"token-classification": "ForTokenClassification",
+                     "sequence-classification": "ForSequenceClassification"}[manifest.task]
+
+
+def classifier_from_bundle(bundle, spark, folder: str | Path | None = None):
+    """The real Spark NLP classifier annotator running a classifier ``bundle``'s graph (the same export as
+    :func:`embeddings_from_bundle`: ``model.onnx``, ``assets/vocab.txt``, ``assets/labels.txt``)."""
+    import sparknlp.annotator
+
+    from pipelines.model.sparknlp_io import export_for_sparknlp
+
+    require_jar(spark, classifiers=True)  # one line naming the jar, not a NoClassDefFoundError trace
+    target = Path(folder) if folder else export_folder(bundle)
+    if folder or not (target / "model.onnx").exists():
+        export_for_sparknlp(bundle, target)
+    annotator = getattr(sparknlp.annotator, sparknlp_classifier_name(bundle.manifest))
+    return annotator.loadSavedModel(str(target), spark).setCaseSensitive(bundle.manifest.case_sensitive)
 
 
 def embeddings(config: JobConfig, spark):

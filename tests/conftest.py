@@ -30,6 +30,10 @@ def spark(tmp_path_factory):
         .config("spark.driver.memory", "2g")
         # the catalog's default database lives here, not in ./spark-warehouse of the checkout
         .config("spark.sql.warehouse.dir", str(tmp_path_factory.mktemp("spark-warehouse")))
+        # Spark NLP 5.5.3 registers every ONNX model it imports with SparkContext.addFile under its file name
+        # (model.onnx), and the tests import several into this one session; in local mode each model keeps the
+        # ONNX session it opened at import, so replacing the registered file changes no model.
+        .config("spark.files.overwrite", "true")
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")

@@ -1,8 +1,6 @@
 """Fine-tuned classifier stages through Spark: Hugging Face's scores and labels, NerConverter on top, one pass.
 
-Not here: the same ONNX model in the real Spark NLP BertForTokenClassification. Its loadSavedModel (5.5.3)
-links TensorFlow's Java classes (org.tensorflow.Tensor) even for an ONNX model, and those jars are not in
-our jar set (see pipelines/jars.py); the export layout is checked in tests/unit/test_classifier_bundle.py."""
+The same ONNX models in the real Spark NLP annotators: tests/integration/test_classifiers_sparknlp.py."""
 
 from __future__ import annotations
 

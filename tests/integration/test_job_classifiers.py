@@ -10,12 +10,14 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from lake_helpers import job_config, read_table, write_corpus
 
 from classifier_checkpoints import NER_LABELS, SENTIMENT_LABELS, TEXTS, hf_word_logits, wordpiece_tokenizer, \
     write_classifier_checkpoint
 from pipelines.classify.classifier import softmax
 from pipelines import state
+from pipelines.cli import main
 from pipelines.dry_run import dry_run
 from pipelines.job import JobError, build_stages, model_summaries, run_annotate
 from pipelines.model.prepare import prepare_model
@@ -108,11 +110,26 @@ def test_token_classifier_as_ner_and_document_classifier_then_incremental_runs(s
     plan = dry_run(config, spark)  # the dry run computes the same fingerprint and reads the same tables
     assert plan.fingerprint == result.manifest["fingerprint"]
     assert plan.partitions == [("lang=de", "skip", "done"), ("lang=en", "skip", "done")]
+    assert _cli_dry_run_fingerprint(config, "--ner", str(tagger), "--classify", str(sentiment)) == plan.fingerprint
 
     # same weights under other labels: another fingerprint, so an incremental run would redo every partition
     relabelled = config.model_copy(update={"classify": config.classify.model_copy(
         update={"model": str(models["relabelled"][1])})})
     assert _fingerprint(relabelled, demo_bundle) != _fingerprint(config, demo_bundle) == result.manifest["fingerprint"]
+
+
+def _cli_dry_run_fingerprint(config, *flags: str) -> str:
+    """`corpus-nlp annotate --dry-run` with ``flags`` on ``config``'s corpus, lake and model: its fingerprint."""
+    from pipelines import log
+
+    args = ["annotate", "--input", config.input.path, "--output", config.output.path, "--model", config.model.bundle,
+            "--incremental", "--dry-run", "--log-format", "json", *flags]
+    try:
+        cli = CliRunner().invoke(main, args)
+    finally:
+        log.configure()  # the CLI set JSON output for this process
+    assert cli.exit_code == 0, cli.output
+    return next(json.loads(line)["fingerprint"] for line in cli.output.splitlines() if '"fingerprint"' in line)
 
 
 def _fingerprint(config, bundle) -> str:

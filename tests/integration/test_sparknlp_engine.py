@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from lake_helpers import job_config, write_corpus
+from sparknlp_losses import spark_nlp_loses_part_of
 
 from pipelines import sparknlp_engine, state
 from pipelines.cli import main
@@ -73,15 +73,6 @@ def embed_both(tokens_df, their_bert, bundle_path, max_sentence_length=128):
     ours = BertEmbeddings(modelPath=str(bundle_path), maxSentenceLength=max_sentence_length) \
         .setInputCols(["sentence", "token"]).setOutputCol("ours").transform(theirs)
     return {r.doc_id: (r.theirs, r.ours, r.token) for r in ours.select("doc_id", "theirs", "ours", "token").collect()}
-
-
-def spark_nlp_loses_part_of(token: str, tokenizer) -> bool:
-    """Spark NLP's known losses inside one token (README "Differences"): it keeps only the first word BERT's
-    basic tokenizer cuts the token into ("south-west" -> "south", a CJK run -> its first character), and it
-    strips accents whatever the casing (NFD, then no combining marks: "Für" -> "Fur", Hangul -> jamo)."""
-    words = tokenizer.pre_tokenizer.pre_tokenize_str(tokenizer.normalizer.normalize_str(token))
-    stripped = "".join(c for c in unicodedata.normalize("NFD", token) if unicodedata.category(c) != "Mn")
-    return len(words) != 1 or stripped != token
 
 
 def sentences_without_known_losses(theirs, ours, tokenizer):
