@@ -141,7 +141,9 @@ def _build(wheel: Path, constraints: str, workdir: Path, target: Path) -> None:
 
 
 def _run(cmd: list[str], what: str) -> None:
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    # Without the caller's PYTHONPATH: pip would take a source checkout on it for the installed package.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
         raise PackError(f"{what} failed: {lines[-1] if lines else f'exit status {done.returncode}'}")
