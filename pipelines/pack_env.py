@@ -65,7 +65,11 @@ def pack_env(out: Path, wheel: Path | None = None) -> PackedEnv:
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.resolve() != cached.resolve():
         part = out.with_name(f".{out.name}.part")
-        shutil.copyfile(cached, part)
+        part.unlink(missing_ok=True)
+        try:
+            os.link(cached, part)  # the cache and dist/ usually share a disk: no copy of ~160 MiB
+        except OSError:
+            shutil.copyfile(cached, part)
         os.replace(part, out)
     return PackedEnv(out, out.stat().st_size, round(time.time() - started, 1), hit)
 
