@@ -112,8 +112,10 @@ def executor_requirements(wheel: Path) -> list[str]:
 
 
 def env_key(wheel: Path, constraints: str) -> str:
-    """What the archive depends on: the wheel's files (its RECORD of sha256s), the versions, the Python."""
-    text = "\n".join([_wheel_text(wheel, "RECORD"), constraints, sys.version])
+    """What the archive depends on: the wheel's code (its RECORD of sha256s, less the metadata, which holds
+    the README), its requirements, the versions, the Python."""
+    code = [line for line in _wheel_text(wheel, "RECORD").splitlines() if ".dist-info/" not in line.split(",")[0]]
+    text = "\n".join([*code, *executor_requirements(wheel), constraints, sys.version])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -139,6 +141,7 @@ def _build(wheel: Path, constraints: str, workdir: Path, target: Path) -> None:
     part = target.with_name(f".{target.name}.{os.getpid()}.part.tar.gz")
     try:
         venv_pack.pack(prefix=str(env), output=str(part), force=True)
+        os.chmod(part, 0o644)  # venv-pack writes 0600; a cluster may read it as another user
         os.replace(part, target)
     finally:
         part.unlink(missing_ok=True)
