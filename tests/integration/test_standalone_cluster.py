@@ -24,6 +24,8 @@ import yaml
 from lake_helpers import assert_same_table, job_config, write_corpus
 
 from pipelines.job import run_annotate
+from pipelines.lake import QUARANTINE_TABLE, TOKEN_TABLE
+from pipelines.session import log4j_config_path
 
 pytestmark = pytest.mark.slow
 
@@ -120,6 +122,7 @@ def test_a_job_submitted_to_a_clean_standalone_cluster_writes_the_lake_of_a_loca
               "--archives", f"{packed_env}#env", "--conf", "spark.pyspark.python=./env/bin/python",
               "--conf", f"spark.pyspark.driver.python={sys.executable}",
               "--conf", "spark.executor.memory=1g", "--conf", "spark.task.maxFailures=1",
+              "--driver-java-options", f"-Dlog4j2.configurationFile={log4j_config_path()}",
               str(ROOT / "jobs" / "annotate_corpus.py"), "--config", str(config_file), "--show", "0"]
     # The driver keeps the user's environment (this checkout's code); the executor gets only the archive.
     done = subprocess.run(submit, env=_clean_env(PYTHONPATH=str(ROOT), HOME=str(Path.home())), cwd=tmp_path,
@@ -134,5 +137,7 @@ def test_a_job_submitted_to_a_clean_standalone_cluster_writes_the_lake_of_a_loca
 
     local = job_config(tmp_path / "local-lake", corpus, model, output__format="parquet", ner__model=None)
     run_annotate(local, spark=spark)
-    for table, order in (("token_embeddings", ("doc_id", "token_index")), ("quarantine", ("doc_id",))):
+    counts = manifests[0]["counts"]
+    assert counts["tokens"] > 0 and counts["quarantined_by_reason"] == {"blank_text": 1, "null_text": 1}, counts
+    for table, order in ((TOKEN_TABLE, ("doc_id", "token_index")), (QUARANTINE_TABLE, ("doc_id",))):
         assert_same_table(spark, tmp_path / "cluster-lake" / table, tmp_path / "local-lake" / table, order)
