@@ -41,7 +41,7 @@ FETCHED_DIR = ("models", "fetched")
 T = TypeVar("T")
 
 _fetched: dict[tuple[str, int], Path] = {}  # (uri, manifest modification time) -> checked local copy
-_shipped: set[tuple[int, str]] = set()  # (SparkContext, archive) already added
+_shipped: set[tuple[str, str]] = set()  # (Spark application, archive) already added
 
 
 class ModelFetchError(CorpusNlpError):
@@ -91,9 +91,9 @@ def for_executors(path: str, local: Path) -> str:
     if not is_uri(path) or sc is None or sc.master.startswith("local"):
         return str(local)
     archive = _archive(local)
-    if (id(sc), str(archive)) not in _shipped:
+    if (sc.applicationId, str(archive)) not in _shipped:  # Spark warns on a second add of the same path
         sc.addArchive(str(archive))
-        _shipped.add((id(sc), str(archive)))
+        _shipped.add((sc.applicationId, str(archive)))
     return SHIPPED + archive.name
 
 
