@@ -92,10 +92,14 @@ def build_wheel(workdir: Path) -> Path:
 
 
 def driver_constraints() -> str:
-    """``name==version`` of every package in this environment (but the project and local builds)."""
-    pins = {f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions()
-            if d.metadata["Name"] and d.metadata["Name"].lower() != PROJECT and "+" not in d.version}
-    return "\n".join(sorted(pins)) + "\n"
+    """``name==version`` of every package in this environment (but the project and local builds). A name
+    found at two versions (a half-finished upgrade leaves two .dist-info) is left to pip, not pinned twice."""
+    versions: dict[str, set[str]] = {}
+    for d in importlib.metadata.distributions():
+        name = re.sub(r"[-_.]+", "-", d.metadata["Name"] or "").lower()
+        if name and name != PROJECT and "+" not in d.version:
+            versions.setdefault(name, set()).add(d.version)
+    return "".join(f"{name}=={v.pop()}\n" for name, v in sorted(versions.items()) if len(v) == 1)
 
 
 def executor_requirements(wheel: Path) -> list[str]:
@@ -153,4 +157,5 @@ def _run(cmd: list[str], what: str) -> None:
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
-        raise PackError(f"{what} failed: {lines[-1] if lines else f'exit status {done.returncode}'}")
+        cause = [line.strip() for line in lines if "ERROR" in line or "conflict" in line or line.startswith("    ")]
+        raise PackError(f"{what} failed: {'; '.join(cause[-6:] or lines[-1:]) or f'exit status {done.returncode}'}")
