@@ -4,7 +4,8 @@ PYTHONPATH), the job submitted with the packed executor environment (``--archive
 run's.
 
 The packed environment is cached under ~/.cache/corpus-nlp/envs by the wheel's contents, so a test session
-pays for it once per code version.
+pays for it once per code version (~85 s more on a busy 2-core machine). With it cached, the test took 160 s
+there (load ~10): master and worker ~25 s, the submitted job ~95 s, the local run ~15 s.
 """
 
 from __future__ import annotations
