@@ -102,6 +102,8 @@ def cluster(tmp_path):
     finally:
         for proc in reversed(started):
             _stop(proc)
+        for unpacked in (tmp_path / "work").glob("*/*/env"):  # ~550 MiB each; the executor logs stay
+            shutil.rmtree(unpacked, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
