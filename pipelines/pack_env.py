@@ -56,7 +56,7 @@ def pack_env(out: Path, wheel: Path | None = None) -> PackedEnv:
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="corpus-nlp-pack-") as tmp:
         wheel = Path(wheel) if wheel else build_wheel(Path(tmp))
-        constraints = driver_constraints()
+        constraints = driver_constraints(executor_requirements(wheel))
         cached = cache_dir() / "envs" / f"corpus-nlp-env-{env_key(wheel, constraints)}.tar.gz"
         hit = cached.is_file()
         if not hit:
@@ -91,15 +91,41 @@ def build_wheel(workdir: Path) -> Path:
     return next((workdir / "wheel").glob("*.whl"))
 
 
-def driver_constraints() -> str:
-    """``name==version`` of every package in this environment (but the project and local builds). A name
-    found at two versions (a half-finished upgrade leaves two .dist-info) is left to pip, not pinned twice."""
+def driver_constraints(requirements: list[str]) -> str:
+    """``name==version`` of ``requirements`` and what they require, as this environment has them (local
+    builds and the project left out): the executors get the driver's versions, and a package installed
+    here for another reason does not change the archive. A name found at two versions (a half-finished
+    upgrade leaves two .dist-info) is left to pip, not pinned twice."""
+    needed = _closure(requirements)
     versions: dict[str, set[str]] = {}
     for d in importlib.metadata.distributions():
-        name = re.sub(r"[-_.]+", "-", d.metadata["Name"] or "").lower()
-        if name and name != PROJECT and "+" not in d.version:
+        name = _normal(d.metadata["Name"] or "")
+        if name in needed and name != PROJECT and "+" not in d.version:
             versions.setdefault(name, set()).add(d.version)
     return "".join(f"{name}=={v.pop()}\n" for name, v in sorted(versions.items()) if len(v) == 1)
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _requirement_name(spec: str) -> str:
+    return _normal(re.match(r"[A-Za-z0-9_.\-]+", spec).group(0))
+
+
+def _closure(requirements: list[str]) -> set[str]:
+    """The names of ``requirements`` and, as installed here, all they require (extras aside)."""
+    todo, seen = [_requirement_name(r) for r in requirements], set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            todo += [_requirement_name(r) for r in importlib.metadata.requires(name) or [] if "extra ==" not in r]
+        except importlib.metadata.PackageNotFoundError:
+            pass  # not installed here: pip resolves it unpinned
+    return seen
 
 
 def executor_requirements(wheel: Path) -> list[str]:
@@ -109,8 +135,7 @@ def executor_requirements(wheel: Path) -> list[str]:
         if not line.startswith("Requires-Dist:"):
             continue
         spec = line.split(":", 1)[1].strip()
-        name = re.match(r"[A-Za-z0-9_.\-]+", spec).group(0)
-        if "extra ==" not in spec and name.lower().replace("_", "-") not in DRIVER_ONLY:
+        if "extra ==" not in spec and _requirement_name(spec) not in DRIVER_ONLY:
             requirements.append(spec)
     return requirements
 

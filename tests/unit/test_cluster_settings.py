@@ -6,7 +6,7 @@ import sys
 import zipfile
 
 from pipelines.config import SparkSettings
-from pipelines.pack_env import env_key, executor_requirements
+from pipelines.pack_env import driver_constraints, env_key, executor_requirements
 from pipelines.session import executor_python
 
 METADATA = """Metadata-Version: 2.1
@@ -53,3 +53,12 @@ def test_the_executors_python_comes_from_the_config_then_the_environment(monkeyp
     packed = SparkSettings(conf={"spark.archives": "dist/corpus-nlp-env.tar.gz#env",
                                  "spark.pyspark.python": "./env/bin/python"})
     assert executor_python(packed) == "./env/bin/python"
+
+
+def test_the_env_pins_the_drivers_versions_of_what_it_installs_and_nothing_else():
+    import importlib.metadata
+
+    pins = dict(line.split("==") for line in driver_constraints(["pydantic>=2.5"]).splitlines())
+    assert pins["pydantic"] == importlib.metadata.version("pydantic")
+    assert pins["pydantic-core"] == importlib.metadata.version("pydantic-core")  # what pydantic requires
+    assert "pytest" not in pins and "pyspark" not in pins
