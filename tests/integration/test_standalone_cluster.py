@@ -4,8 +4,9 @@ PYTHONPATH), the job submitted with the packed executor environment (``--archive
 run's.
 
 The packed environment is cached under ~/.cache/corpus-nlp/envs by the wheel's contents, so a test session
-pays for it once per code version (~85 s more on a busy 2-core machine). With it cached, the test took 160 s
-there (load ~10): master and worker ~25 s, the submitted job ~95 s, the local run ~15 s.
+pays for it once per code version. On a shared 2-core machine (load ~5) the whole test took 163 s with the
+environment packed afresh (setup 65 s, with the Spark session and the demo model), 87-91 s of it the test itself:
+master and worker, the submitted job, the local run.
 """
 
 from __future__ import annotations
