@@ -18,7 +18,7 @@ $(VENV)/.base: pyproject.toml constraints.txt | $(BIN)/python
 
 # Tests also compare with Hugging Face transformers on PyTorch (torch pinned to the CPU build).
 $(VENV)/.dev: pyproject.toml constraints.txt | $(BIN)/python
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[local,test,torch]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[local,test,torch,cluster]"
 	touch $@ $(VENV)/.base
 
 # The Spark NLP and Delta jars with their dependencies, through Maven, into ~/.cache/corpus-nlp/jars

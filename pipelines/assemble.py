@@ -9,6 +9,7 @@ from pipelines import log, sparknlp_engine
 from pipelines.config import JobConfig
 from pipelines.errors import JobError
 from pipelines.lake import is_local, local_path
+from pipelines.model_paths import has_file
 
 
 def prepare_models(config: JobConfig) -> dict[str, float]:
@@ -69,8 +70,8 @@ def ensure_ner(config: JobConfig, bundle: str) -> str | None:
 
 
 def _is_bundle(path: str) -> bool:
-    """A model bundle (prepare-model), as opposed to an NER directory (train-ner)."""
-    return is_local(path) and (local_path(path) / "manifest.json").exists()
+    """A model bundle (prepare-model), as opposed to an NER directory (train-ner); any Hadoop path."""
+    return has_file(path, "manifest.json")
 
 
 def build_stages(config: JobConfig, bundle: str | None, columns: list[str], ner_dir: str | None = None):
@@ -161,7 +162,7 @@ def _classifier_stage(config: JobConfig, path: str, task: str, key: str, batch_s
     from pipelines.classify import stages as classify_stages
     from pipelines.stages import verified_bundle
 
-    if not is_local(path) or not (local_path(path) / "manifest.json").exists():
+    if not has_file(path, "manifest.json"):
         raise JobError(f"{key} {path} is not a model bundle: build it with `corpus-nlp prepare-model --from-dir "
                        f"FINE_TUNED_CHECKPOINT --out {path}`")
     try:

@@ -196,6 +196,26 @@ def log_config_cmd():
     click.echo(log4j_config_path())
 
 
+@main.command("pack-env")
+@click.option("--out", default="dist/corpus-nlp-env.tar.gz", show_default=True, type=click.Path(),
+              help="the archive to write (.tar.gz)")
+@click.option("--wheel", type=click.Path(exists=True, dir_okay=False),
+              help="the corpus-nlp wheel to pack (default: built from this source checkout)")
+@friendly_errors
+def pack_env_cmd(out, wheel):
+    """Pack the executors' Python environment (this package and its base dependencies, without PySpark)
+    for `spark-submit --archives OUT#env --conf spark.pyspark.python=./env/bin/python` (README "On a cluster")."""
+    from pathlib import Path
+
+    from pipelines.pack_env import pack_env
+
+    packed = pack_env(Path(out), Path(wheel) if wheel else None)
+    how = "reused from the cache" if packed.cached else "built"
+    click.echo(f"wrote {packed.path} ({packed.size_bytes / 2**20:.0f} MiB, {how} in {packed.seconds:.0f} s); "
+               f"submit with: spark-submit --archives {packed.path}#env --conf spark.pyspark.python=./env/bin/python "
+               "...")
+
+
 @main.command("prepare-model")
 @click.option("--from-dir", type=click.Path(),
               help="local Hugging Face checkpoint directory: a BERT encoder, or a fine-tuned BERT/DistilBERT "

@@ -30,6 +30,9 @@ _KNOWN_PROBLEMS = (
     ("Could not read footer", "input file {file} is not a readable Parquet file (or is truncated): remove or "
      "rewrite it"),
     ("CorruptedParquet", "input file {file} is corrupt: remove or rewrite it"),
+    ("No module named 'pipelines'", "the executors' Python has no corpus-nlp (No module named 'pipelines'): ship "
+     "the packed environment, `corpus-nlp pack-env` then spark-submit --archives dist/corpus-nlp-env.tar.gz#env "
+     "--conf spark.pyspark.python=./env/bin/python (README \"On a cluster\")"),
     ("Parquet column cannot be converted", "input file {file} stores {column} with another type than the other "
      "files ({detail}): rewrite it with the corpus's schema"),
 )

@@ -185,12 +185,13 @@ class EmbedStep:
     def embedder(self):
         from pipelines.embed import TokenEmbedder
         from pipelines.model.bundle import ModelBundle
+        from pipelines.model_paths import load_on_executor
 
         key, threads = self._key(), _intra_op_threads(self.intra_op_threads)
         with _EMBEDDERS_LOCK:
             if key not in _EMBEDDERS:
-                # The driver verified the hashes when the stage was built; workers trust the bundle.
-                bundle = ModelBundle.load(self.bundle_path, verify=False)
+                # Checked by the driver, or (shipped to this executor) by its first worker.
+                bundle = load_on_executor(self.bundle_path, ModelBundle.load)
                 # Each worker checks its own CPU: one without bf16 fails, or runs fp32 and counts a fall-back.
                 _EMBEDDERS[key] = TokenEmbedder(
                     bundle.open_session(runtime=self.runtime, precision=self.precision,

@@ -84,6 +84,14 @@ def library_conf(names: list[str]) -> dict[str, str]:
     return conf
 
 
+def executor_python(settings: SparkSettings) -> str:
+    """The executors' Python for a session we start: ``spark.pyspark.python`` from the config (e.g.
+    ``./env/bin/python`` inside the ``spark.archives`` that ``corpus-nlp pack-env`` wrote), else
+    ``$PYSPARK_PYTHON``, else this Python. PySpark itself reads only the environment variable; spark-submit
+    is what turns the setting into it."""
+    return settings.conf.get("spark.pyspark.python") or os.environ.get("PYSPARK_PYTHON") or sys.executable
+
+
 def get_spark(settings: SparkSettings | None = None, libraries: list[str] | None = None):
     from pyspark import SparkContext
     from pyspark.sql import SparkSession
@@ -97,7 +105,7 @@ def get_spark(settings: SparkSettings | None = None, libraries: list[str] | None
         if settings.short_run_jvm and SparkContext._gateway is None:  # Java options only reach a new JVM
             archive = jvm_archive.plan(java_version, settings.conf)
             java_options = [SHORT_RUN_JIT, archive.java_option]
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ["PYSPARK_PYTHON"] = executor_python(settings)
         builder = (
             SparkSession.builder.master(settings.master)
             .appName(settings.app_name)

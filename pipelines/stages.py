@@ -32,12 +32,14 @@ _FUSION_ATTR = "_corpus_nlp_fusion"
 
 
 def verified_bundle(path: str):
-    """Load a model bundle on the driver with its hashes checked, once per bundle version."""
-    from pathlib import Path
+    """Load a model bundle on the driver with its hashes checked, once per bundle version; ``path`` may be
+    any Hadoop URI (fetched through the session, see :mod:`pipelines.model_paths`)."""
+    from pipelines.model_paths import local_dir
 
-    manifest = Path(path) / "manifest.json"
+    path = local_dir(path)
+    manifest = path / "manifest.json"
     stamp = manifest.stat().st_mtime_ns if manifest.exists() else None
-    return _verified_bundle(str(Path(path).resolve()), stamp)
+    return _verified_bundle(str(path.resolve()), stamp)
 
 
 @functools.lru_cache(maxsize=16)
@@ -548,12 +550,15 @@ class BertEmbeddings(_NativeStage, HasInputCols, HasModelPath, HasBatchSize, Has
                              self.bundle().manifest.precision)
 
     def _step(self):
+        from pipelines.model_paths import for_executors
+
         self._sync_with_bundle()
         self.checkRuntime()
         g = self.getOrDefault
         sentence_col, token_col = self.getInputCols()
         return native.EmbedStep(
-            sentence_col, token_col, self.getOutputCol(), str(self.bundle().path), g(self.maxSentenceLength),
+            sentence_col, token_col, self.getOutputCol(), for_executors(g(self.modelPath), self.bundle().path),
+            g(self.maxSentenceLength),
             g(self.batchSize), g(self.pooling), g(self.intraOpThreads), tuple(g(self.providers)),
             g(self.maxBatchPieces), g(self.runtime), g(self.precision), g(self.unsupportedPrecision),
         )

@@ -111,10 +111,13 @@ class _Classifier(_NativeStage, HasInputCols, HasModelPath, HasBatchSize, HasInt
         return self
 
     def _step_args(self) -> tuple:
+        from pipelines.model_paths import for_executors
+
         self._sync_with_bundle()
         g = self.getOrDefault
         document_col, token_col = self.getInputCols()
-        return (document_col, token_col, self.getOutputCol(), str(self.bundle().path), tuple(self.getClasses()),
+        model = for_executors(g(self.modelPath), self.bundle().path)
+        return (document_col, token_col, self.getOutputCol(), model, tuple(self.getClasses()),
                 g(self.maxSentenceLength), g(self.batchSize), g(self.intraOpThreads), tuple(g(self.providers)),
                 g(self.maxBatchPieces))
 

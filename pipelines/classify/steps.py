@@ -97,14 +97,15 @@ class _ClassifyStep:
 
     def classifier(self):
         from pipelines.model.bundle import ModelBundle
+        from pipelines.model_paths import load_on_executor
 
         cls = self._classifier_class()
         threads = _intra_op_threads(self.intra_op_threads)
         key = self._key()
         with _CLASSIFIERS_LOCK:
             if key not in _CLASSIFIERS:
-                # The driver verified the hashes when the stage was built; workers trust the bundle.
-                bundle = ModelBundle.load(self.bundle_path, verify=False)
+                # Checked by the driver, or (shipped to this executor) by its first worker.
+                bundle = load_on_executor(self.bundle_path, ModelBundle.load)
                 _CLASSIFIERS[key] = cls(
                     bundle.create_session(intra_op_threads=threads, providers=list(self.providers)),
                     bundle.load_tokenizer(), max_sentence_length=self.max_sentence_length,

@@ -10,7 +10,6 @@ NerDLModel -> NerConverter is still ONE ``mapInArrow`` over the input rows::
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 from pyspark.ml.param import TypeConverters
 from pyspark.sql import DataFrame
@@ -21,12 +20,15 @@ from pipelines.stages import _HasInputCols, _NativeStage, _param
 
 
 def verified_ner_model(path: str):
-    """Load an NER model directory on the driver with its hashes checked, once per version."""
+    """Load an NER model directory on the driver with its hashes checked, once per version; ``path`` may be
+    any Hadoop URI (fetched through the session, see :mod:`pipelines.model_paths`)."""
+    from pipelines.model_paths import local_dir
     from pipelines.ner.model import MANIFEST
 
-    manifest = Path(path) / MANIFEST
+    path = local_dir(path)
+    manifest = path / MANIFEST
     stamp = manifest.stat().st_mtime_ns if manifest.exists() else None
-    return _verified_ner_model(str(Path(path).resolve()), stamp)
+    return _verified_ner_model(str(path.resolve()), stamp)
 
 
 @functools.lru_cache(maxsize=16)
@@ -144,11 +146,13 @@ class NerDLModel(_NativeStage, _HasInputCols):
         return super()._transform(dataset)
 
     def _step(self):
+        from pipelines.model_paths import for_executors
+
         self._sync_with_model()
         g = self.getOrDefault
         sentence_col, token_col, embeddings_col = self.getInputCols()
         return NerStep(sentence_col, token_col, embeddings_col, self.getOutputCol(),
-                       str(self.model().path), g(self.batchSize), g(self.includeConfidence),
+                       for_executors(g(self.modelPath), self.model().path), g(self.batchSize), g(self.includeConfidence),
                        g(self.includeAllConfidenceScores), g(self.intraOpThreads))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -48,14 +49,16 @@ class NerStep:
         return [self.sentence_col, self.token_col, self.embeddings_col]
 
     def model(self):
+        from pipelines.model_paths import load_on_executor
         from pipelines.ner.model import NerModel
 
         threads = _intra_op_threads(self.intra_op_threads)
         key = (self.ner_dir, threads)
         with _NER_MODELS_LOCK:
             if key not in _NER_MODELS:
-                # The driver verified the hashes when the stage was built; workers trust the directory.
-                _NER_MODELS[key] = NerModel.load(self.ner_dir, verify=False, intra_op_threads=threads)
+                # Checked by the driver, or (shipped to this executor) by its first worker.
+                _NER_MODELS[key] = load_on_executor(self.ner_dir, functools.partial(NerModel.load,
+                                                                                     intra_op_threads=threads))
             return _NER_MODELS[key]
 
     def _token_vectors(self, tokens: list[Ann], embeddings: list[Ann]) -> list:

@@ -49,3 +49,14 @@ def test_other_spark_failure_is_one_line_with_its_class():
 
 def test_our_own_bug_keeps_its_trace():
     assert explain(KeyError("oops")) is None
+
+
+def test_executors_without_the_package_are_told_to_ship_the_packed_environment():
+    class PythonException(Exception):
+        pass
+
+    PythonException.__module__ = "pyspark.errors.exceptions.captured"
+    e = PythonException("An exception was thrown from the Python worker. Please see the stack trace below.\n"
+                        "Traceback (most recent call last):\n  ...\nModuleNotFoundError: No module named 'pipelines'")
+    message = str(explain(e))
+    assert "executors' Python has no corpus-nlp" in message and "--archives" in message and "pack-env" in message

@@ -1,0 +1,233 @@
+"""Model directories (bundles, NER models) at Hadoop paths, on the driver and on the executors.
+
+A model path with a scheme (``file:``, ``hdfs://``, ``s3a://``, ``abfss://``, ``dbfs:/``, ...) is read through
+the Hadoop FileSystem of the running Spark session, with the cluster's own credentials and settings:
+
+- the driver copies the model's manifest (``manifest.json`` or ``ner.json``) and the files it lists into
+  ``<cache>/models/fetched/<key>`` (key: sha256 of the manifest, so a changed model is a new directory),
+  checks every file's sha256 (``ModelBundle.load`` / ``NerModel.load``) and renames the copy into place;
+- on a cluster, the driver ships that checked copy to the executors as a Spark archive
+  (``SparkContext.addArchive``): Spark fetches it once per executor, and the first Python worker of each
+  executor checks the sha256s again (under a lock; the other workers of that executor wait for it and
+  then trust the result).
+
+The driver ships its copy rather than ``addFile(uri, recursive=True)`` because Spark refuses local
+(``file:``) directories on a cluster, and because only the checked copy is then ever used.
+
+A plain path (``models/x``, ``/Volumes/...``, ``/dbfs/...``) is read where it is, on the driver and on each
+executor: a local run, or a file system every node mounts at the same path.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Callable, TypeVar
+from urllib.parse import urlparse
+
+from pipelines.cache import cache_dir
+from pipelines.errors import CorpusNlpError
+
+MANIFESTS = ("manifest.json", "ner.json")  # a model bundle's, an NER model's
+SHIPPED = "spark-archive:"  # a step's model path that names an archive Spark shipped to the executors
+FETCHED_DIR = ("models", "fetched")
+
+T = TypeVar("T")
+
+_fetched: dict[tuple[str, int], Path] = {}  # (uri, manifest modification time) -> checked local copy
+_shipped: set[tuple[str, str]] = set()  # (Spark application, archive) already added
+
+
+class ModelFetchError(CorpusNlpError):
+    """A model at a Hadoop path cannot be read or does not match its manifest; the message says which."""
+
+
+def is_uri(path: str) -> bool:
+    """A path with a scheme (``file:``, ``hdfs://``, ...); one letter is a Windows drive, not a scheme."""
+    return len(urlparse(str(path)).scheme) > 1
+
+
+def _active_session():
+    from pyspark.sql import SparkSession
+
+    return SparkSession.getActiveSession()
+
+
+def has_file(path: str, name: str) -> bool:
+    """Whether the model directory ``path`` (a plain path or any Hadoop URI) holds ``name``."""
+    spark = _active_session() if is_uri(path) else None
+    if spark is None:
+        return (_plain(path) / name).exists()
+    fs, hpath = _hadoop(spark, path)
+    return bool(fs.exists(_child(spark, hpath, name)))
+
+
+def local_dir(path: str) -> Path:
+    """The local directory to read the model at ``path`` from on the driver: a plain path itself; for a
+    URI, a checked copy fetched through the session's Hadoop FileSystem (once per model version)."""
+    if not is_uri(path):
+        return Path(path)
+    spark = _active_session()
+    if spark is None:
+        if urlparse(path).scheme == "file":
+            return _plain(path)  # no session to read through: a file: URI is a local path
+        raise ModelFetchError(f"model {path}: reading a model from a Hadoop path needs a Spark session (its "
+                              "Hadoop FileSystem): start one first, or copy the model to a local directory")
+    return _fetch(spark, path)
+
+
+def for_executors(path: str, local: Path) -> str:
+    """The model path a step carries to the executors: ``local`` (read in place) for a plain path or a
+    local master; on a cluster, a URI's checked local copy, shipped as a Spark archive."""
+    from pyspark import SparkContext
+
+    sc = SparkContext._active_spark_context
+    if not is_uri(path) or sc is None or sc.master.startswith("local"):
+        return str(local)
+    archive = _archive(local)
+    if (sc.applicationId, str(archive)) not in _shipped:  # Spark warns on a second add of the same path
+        sc.addArchive(str(archive))
+        _shipped.add((sc.applicationId, str(archive)))
+    return SHIPPED + archive.name
+
+
+def load_on_executor(path: str, load: Callable[..., T]) -> T:
+    """``load(directory, verify=...)`` the model a step carries. A model read in place was checked by the
+    driver (``verify=False``); a shipped one is checked by the first Python worker of the executor."""
+    if not path.startswith(SHIPPED):
+        return load(path, verify=False)
+    from pyspark import SparkFiles
+
+    name = path[len(SHIPPED):]
+    directory = Path(SparkFiles.get(name))
+    verified = directory.parent / f".{name}.verified"
+    with open(directory.parent / f".{name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two workers of one executor: one checks, the other waits
+        if not verified.exists():
+            model = load(str(directory), verify=True)
+            _write_atomically(verified, b"ok\n")
+            return model
+    return load(str(directory), verify=False)
+
+
+# --- on the driver ------------------------------------------------------------------------------
+
+
+def _plain(path: str) -> Path:
+    return Path(urlparse(path).path) if urlparse(str(path)).scheme == "file" else Path(path)
+
+
+def _hadoop(spark, path: str):
+    from pipelines.lake import hadoop_fs
+
+    return hadoop_fs(spark, path)
+
+
+def _child(spark, hpath, name: str):
+    return spark._jvm.org.apache.hadoop.fs.Path(hpath, name)
+
+
+def _fetch(spark, uri: str) -> Path:
+    try:
+        fs, hpath = _hadoop(spark, uri)
+        found = [(m, _child(spark, hpath, m)) for m in MANIFESTS]
+        found = [(m, p, fs.getFileStatus(p)) for m, p in found if fs.exists(p)]
+    except Exception as e:  # py4j carries the Hadoop exception; its first line says what
+        raise ModelFetchError(f"model {uri} cannot be read ({_first_line(e)}): check the path and the "
+                              "cluster's access to it") from None
+    if not found:
+        raise ModelFetchError(f"model {uri} has no {' or '.join(MANIFESTS)}: point it at a model bundle "
+                              "(corpus-nlp prepare-model) or an NER model directory (corpus-nlp train-ner)")
+    manifest, manifest_path, status = found[0]
+    memo = (uri, int(status.getModificationTime()))
+    if memo in _fetched and _fetched[memo].is_dir():
+        return _fetched[memo]
+    root = cache_dir().joinpath(*FETCHED_DIR)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=".fetch-"))
+    try:
+        _copy(spark, fs, manifest_path, tmp / manifest)
+        raw = (tmp / manifest).read_bytes()
+        target = root / hashlib.sha256(raw).hexdigest()[:24]
+        if not target.is_dir():
+            for name in _listed_files(uri, raw, manifest):
+                _copy(spark, fs, _child(spark, hpath, name), tmp / name)
+            _check(tmp, manifest, uri)
+            try:
+                os.rename(tmp, target)  # atomic: a directory under its key is always complete and checked
+            except OSError:
+                if not target.is_dir():  # another process put the same model there first: use theirs
+                    raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _fetched[memo] = target
+    return target
+
+
+def _copy(spark, fs, src, dst: Path) -> None:
+    try:
+        fs.copyToLocalFile(False, src, spark._jvm.org.apache.hadoop.fs.Path(dst.as_uri()), True)
+    except Exception as e:
+        raise ModelFetchError(f"cannot copy {src.toString()} ({_first_line(e)})") from None
+
+
+def _listed_files(uri: str, raw: bytes, manifest: str) -> list[str]:
+    try:
+        files = json.loads(raw)["files"]
+    except (ValueError, KeyError, TypeError):
+        raise ModelFetchError(f"{manifest} of model {uri} is not a valid manifest (no `files`): rebuild the "
+                              "model") from None
+    bad = [n for n in files if not isinstance(n, str) or "/" in n or "\\" in n or n in ("", ".", "..")]
+    if bad:
+        raise ModelFetchError(f"{manifest} of model {uri} lists invalid file names {bad}: rebuild the model")
+    return sorted(files)
+
+
+def _check(directory: Path, manifest: str, uri: str) -> None:
+    """Every file's sha256 against the manifest, by the model's own loader."""
+    try:
+        if manifest == "ner.json":
+            from pipelines.ner.model import NerModel
+
+            NerModel.load(directory, verify=True)
+        else:
+            from pipelines.model.bundle import ModelBundle
+
+            ModelBundle.load(directory, verify=True)
+    except CorpusNlpError as e:
+        raise ModelFetchError(f"model {uri}, as fetched: {str(e).splitlines()[0]}") from None
+
+
+def _archive(local: Path) -> Path:
+    """An uncompressed tar of the checked copy next to it (written once, atomically): what Spark ships."""
+    archive = local.parent / f"{local.name}.tar"
+    if not archive.is_file():
+        fd, tmp = tempfile.mkstemp(dir=local.parent, prefix=f".{archive.name}.")
+        try:
+            with os.fdopen(fd, "wb") as f, tarfile.open(fileobj=f, mode="w") as tar:
+                for file in sorted(p for p in local.iterdir() if p.is_file()):
+                    tar.add(file, arcname=file.name)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, archive)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    return archive
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def _first_line(e: Exception) -> str:
+    text = str(getattr(e, "java_exception", None) or e)
+    return text.strip().splitlines()[0] if text.strip() else type(e).__name__

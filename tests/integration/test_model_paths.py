@@ -1,0 +1,73 @@
+"""Model bundles at Hadoop paths (here ``file:`` URIs, read through the session's Hadoop FileSystem like
+``hdfs:``/``s3a:``): fetched once into the cache under the manifest's sha256, checked before use."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+
+from pipelines.cache import cache_dir
+from pipelines.model_paths import FETCHED_DIR, ModelFetchError, local_dir
+from pipelines.stages import BertEmbeddings
+
+
+@pytest.fixture
+def remote_bundle(tmp_path, demo_bundle):
+    """A copy of the demo bundle (a new path: nothing fetched for it yet), as a file: URI."""
+    copy = tmp_path / "remote" / "demo-bert"
+    shutil.copytree(demo_bundle.path, copy)
+    return copy
+
+
+def test_a_bundle_at_a_uri_is_fetched_checked_and_used_like_a_local_one(spark, remote_bundle, demo_bundle):
+    uri = remote_bundle.as_uri()
+    stage = BertEmbeddings(modelPath=uri)._sync_with_bundle()
+    fetched = stage.bundle().path
+    key = fetched.name
+    assert fetched.parent == cache_dir().joinpath(*FETCHED_DIR)
+    assert (fetched / "manifest.json").read_bytes() == (remote_bundle / "manifest.json").read_bytes()
+    listed = set(json.loads((remote_bundle / "manifest.json").read_text())["files"])
+    assert {p.name for p in fetched.iterdir()} == listed | {"manifest.json"}  # checkpoint/ stays behind
+    assert stage.getStorageRef() == demo_bundle.manifest.storage_ref and stage.getModelPath() == uri
+    assert local_dir(uri) == fetched and fetched.name == key  # the same model: the same copy
+
+    texts = spark.createDataFrame([("d1", "Angela Merkel besuchte Paris.")], ["doc_id", "text"])
+    from pipelines.stages import DocumentAssembler, SentenceDetector, Tokenizer
+
+    def vectors(bundle_path):
+        df = texts
+        for s in (DocumentAssembler(inputCol="text"), SentenceDetector().setInputCols(["document"]).setOutputCol(
+                "sentence"), Tokenizer().setInputCols(["sentence"]).setOutputCol("token"),
+                  BertEmbeddings(modelPath=bundle_path)):
+            df = s.transform(df)
+        return [[list(a.embeddings) for a in row.embeddings] for row in df.select("embeddings").collect()]
+
+    assert vectors(uri) == vectors(str(demo_bundle.path))
+
+
+def _make_new_version(bundle: Path) -> None:
+    """Another manifest (so another cache key): the fetch really reads the files."""
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["notes"] = f"copy {uuid.uuid4().hex}"
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_a_tampered_file_at_the_uri_is_refused_and_nothing_is_cached(spark, remote_bundle):
+    _make_new_version(remote_bundle)
+    (remote_bundle / "tokenizer.json").write_text((remote_bundle / "tokenizer.json").read_text().replace("[CLS]", "[XLS]"))
+    before = set(cache_dir().joinpath(*FETCHED_DIR).glob("*"))
+    with pytest.raises(ModelFetchError, match=r"tokenizer.json .*does not match its manifest sha256"):
+        local_dir(remote_bundle.as_uri())
+    assert set(cache_dir().joinpath(*FETCHED_DIR).glob("*")) == before
+
+
+def test_a_uri_without_a_model_says_what_a_model_is(spark, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelFetchError, match=r"has no manifest.json or ner.json"):
+        local_dir((tmp_path / "empty").as_uri())
+    with pytest.raises(ModelFetchError, match=r"has no manifest.json or ner.json"):
+        local_dir(Path(tmp_path / "missing").as_uri())
