@@ -219,9 +219,16 @@ def stream_annotations(batches: Iterator[pa.RecordBatch], steps: list, keep: lis
 
 
 def _slices(texts: pa.Array, slice_chars: int) -> Iterator[tuple[int, int]]:
-    """[start, stop) row ranges of at most ``slice_chars`` characters (bytes, as stored) each."""
+    """[start, stop) row ranges of at most ``slice_chars`` characters (bytes, as stored) each; the whole
+    batch when the first step reads annotations, not text (a stage run on its own on earlier output)."""
     import pyarrow.compute as pc
 
+    t = texts.type
+    if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t)
+            or pa.types.is_large_binary(t)):
+        if len(texts):
+            yield 0, len(texts)
+        return
     lengths = pc.fill_null(pc.binary_length(texts), 0).to_pylist() if len(texts) else []
     start, size = 0, 0
     for row, n in enumerate(lengths):
