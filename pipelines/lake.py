@@ -443,7 +443,8 @@ def take_lease(spark, own: RunManifest) -> list[str]:
         dead = _dead_here(m)
         if dead or _age_s(m) > lease:
             m.update(status="abandoned", abandoned_seen_by=own.run_id,
-                     reason=f"process {m.get('pid')} on {m.get('host')} ended it without saying so" if dead else
+                     reason=("it ended in this process without writing its manifest" if m.get("pid") == os.getpid()
+                             else f"process {m.get('pid')} on {m.get('host')} is gone") if dead else
                      f"no heartbeat for over {lease:.0f} s: the process died before it could say so")
             write_text(spark, f"{own.root.rstrip('/')}/{RUNS_DIR}/{m['run_id']}.json",
                        json.dumps(m, indent=2, ensure_ascii=False))
