@@ -6,6 +6,7 @@ import time
 import pyarrow as pa
 import pytest
 
+from pipelines.embed import empty_stats
 from pipelines.progress import BatchCounter, JobProgress, LiveCounts
 from pipelines.tables import spark_schema, stream_token_table
 
@@ -35,8 +36,7 @@ def _wait_for(condition, what: str):
 def test_counts_reach_the_driver_while_a_single_document_is_still_being_processed(spark, steps):
     live = LiveCounts("127.0.0.1", interval_s=0)
     rows, tokens = spark.sparkContext.accumulator(0), spark.sparkContext.accumulator(0)
-    embedder = {k: spark.sparkContext.accumulator(0) for k in ("pieces", "padded_pieces", "model_calls")}
-    embedder["model_seconds"] = spark.sparkContext.accumulator(0.0)
+    embedder = {k: spark.sparkContext.accumulator(v) for k, v in empty_stats().items()}
     counter = BatchCounter(rows, tokens, embedder, live.reporter())
     rb = pa.RecordBatch.from_pydict({"doc_id": ["huge"], "text": [SENTENCE * 60]})
     out = stream_token_table(iter([rb]), *steps, ["doc_id"], max_tokens=200, on_batch=counter)
