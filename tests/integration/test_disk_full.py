@@ -17,10 +17,10 @@ SENTENCE = "Der Zug nach München fährt um 9.15 Uhr ab, sagte Dr. Weiß. 北京
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 3 MiB file system. Mounting needs root, which CI's machines give; elsewhere the test is skipped."""
+    """A 1 MiB file system. Mounting needs root, which CI's machines give; elsewhere the test is skipped."""
     mount_point = tmp_path / f"disk-{uuid.uuid4().hex[:6]}"
     mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount_point)],
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
                              capture_output=True, text=True)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()[:120]}): needs root")
@@ -37,7 +37,7 @@ def corpus_of(root, documents: int):
 
 
 def test_a_full_disk_fails_the_run_in_one_line_and_the_manifest_says_so(spark, tmp_path, small_disk, demo_bundle):
-    corpus = corpus_of(tmp_path / "corpus", 60)  # ~48,000 tokens: ~24 MB of vectors for a 3 MiB disk
+    corpus = corpus_of(tmp_path / "corpus", 12)  # ~9,600 tokens: ~5 MB of vectors for a 1 MiB disk
     with pytest.raises(JobError) as failed:
         run_annotate(job_config(small_disk / "lake", corpus, demo_bundle.path), spark=spark)
     message = str(failed.value)
@@ -51,7 +51,7 @@ def test_a_full_disk_fails_the_run_in_one_line_and_the_manifest_says_so(spark, t
 
     # Room again (the table's uncommitted files go): the next run goes ahead, and no manifest says running.
     shutil.rmtree(small_disk / "lake" / "token_embeddings")
-    again = run_annotate(job_config(small_disk / "lake", corpus_of(tmp_path / "small", 2), demo_bundle.path),
+    again = run_annotate(job_config(small_disk / "lake", corpus_of(tmp_path / "small", 1), demo_bundle.path),
                          spark=spark)
     statuses = {p.stem: json.loads(p.read_text())["status"] for p in (small_disk / "lake" / "_runs").glob("*.json")}
     assert statuses[again.run_id] == "committed"
