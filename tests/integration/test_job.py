@@ -60,7 +60,7 @@ def test_run_manifest_accounts_for_every_row(spark, first_run, demo_bundle):
     embedder = manifest["counts"].pop("embedder")  # the workers' own counters: every token went through the model
     assert embedder["pieces"] >= written and embedder["model_calls"] >= 1 and embedder["model_seconds"] > 0
     assert embedder["padding_ratio"] == round(embedder["padded_pieces"] / embedder["pieces"], 4)
-    assert 1 <= embedder["windows"] <= embedder["pieces"]
+    assert embedder["pieces"] >= embedder["windows"] >= 1
     assert manifest["progress"][-1]["tokens"] == written  # the samples of the report's throughput plot end at all
     assert manifest["counts"] == {
         "input_rows": 7, "annotated_rows": 4, "rows_with_tokens": 4, "kept_empty_rows": 0, "quarantined_rows": 3,
