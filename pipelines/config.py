@@ -46,8 +46,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+SPARKNLP_NEEDS_CLASSIC = ("engine: sparknlp needs a classic Spark driver (Spark NLP's annotators live in the "
+                          "driver's JVM), and Spark Connect has none: use engine: native")
+
+
 class SparkSettings(_Strict):
     master: str = "local[*]"
+    remote: str | None = Field(
+        None, description="Spark Connect: sc://host:port (a running server, with Delta for the default lake), or "
+        "local / local[N] to start one in this process (PySpark 4); the native engine runs there, Spark NLP cannot")
     app_name: str = "corpus-nlp"
     driver_memory: str = "4g"
     arrow_batch_rows: int = Field(256, ge=1, description="rows per Arrow batch sent to a Python worker")
@@ -66,6 +73,13 @@ class SparkSettings(_Strict):
     @classmethod
     def upper_case_level(cls, value):
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("remote")
+    @classmethod
+    def _connect_url(cls, value):
+        if value is not None and not re.match(r"^(sc://\S+|local(\[(\d+|\*)\])?)$", value):
+            raise ValueError(f"{value!r} is not a Spark Connect address: sc://host:port, local or local[N]")
+        return value
 
 
 # A table name as the catalog spells it: `table`, `db.table` or (Unity Catalog) `catalog.schema.table`.
@@ -295,6 +309,8 @@ class JobConfig(_Strict):
 
     @model_validator(mode="after")
     def _classifiers_need_the_native_engine(self):
+        if self.engine == "sparknlp" and self.spark.remote:
+            raise ValueError(f"spark.remote {self.spark.remote}: {SPARKNLP_NEEDS_CLASSIC}")
         wants = [what for what, on in (("classify.model", self.classify.model),
                                        ("output.embeddings: false", not self.output.embeddings)) if on]
         if wants and self.engine == "sparknlp":

@@ -21,14 +21,17 @@ from datetime import datetime, timezone
 from pipelines import sparknlp_engine, state, tables
 from pipelines.assemble import (model_summary, build_stages, ensure_model, ensure_ner, model_summaries,
                                 prepare_models, uses_bundle)
-from pipelines.config import JobConfig
+from pipelines.config import SPARKNLP_NEEDS_CLASSIC, JobConfig
 from pipelines.errors import CorpusNlpError, JobError, explain
 from pipelines.inputs import check_paths, corpus_partitions, precheck_input, read_corpus
 from pipelines.lake import (ANNOTATIONS_TABLE, CLASSIFICATIONS_TABLE, ENTITIES_TABLE, QUARANTINE_TABLE, TOKEN_TABLE,
                             Lake, RunManifest, is_local, local_path, read_manifests, take_lease)
 from pipelines.policies import classify_rows, error_rows, quarantine_rows, text_column
+from pipelines.row_errors import limit_message
+from pipelines.session import default_parallelism, is_connect, num_partitions
 from pipelines.reconcile import check_accounted, counts_read_back, zero_counts
 from pipelines.text.sentences import VISIBLE_CHAR_REGEX
+from pipelines.worker_reports import RunReport, with_report_column
 
 # Test-only failure injection (tests/integration/test_faults.py), read from the Spark conf; never set in production.
 KILL_WORKER_ONCE = "spark.corpusnlp.test.killWorkerOnce"
@@ -65,11 +68,13 @@ def _libraries(config: JobConfig) -> list[str]:
 
 
 def require_delta(spark) -> None:
+    if is_connect(spark):  # no JVM on this side: a server without Delta says so at the first write
+        return
     from py4j.java_gateway import JavaClass
 
     try:
         found = isinstance(spark._jvm.io.delta.tables.DeltaTable, JavaClass)
-    except Exception:  # Spark Connect has no _jvm: Delta reports for itself
+    except Exception:  # a gateway that cannot say: Delta reports for itself
         return
     if not found:
         raise JobError("output.format delta needs Delta Lake in this Spark session, and it is not there: add the "
@@ -97,14 +102,15 @@ def split_roles(stages) -> tuple[list, list]:
     return list(stages[:first_model]), list(stages[first_model:])
 
 
-def with_token_embeddings(stages, keep: list[str], max_tokens: int = 16384, on_batch=None, fault_marker=None,
-                          embedding_dtype: str = "float32", on_row_error=None):
+def with_token_embeddings(stages, keep: list[str], max_tokens: int = 16384, fault_marker=None,
+                          embedding_dtype: str = "float32", report=None):
     """``df.transform(with_token_embeddings(stages, ["doc_id", "lang"]))``: one row per token.
 
     Runs the fused native stages and flattens in the same Python pass, in units of at most
     ``max_tokens`` tokens, so per-token annotation structs never reach the JVM and a worker's memory
-    does not grow with the document. ``on_row_error`` (e.g. :meth:`RowErrors.callback`): a row that
-    raises is reported there and the task goes on; None: the task fails.
+    does not grow with the document. ``report`` (a :class:`pipelines.worker_reports.RunReport`): a row
+    that raises is reported there and the task goes on, and the output carries the workers' reports
+    until ``report.split`` takes them off; None: the first row that raises fails the task.
     """
     from pipelines.stages import _check_inputs
 
@@ -115,16 +121,19 @@ def with_token_embeddings(stages, keep: list[str], max_tokens: int = 16384, on_b
     text_stages, model_stages = split_roles(stages)
     text_steps, model_steps = [s._step() for s in text_stages], [s._step() for s in model_stages]
 
-    def flatten(batches):
-        return tables.stream_token_table(batches, text_steps, model_steps, keep, max_tokens, on_batch, fault_marker,
-                                         embedding_dtype, on_row_error=on_row_error)
-
     def transform(df):
         _check_inputs(df, text_steps + model_steps)
         roles = tables.model_roles(model_steps)
         schema = tables.spark_schema([df.schema[c] for c in keep], embedding_dtype if roles.embeddings else None,
                                      ner=roles.tagger is not None, classification=roles.sequence is not None)
-        return df.mapInArrow(flatten, schema)
+
+        def flatten(batches):
+            task = report.task() if report is not None else None
+            out = tables.stream_token_table(batches, text_steps, model_steps, keep, max_tokens, task, fault_marker,
+                                            embedding_dtype, on_row_error=task.row_failed if task else None)
+            return task.attach(out, schema) if task else out
+
+        return df.mapInArrow(flatten, with_report_column(schema) if report is not None else schema)
 
     return transform
 
@@ -221,12 +230,15 @@ def _run_annotate(config: JobConfig, spark) -> RunResult:
     started = time.time()
     spark = configure(spark, config.spark) if spark is not None else get_spark(config.spark, _libraries(config))
     spark_start_s = round(time.time() - started, 3)
+    if config.engine == "sparknlp" and is_connect(spark):
+        raise JobError(SPARKNLP_NEEDS_CLASSIC)
     if config.output.format == "delta":
         require_delta(spark)
     require_database(spark, config.output)
     out = config.output.path.rstrip("/")
     manifest = RunManifest(spark, out, new_run_id(), {
         "engine": config.engine, "started_at": datetime.now(timezone.utc).isoformat(),
+        "spark": {"version": spark.version, "driver": "connect" if is_connect(spark) else "classic"},
         "format": config.output.format, "config": config.model_dump(mode="json")})
     manifest.start()
     try:
@@ -368,25 +380,28 @@ def _write_tokens(plan: RunPlan, kept, to_annotate: int) -> list[dict]:
 
     from pipelines.progress import JobProgress
 
-    from pipelines.row_errors import RowErrors
-
-    errors = _row_errors(plan)
+    p = plan.config.policies
     with JobProgress(plan.spark, to_annotate) as progress, _driver_fault(plan.spark, plan.tables[TOKEN_TABLE]):
+        report = RunReport(p.max_error_rows, p.quarantine_text_max_chars, progress.reporter()) if plan.stages \
+            else None
         try:  # the annotations table (output.annotations) is written inside _token_table
-            tokens = _token_table(plan, kept, progress, errors).withColumn("run_id", F.lit(plan.run_id))
+            tokens = _token_table(plan, kept, report).withColumn("run_id", F.lit(plan.run_id))
             plan.lake.replace(TOKEN_TABLE, tokens, plan.partition_cols, plan.todo, plan.run_id)
         except Exception as e:  # one task saw more failed rows than the whole run may have
-            line = RowErrors.limit_message(e)
+            line = limit_message(e)
             if line is None:
                 raise
             raise JobError(f"{line}; nothing of this run counts as done: fix the input or raise "
                            "policies.max_error_rows") from None
-    embedder = progress.embedder_counts()
-    if embedder["model_calls"]:  # the workers' own numbers: padding, calls, model seconds
+        reported = report.counts() if report is not None else None
+        if reported is not None:
+            progress.finish(*reported)
+    embedder = report.embedder() if report is not None else None
+    if embedder and embedder["model_calls"]:  # the workers' own numbers: padding, calls, model seconds
         plan.manifest.body["embedder"] = embedder
     plan.manifest.body["progress"] = progress.samples  # rows and tokens done over the run (the report's plot)
-    records = errors.records() if errors is not None else []
-    limit = plan.config.policies.max_error_rows
+    records = report.records() if report is not None else []
+    limit = p.max_error_rows
     if len(records) > limit:
         sample = "; ".join(f"{r.get(plan.config.input.id_col)}: {r['error_class']}: {r['error_message']}"
                            for r in records[:3])
@@ -415,14 +430,6 @@ def _row_index(raw):
     return F.monotonically_increasing_id()
 
 
-def _row_errors(plan: RunPlan):
-    """The collector of rows that raise inside the workers (native engine: the fused pass)."""
-    from pipelines.row_errors import RowErrors
-
-    p = plan.config.policies
-    return RowErrors(plan.spark, p.max_error_rows, p.quarantine_text_max_chars) if plan.stages else None
-
-
 def _sql_string(value) -> str:
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
@@ -442,14 +449,16 @@ def _balanced(spark, config: JobConfig, df):
     so much dearer than the shuffle that evening them out pays for itself.
     """
     per_core = config.spark.tasks_per_core
-    wanted = per_core * spark.sparkContext.defaultParallelism
-    if per_core and df.rdd.getNumPartitions() < wanted:
-        return df.repartition(wanted)
-    return df
+    if not per_core:
+        return df
+    wanted = per_core * default_parallelism(spark)
+    return df.repartition(wanted) if num_partitions(df) < wanted else df
 
 
-def _token_table(plan: RunPlan, kept, progress, errors):
+def _token_table(plan: RunPlan, kept, report):
     """The token rows to write: straight from the fused pass, or via the written annotations table."""
+    from pyspark.sql import functions as F
+
     from pipelines.stages import run_native_stages
 
     config, stages, keep = plan.config, plan.stages, plan.keep
@@ -460,17 +469,14 @@ def _token_table(plan: RunPlan, kept, progress, errors):
         if not config.output.annotations:
             return tokens_from_annotations(annotated, keep, embeddings_col, config.output.embedding_dtype)
     elif not config.output.annotations:
-        return kept.transform(with_token_embeddings(
-            stages, keep, config.stages.embeddings.max_tokens_per_chunk, progress.callback(),
-            plan.spark.conf.get(KILL_WORKER_ONCE, None), config.output.embedding_dtype,
-            on_row_error=errors.callback() if errors is not None else None))
+        return report.split(kept.transform(with_token_embeddings(
+            stages, keep, config.stages.embeddings.max_tokens_per_chunk, plan.spark.conf.get(KILL_WORKER_ONCE, None),
+            config.output.embedding_dtype, report=report)))
     else:
         _, model_stages = split_roles(stages)
         embeddings_col = model_stages[0].getOutputCol()
-        annotated = run_native_stages(
-            kept, stages, keep, errors.callback() if errors is not None else None).select(*keep, *[s.getOutputCol() for s in stages])
-    from pyspark.sql import functions as F
-
+        annotated = report.split(run_native_stages(kept, stages, keep, report)).select(
+            *keep, *[s.getOutputCol() for s in stages])
     plan.lake.replace(ANNOTATIONS_TABLE, annotated.withColumn("run_id", F.lit(plan.run_id)), plan.partition_cols,
                       plan.todo, plan.run_id)
     written = plan.written(ANNOTATIONS_TABLE)

@@ -34,6 +34,7 @@ from typing import Iterator
 from urllib.parse import urlparse
 
 from pipelines.errors import JobError, LakeConflict, RunInProgress
+from pipelines.remote_files import files
 
 RUNS_DIR = "_runs"
 # The lake's tables (folders under the lake's root).
@@ -62,25 +63,17 @@ def local_file(uri: str) -> Path:
     return Path(unquote(urlparse(uri).path)) if "://" in uri or uri.startswith("file:") else Path(uri)
 
 
-def hadoop_fs(spark, path: str):
-    jvm = spark._jvm
-    hpath = jvm.org.apache.hadoop.fs.Path(path)
-    return hpath.getFileSystem(spark._jsc.hadoopConfiguration()), hpath
-
-
 def exists(spark, path: str) -> bool:
     if is_local(path):
         return local_path(path).exists()
-    fs, hpath = hadoop_fs(spark, path)
-    return bool(fs.exists(hpath))
+    return files(spark, path).exists(path)
 
 
 def delete_dir(spark, path: str) -> None:
     if is_local(path):
         shutil.rmtree(local_path(path), ignore_errors=True)
     else:
-        fs, hpath = hadoop_fs(spark, path)
-        fs.delete(hpath, True)
+        files(spark, path).delete(path)
 
 
 def write_text(spark, path: str, text: str) -> None:
@@ -92,25 +85,18 @@ def write_text(spark, path: str, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(target)  # atomic: a reader never sees half a manifest
         return
-    fs, hpath = hadoop_fs(spark, path)
-    stream = fs.create(hpath, True)
-    stream.write(bytearray(text.encode("utf-8")))
-    stream.close()
+    files(spark, path).write(path, text.encode("utf-8"))
 
 
 def read_texts(spark, folder: str, suffix: str) -> list[str]:
     if is_local(folder):
         local = local_path(folder)
         return [p.read_text(encoding="utf-8") for p in sorted(local.glob(f"*{suffix}"))] if local.exists() else []
-    texts = []
-    fs, hpath = hadoop_fs(spark, folder)
-    if fs.exists(hpath):
-        for status in fs.listStatus(hpath):
-            if status.getPath().getName().endswith(suffix):
-                stream = fs.open(status.getPath())
-                texts.append(spark._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
-                stream.close()
-    return texts
+    store = files(spark, folder)
+    if not store.exists(folder):
+        return []
+    return [store.read(f"{folder.rstrip('/')}/{name}").decode("utf-8")
+            for name in sorted(store.names(folder)) if name.endswith(suffix)]
 
 
 def is_inside(inner: str, outer: str) -> bool:
@@ -196,17 +182,21 @@ def text_partition_values(spark):
 ADVISORY_SIZE = "spark.sql.adaptive.advisoryPartitionSizeInBytes"
 
 
-def rebalanced(df, columns: list[str], target_file_mb: float):
-    """``df`` shuffled so that each partition's rows reach the writer in pieces of ~target_file_mb."""
+@contextlib.contextmanager
+def rebalanced(df, columns: list[str], target_file_mb: float) -> Iterator:
+    """``df`` shuffled so that each partition's rows reach the writer in pieces of ~target_file_mb, for the
+    duration of the block (the write)."""
     if not target_file_mb:
-        return df
-    # Through SQL: PySpark 3.5's DataFrame.hint passes names as strings, which REBALANCE refuses.
+        yield df
+        return
+    # Through SQL: PySpark 3.5's DataFrame.hint passes names as strings, which REBALANCE refuses. The view
+    # lives until the write is done: a Spark Connect server analyses the query only when the write runs.
     view = f"corpus_nlp_write_{uuid.uuid4().hex[:12]}"
     df.createOrReplaceTempView(view)
-    try:  # the query is analysed here, so the view can go right after
+    try:
         names = ", ".join("`" + c.replace("`", "``") + "`" for c in columns)
         hint = f"REBALANCE({names})" if columns else "REBALANCE"  # unpartitioned: only sizes matter
-        return df.sparkSession.sql(f"SELECT /*+ {hint} */ * FROM {view}")
+        yield df.sparkSession.sql(f"SELECT /*+ {hint} */ * FROM {view}")
     finally:
         df.sparkSession.catalog.dropTempView(view)
 
@@ -266,8 +256,8 @@ class Lake:
         directories of partitions that got no rows are removed.
         """
         df = df.select(*[c for c in df.columns if c not in columns], *columns)  # partition columns last, as in Hive
-        df = rebalanced(df, columns, self.target_file_mb)
-        with session_conf(self.spark, file_size_conf(self.target_file_mb)):
+        with rebalanced(df, columns, self.target_file_mb) as df, \
+                session_conf(self.spark, file_size_conf(self.target_file_mb)):
             if self.format == "delta":
                 self._replace_delta(table, df, columns, partitions, run_id)
             else:

@@ -1,13 +1,15 @@
 """Model directories (bundles, NER models) at Hadoop paths, on the driver and on the executors.
 
 A model path with a scheme (``file:``, ``hdfs://``, ``s3a://``, ``abfss://``, ``dbfs:/``, ...) is read through
-the Hadoop FileSystem of the running Spark session, with the cluster's own credentials and settings:
+the Hadoop FileSystem of the running Spark session, with the cluster's own credentials and settings (from a
+Spark Connect client, through pyarrow: :mod:`pipelines.remote_files`):
 
 - the driver copies the model's manifest (``manifest.json`` or ``ner.json``) and the files it lists into
   ``<cache>/models/fetched/<key>`` (key: sha256 of the manifest, so a changed model is a new directory),
   checks every file's sha256 (``ModelBundle.load`` / ``NerModel.load``) and renames the copy into place;
 - on a cluster, the driver ships that checked copy to the executors as a Spark archive
-  (``SparkContext.addArchive``): Spark fetches it once per executor, and the first Python worker of each
+  (``SparkContext.addArchive``; from a Spark Connect client, ``addArtifacts(archive=True)``): Spark fetches
+  it once per executor, and the first Python worker of each
   executor checks the sha256s again (under a lock; the other workers of that executor wait for it and
   then trust the result).
 
@@ -33,6 +35,7 @@ from urllib.parse import urlparse
 
 from pipelines.cache import cache_dir
 from pipelines.errors import CorpusNlpError
+from pipelines.remote_files import files
 
 MANIFESTS = ("manifest.json", "ner.json")  # a model bundle's, an NER model's
 SHIPPED = "spark-archive:"  # a step's model path that names an archive Spark shipped to the executors
@@ -64,8 +67,7 @@ def has_file(path: str, name: str) -> bool:
     spark = _active_session() if is_uri(path) else None
     if spark is None:
         return (_plain(path) / name).exists()
-    fs, hpath = _hadoop(spark, path)
-    return bool(fs.exists(_child(spark, hpath, name)))
+    return files(spark, path).exists(_child(path, name))
 
 
 def local_dir(path: str) -> Path:
@@ -84,16 +86,25 @@ def local_dir(path: str) -> Path:
 
 def for_executors(path: str, local: Path) -> str:
     """The model path a step carries to the executors: ``local`` (read in place) for a plain path or a
-    local master; on a cluster, a URI's checked local copy, shipped as a Spark archive."""
-    from pyspark import SparkContext
+    classic local master; otherwise a URI's checked local copy, shipped as a Spark archive: on a classic
+    cluster with ``SparkContext.addArchive``, from a Spark Connect client as a session artifact (its
+    server may be another machine, whatever its master)."""
+    from pipelines.session import is_connect
 
-    sc = SparkContext._active_spark_context
-    if not is_uri(path) or sc is None or sc.master.startswith("local"):
+    spark = _active_session()
+    if not is_uri(path) or spark is None:
+        return str(local)
+    connect = is_connect(spark)
+    if not connect and spark.sparkContext.master.startswith("local"):
         return str(local)
     archive = _archive(local)
-    if (sc.applicationId, str(archive)) not in _shipped:  # Spark warns on a second add of the same path
-        sc.addArchive(str(archive))
-        _shipped.add((sc.applicationId, str(archive)))
+    session = spark.session_id if connect else spark.sparkContext.applicationId
+    if (session, str(archive)) not in _shipped:  # Spark warns on (or refuses) a second add of the same path
+        if connect:
+            spark.addArtifacts(str(archive), archive=True)
+        else:
+            spark.sparkContext.addArchive(str(archive))
+        _shipped.add((session, str(archive)))
     return SHIPPED + archive.name
 
 
@@ -123,41 +134,37 @@ def _plain(path: str) -> Path:
     return Path(urlparse(path).path) if urlparse(str(path)).scheme == "file" else Path(path)
 
 
-def _hadoop(spark, path: str):
-    from pipelines.lake import hadoop_fs
-
-    return hadoop_fs(spark, path)
-
-
-def _child(spark, hpath, name: str):
-    return spark._jvm.org.apache.hadoop.fs.Path(hpath, name)
+def _child(uri: str, name: str) -> str:
+    return f"{uri.rstrip('/')}/{name}"
 
 
 def _fetch(spark, uri: str) -> Path:
     try:
-        fs, hpath = _hadoop(spark, uri)
-        found = [(m, _child(spark, hpath, m)) for m in MANIFESTS]
-        found = [(m, p, fs.getFileStatus(p)) for m, p in found if fs.exists(p)]
+        fs = files(spark, uri)
+        found = [(m, _child(uri, m)) for m in MANIFESTS]
+        found = [(m, p, fs.status(p)) for m, p in found if fs.exists(p)]
+    except CorpusNlpError:  # a scheme a Spark Connect client cannot read, said in one line
+        raise
     except Exception as e:  # py4j carries the Hadoop exception; its first line says what
         raise ModelFetchError(f"model {uri} cannot be read ({_first_line(e)}): check the path and the "
                               "cluster's access to it") from None
     if not found:
         raise ModelFetchError(f"model {uri} has no {' or '.join(MANIFESTS)}: point it at a model bundle "
                               "(corpus-nlp prepare-model) or an NER model directory (corpus-nlp train-ner)")
-    manifest, manifest_path, status = found[0]
-    memo = (uri, int(status.getModificationTime()))
+    manifest, manifest_path, (_, modified_ms) = found[0]
+    memo = (uri, modified_ms)
     if memo in _fetched and _fetched[memo].is_dir():
         return _fetched[memo]
     root = cache_dir().joinpath(*FETCHED_DIR)
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".fetch-"))
     try:
-        _copy(spark, fs, manifest_path, tmp / manifest)
+        _copy(fs, manifest_path, tmp / manifest)
         raw = (tmp / manifest).read_bytes()
         target = root / hashlib.sha256(raw).hexdigest()[:24]
         if not target.is_dir():
             for name in _listed_files(uri, raw, manifest):
-                _copy(spark, fs, _child(spark, hpath, name), tmp / name)
+                _copy(fs, _child(uri, name), tmp / name)
             _check(tmp, manifest, uri)
             try:
                 os.rename(tmp, target)  # atomic: a directory under its key is always complete and checked
@@ -170,11 +177,11 @@ def _fetch(spark, uri: str) -> Path:
     return target
 
 
-def _copy(spark, fs, src, dst: Path) -> None:
+def _copy(fs, src: str, dst: Path) -> None:
     try:
-        fs.copyToLocalFile(False, src, spark._jvm.org.apache.hadoop.fs.Path(dst.as_uri()), True)
+        fs.copy_to_local(src, dst)
     except Exception as e:
-        raise ModelFetchError(f"cannot copy {src.toString()} ({_first_line(e)})") from None
+        raise ModelFetchError(f"cannot copy {src} ({_first_line(e)})") from None
 
 
 def _listed_files(uri: str, raw: bytes, manifest: str) -> list[str]:

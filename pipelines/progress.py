@@ -1,11 +1,10 @@
 """Progress a person can follow on a long run: tasks done, rows and tokens done, tokens/s.
 
-Rows and tokens come from accumulators the workers add to after each Arrow batch; Spark applies them
-only when a task finishes, so on their own they would stand still for as long as one task works on
-one huge document. Running tasks therefore also send their counts so far to the driver, at most every
-few seconds, as small UDP datagrams (:class:`LiveCounts`): lossy by design (a lost or blocked one only
-delays the line), never in the way of the work, and the accumulators stay the exact count. Tasks come
-from the status tracker.
+Running tasks send their rows and tokens so far to the driver, at most every few seconds, as small UDP
+datagrams (:class:`LiveCounts`): lossy by design (a lost or blocked one only delays the line), never in
+the way of the work; the exact counts come back with the write (:mod:`pipelines.worker_reports`). Tasks
+come from the status tracker of a classic driver, or from the progress a Spark Connect server reports
+with each query (``registerProgressHandler``, PySpark 4).
 """
 
 from __future__ import annotations
@@ -19,16 +18,11 @@ import time
 from rich.console import Console
 
 from pipelines import log
-from pipelines.embed import empty_stats
 
 
 class JobProgress:
     def __init__(self, spark, total_rows: int, interval_s: float = 2.0):
-        self.sc = spark.sparkContext
         self.total_rows = total_rows
-        self.rows = self.sc.accumulator(0)
-        self.tokens = self.sc.accumulator(0)
-        self.embedder = {k: self.sc.accumulator(v) for k, v in empty_stats().items()}
         self.interval_s = interval_s if sys.stderr.isatty() else max(interval_s, 15.0)
         self.sample_s = interval_s
         self.samples: list[dict] = []  # (elapsed, rows, tokens) every sample_s: the run manifest's "progress"
@@ -36,35 +30,18 @@ class JobProgress:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="corpus-nlp-progress")
         self.started = time.time()
+        self.tasks = _task_source(spark)
         self.live = LiveCounts(spark.conf.get("spark.driver.host", "127.0.0.1"))
 
-    def callback(self) -> "BatchCounter":
-        """What the workers call per batch (pickled with the mapInArrow function)."""
-        return BatchCounter(self.rows, self.tokens, self.embedder, self.live.reporter())
-
-    def embedder_counts(self) -> dict:
-        """The workers' embedder counters summed, with the padding ratio. A retried task counts twice
-        (accumulators updated inside a transformation are at least once), which a ratio survives."""
-        counts = {k: round(a.value, 3) if isinstance(a.value, float) else a.value for k, a in self.embedder.items()}
-        counts["padding_ratio"] = round(counts["padded_pieces"] / counts["pieces"], 4) if counts["pieces"] else 0.0
-        return counts
-
-    def _tasks(self) -> tuple[int, int]:
-        tracker = self.sc.statusTracker()
-        done = total = 0
-        for stage_id in tracker.getActiveStageIds():
-            info = tracker.getStageInfo(stage_id)
-            if info is not None:
-                done += info.numCompletedTasks
-                total += info.numTasks
-        return done, total
+    def reporter(self) -> "LiveReporter":
+        """What the workers send their counts so far with (pickled with the mapInArrow function)."""
+        return self.live.reporter()
 
     def fields(self) -> dict:
         elapsed = max(time.time() - self.started, 1e-9)
-        done, total = self._tasks()
-        live_rows, live_tokens = self.live.totals()
-        tokens = max(self.tokens.value, live_tokens)
-        return {"tasks_done": done, "tasks": total, "rows": max(self.rows.value, live_rows), "rows_total": self.total_rows,
+        done, total = self.tasks.counts()
+        rows, tokens = self.live.totals()
+        return {"tasks_done": done, "tasks": total, "rows": rows, "rows_total": self.total_rows,
                 "tokens": tokens, "tokens_per_s": round(tokens / elapsed, 1), "elapsed_s": round(elapsed, 1)}
 
     def line(self) -> str:
@@ -85,12 +62,17 @@ class JobProgress:
             else:
                 self.console.print(f"[dim]annotating:[/dim] {self.line()}", highlight=False)
 
-    def _sample(self) -> None:
+    def _sample(self, rows: int | None = None, tokens: int | None = None) -> None:
         live_rows, live_tokens = self.live.totals()
         self.samples.append({"elapsed_s": round(time.time() - self.started, 1),
-                             "rows": max(self.rows.value, live_rows), "tokens": max(self.tokens.value, live_tokens)})
+                             "rows": live_rows if rows is None else rows,
+                             "tokens": live_tokens if tokens is None else tokens})
         if len(self.samples) > 400:  # a long run keeps every other sample: the curve, in bounded space
             self.samples = self.samples[::2]
+
+    def finish(self, rows: int, tokens: int) -> None:
+        """The last sample: the exact counts the write brought back."""
+        self._sample(rows, tokens)
 
     def __enter__(self):
         self._thread.start()
@@ -100,27 +82,55 @@ class JobProgress:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=1)
-        self._sample()
+        self.tasks.close()
         self.live.close()
         return False
 
 
-class BatchCounter:
-    """The worker side: ``counter(rows, tokens, embedder_delta)`` after each Arrow batch (accumulators),
-    ``counter.emitted(rows, tokens)`` as token rows leave the task (the live counts, task totals so far)."""
+def _task_source(spark):
+    from pipelines.session import is_connect
 
-    def __init__(self, rows, tokens, embedder, live: "LiveReporter | None" = None):
-        self.rows, self.tokens, self.embedder, self.live = rows, tokens, embedder, live
+    return _ConnectTasks(spark) if is_connect(spark) else _TrackerTasks(spark.sparkContext)
 
-    def __call__(self, n_rows: int, n_tokens: int, embedder_delta: dict | None = None) -> None:
-        self.rows.add(n_rows)
-        self.tokens.add(n_tokens)
-        for key, value in (embedder_delta or {}).items():
-            self.embedder[key].add(value)
 
-    def emitted(self, rows: int, tokens: int, final: bool = False) -> None:
-        if self.live is not None:
-            self.live.report(rows, tokens, final)
+class _TrackerTasks:
+    """A classic driver's status tracker: the active stages' tasks."""
+
+    def __init__(self, sc):
+        self.tracker = sc.statusTracker()
+
+    def counts(self) -> tuple[int, int]:
+        done = total = 0
+        for stage_id in self.tracker.getActiveStageIds():
+            info = self.tracker.getStageInfo(stage_id)
+            if info is not None:
+                done += info.numCompletedTasks
+                total += info.numTasks
+        return done, total
+
+    def close(self) -> None:
+        pass
+
+
+class _ConnectTasks:
+    """What a Spark Connect server reports with each query's progress (PySpark 4's progress handlers)."""
+
+    def __init__(self, spark):
+        self.spark, self._counts = spark, (0, 0)
+        self.registered = hasattr(spark, "registerProgressHandler")
+        if self.registered:
+            spark.registerProgressHandler(self)
+
+    def __call__(self, stages, inflight_tasks, operation_id, done) -> None:
+        stages = [s for s in stages if not s.done]
+        self._counts = (sum(s.num_completed_tasks for s in stages), sum(s.num_tasks for s in stages))
+
+    def counts(self) -> tuple[int, int]:
+        return self._counts
+
+    def close(self) -> None:
+        if self.registered:
+            self.spark.removeProgressHandler(self)
 
 
 class LiveReporter:
@@ -167,7 +177,7 @@ class LiveCounts:
             self._socket.bind(("0.0.0.0", 0))
             self._socket.settimeout(0.5)
             self.address = (socket.gethostbyname(host), self._socket.getsockname()[1])
-        except OSError:  # no socket to listen on: progress falls back to the accumulators
+        except OSError:  # no socket to listen on: the progress lines show tasks only
             self._socket, self.address = None, None
         self._closed = threading.Event()
         if self._socket is not None:

@@ -1,10 +1,8 @@
-"""Rows that failed inside the workers, collected on the driver through a Spark accumulator.
+"""Rows that failed inside the workers: what the worker knows of one, and the record the driver gets.
 
 The worker pass (:func:`pipelines.tables.stream_token_table`) reports a row whose processing raised
-as a :class:`RowFailure` and goes on with the next row. :class:`RowErrors` turns failures into small
-records and ships them to the driver. Errors are expected to be few: a task that sees more than
-``max_rows`` of them stops the task (the run would fail anyway, and a systematic failure, say a model
-that cannot load, would otherwise cost a whole pass over the corpus before anyone hears of it).
+as a :class:`RowFailure` and goes on with the next row; :func:`error_record` makes it a small flat
+record, which reaches the driver through the job's output (:mod:`pipelines.worker_reports`).
 """
 
 from __future__ import annotations
@@ -12,10 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pyspark.accumulators import AccumulatorParam
-
 MESSAGE_MAX_CHARS = 500
-LIMIT_MESSAGE = "corpus-nlp: too many failed rows"  # what RowErrors.limit_message looks for in a Spark error
+LIMIT_MESSAGE = "corpus-nlp: too many failed rows"  # what limit_message looks for in a Spark error
 
 
 @dataclass
@@ -56,35 +52,7 @@ def error_record(failure: RowFailure, text_max_chars: int) -> dict:
     }
 
 
-class _ListParam(AccumulatorParam):
-    def zero(self, value):
-        return []
-
-    def addInPlace(self, value1, value2):
-        value1.extend(value2)
-        return value1
-
-
-class _SendRowError:
-    """The worker-side callback: picklable, one fresh copy (and count) per task."""
-
-    def __init__(self, accumulator, max_rows: int, text_max_chars: int):
-        self.accumulator = accumulator
-        self.max_rows = max_rows
-        self.text_max_chars = text_max_chars
-        self.sent = 0
-
-    def __call__(self, failure: RowFailure) -> None:
-        self.sent += 1
-        record = error_record(failure, self.text_max_chars)
-        self.accumulator.add([record])
-        if self.sent > self.max_rows:
-            raise RowErrorLimitExceeded(
-                f"{LIMIT_MESSAGE}: more than {self.max_rows} rows failed in one task (policies.max_error_rows); "
-                f"the last one: {_describe(record)}")
-
-
-def _describe(record: dict) -> str:
+def describe(record: dict) -> str:
     keep = {k: v for k, v in record.items() if k not in _ERROR_FIELDS}
     return f"{keep} at {record['stage']}: {record['error_class']}: {record['error_message']}"
 
@@ -92,35 +60,14 @@ def _describe(record: dict) -> str:
 _ERROR_FIELDS = ("error_class", "error_message", "stage", "partial_tokens", "text_length", "text")
 
 
-class RowErrors:
-    """Failed rows of one Spark job, gathered on the driver.
+def record_key(record: dict) -> tuple:
+    """What identifies a failed row: its ``keep`` values (a task run twice reports it twice)."""
+    return tuple((k, v) for k, v in record.items() if k not in _ERROR_FIELDS)
 
-    ``errors = RowErrors(spark, max_rows=10, text_max_chars=1000)``; give ``errors.callback()`` to
-    :func:`pipelines.tables.stream_token_table` as ``on_row_error``; after the action,
-    ``errors.records()``. Accumulator updates from a task count once it succeeds, and a task that is
-    run again (a lost executor, a recomputed stage) adds its records again, hence the deduplication.
-    """
 
-    def __init__(self, spark, max_rows: int, text_max_chars: int = 1000):
-        self.max_rows = max_rows
-        self.text_max_chars = text_max_chars
-        self._accumulator = spark.sparkContext.accumulator([], _ListParam())
-
-    def callback(self) -> _SendRowError:
-        return _SendRowError(self._accumulator, self.max_rows, self.text_max_chars)
-
-    def records(self) -> list[dict]:
-        """Each failed row once (by its ``keep`` values), in the order they arrived."""
-        seen: dict[tuple, dict] = {}
-        for record in self._accumulator.value:
-            key = tuple((k, v) for k, v in record.items() if k not in _ERROR_FIELDS)
-            seen.setdefault(key, record)
-        return list(seen.values())
-
-    @staticmethod
-    def limit_message(error: BaseException) -> str | None:
-        """The worker's 'too many failed rows' line when ``error`` (a Spark job failure) is that, else None."""
-        for line in str(error).splitlines():
-            if LIMIT_MESSAGE in line:
-                return line[line.index(LIMIT_MESSAGE):]
-        return None
+def limit_message(error: BaseException) -> str | None:
+    """The worker's 'too many failed rows' line when ``error`` (a Spark job failure) is that, else None."""
+    for line in str(error).splitlines():
+        if LIMIT_MESSAGE in line:
+            return line[line.index(LIMIT_MESSAGE):]
+    return None

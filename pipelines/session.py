@@ -92,11 +92,83 @@ def executor_python(settings: SparkSettings) -> str:
     return settings.conf.get("spark.pyspark.python") or os.environ.get("PYSPARK_PYTHON") or sys.executable
 
 
+def is_connect(spark) -> bool:
+    """Whether ``spark`` is a Spark Connect client session (no SparkContext, no JVM on this side)."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def default_parallelism(spark) -> int:
+    """The cores Spark schedules on (``SparkContext.defaultParallelism``). A Connect client has no
+    SparkContext: there, the partitions of a plain ``range``, which Spark sizes by that same number."""
+    if not is_connect(spark):
+        return spark.sparkContext.defaultParallelism
+    from pyspark.sql import functions as F
+
+    return spark.range(1 << 16).agg(F.max(F.spark_partition_id())).first()[0] + 1
+
+
+def num_partitions(df) -> int:
+    """How many tasks a pass over ``df`` runs. A Connect client cannot ask the plan: it runs a job that
+    reads no column (on a persisted frame, the cache; on files, their row counts)."""
+    if not is_connect(df.sparkSession):
+        return df.rdd.getNumPartitions()
+    from pyspark.sql import functions as F
+
+    last = df.select(F.spark_partition_id().alias("p")).agg(F.max("p")).first()[0]
+    return 0 if last is None else last + 1
+
+
+class ConnectUnavailable(CorpusNlpError):
+    """spark.remote is set, and this Python cannot be a Spark Connect client as asked."""
+
+
+def connect_session(settings: SparkSettings, libraries: list[str]):
+    """A Spark Connect session for ``spark.remote``: ``sc://host:port`` (a server someone runs: it brings
+    its own jars and settings), or ``local``/``local[N]``: PySpark 4 starts a Connect server in this
+    process, with the jars of ``libraries`` (the way to test the Connect path on one machine)."""
+    from pyspark.sql import SparkSession
+
+    remote = settings.remote
+    try:
+        import grpc  # noqa: F401  (pyspark[connect]'s client needs it)
+        from pyspark.sql.connect.session import SparkSession as _ConnectSession  # noqa: F401
+    except ImportError as e:
+        raise ConnectUnavailable(f"spark.remote {remote}: this Python lacks the Spark Connect client ({e.name}): "
+                                 "pip install 'corpus-nlp[connect]'") from None
+    builder = SparkSession.builder.remote(remote)
+    if remote.startswith("local"):
+        import pyspark
+
+        if int(pyspark.__version__.split(".")[0]) < 4:
+            raise ConnectUnavailable(f"spark.remote {remote} starts a local Spark Connect server, which needs "
+                                     f"PySpark 4 (this is {pyspark.__version__}): use sc://host:port")
+        check_java()
+        os.environ["PYSPARK_PYTHON"] = executor_python(settings)
+        server = {"spark.driver.memory": settings.driver_memory, "spark.ui.showConsoleProgress": "false",
+                  "spark.driver.extraJavaOptions": " ".join(filter(None, [
+                      f"-Dlog4j2.configurationFile={log4j_config_path()}",
+                      settings.conf.get("spark.driver.extraJavaOptions")])),
+                  **{k: v for k, v in settings.conf.items() if k != "spark.driver.extraJavaOptions"},
+                  **_with_user_jars(library_conf(libraries), settings)}
+        for key, value in server.items():
+            builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    return configure(spark, settings)
+
+
+def _with_user_jars(conf: dict[str, str], settings: SparkSettings) -> dict[str, str]:
+    if "spark.jars" in conf and settings.conf.get("spark.jars"):
+        conf = {**conf, "spark.jars": conf["spark.jars"] + "," + settings.conf["spark.jars"]}
+    return conf
+
+
 def get_spark(settings: SparkSettings | None = None, libraries: list[str] | None = None):
     from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
     settings = settings or SparkSettings()
+    if settings.remote:
+        return connect_session(settings, libraries or [])
     active = SparkSession.getActiveSession()
     archive, java_options = jvm_archive.ArchivePlan(""), []
     if active is None and os.environ.get("PYSPARK_GATEWAY_PORT") is None:
@@ -118,10 +190,7 @@ def get_spark(settings: SparkSettings | None = None, libraries: list[str] | None
         builder = builder.config(key, value)
     if active is None and os.environ.get("PYSPARK_GATEWAY_PORT") is None and SparkContext._gateway is None:
         # Jars reach only a JVM we start; under spark-submit they come from --jars (see README).
-        conf = library_conf(libraries or [])
-        if "spark.jars" in conf and settings.conf.get("spark.jars"):
-            conf["spark.jars"] += "," + settings.conf["spark.jars"]
-        for key, value in conf.items():
+        for key, value in _with_user_jars(library_conf(libraries or []), settings).items():
             builder = builder.config(key, value)
     if active is None and os.environ.get("PYSPARK_GATEWAY_PORT") is None and SparkContext._gateway is None:
         # A JVM we start logs by our file from its first line (Spark's own start-up INFO/WARN lines included).

@@ -83,17 +83,25 @@ class _NativeStage(Transformer, DefaultParamsReadable, DefaultParamsWritable):
 
 
 def run_native_stages(base: DataFrame, stages: list[_NativeStage], keep: list[str] = (),
-                      on_row_error=None) -> DataFrame:
+                      report=None) -> DataFrame:
     """One mapInArrow pass over ``base`` that adds each stage's output column, a slice of rows at a time
-    (:func:`pipelines.tables.stream_annotations`). ``on_row_error`` (e.g. :meth:`RowErrors.callback`):
-    a row that raises is reported there, by its ``keep`` columns, and left out; None: the task fails."""
+    (:func:`pipelines.tables.stream_annotations`). ``report`` (a :class:`pipelines.worker_reports.RunReport`):
+    a row that raises is reported there, by its ``keep`` columns, and left out, and the output carries the
+    report column until ``report.split`` takes it off; None: the task fails."""
     from pipelines.tables import stream_annotations
+    from pipelines.worker_reports import with_report_column
 
     steps = [s._step() for s in stages]
     _check_inputs(base, steps, stages)
-    fields = list(base.schema.fields) + [StructField(s.output_col, A.spark_type(), True) for s in steps]
-    out = base.mapInArrow(lambda batches: stream_annotations(batches, steps, list(keep), on_row_error),
-                          StructType(fields))
+    schema = StructType(list(base.schema.fields) + [StructField(s.output_col, A.spark_type(), True) for s in steps])
+
+    def annotate(batches):
+        if report is None:
+            return stream_annotations(batches, steps, list(keep))
+        task = report.task()
+        return task.attach(stream_annotations(batches, steps, list(keep), task.row_failed), schema)
+
+    out = base.mapInArrow(annotate, with_report_column(schema) if report is not None else schema)
     new_cols = {s.getOutputCol(): s._column_metadata() for s in stages}
     return out.select(
         *[F.col(c).alias(c, metadata=new_cols[c]) if c in new_cols else F.col(c) for c in out.columns]

@@ -122,11 +122,12 @@ def file_statuses(spark, files: list[str]) -> dict[str, tuple[int, int]]:
     for f in local:
         st = os.stat(local_file(f))
         out[f] = (st.st_size, st.st_mtime_ns // 1_000_000)
-    for f in (f for f in files if f not in out):  # any Hadoop file system
-        jvm = spark._jvm
-        hpath = jvm.org.apache.hadoop.fs.Path(f)
-        status = hpath.getFileSystem(spark._jsc.hadoopConfiguration()).getFileStatus(hpath)
-        out[f] = (int(status.getLen()), int(status.getModificationTime()))
+    remote = [f for f in files if f not in out]
+    if remote:  # any Hadoop file system (or, from a Spark Connect client, pyarrow's)
+        from pipelines.remote_files import files as store
+
+        fs = store(spark, remote[0])
+        out.update((f, fs.status(f)) for f in remote)
     return out
 
 

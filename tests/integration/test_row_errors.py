@@ -9,8 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.native import EmbedStep, MultilingualSentenceStep
-from pipelines.row_errors import RowErrorLimitExceeded, RowErrors
+from pipelines.row_errors import RowErrorLimitExceeded, limit_message
 from pipelines.tables import segment_bounds, spark_schema, stream_annotations, stream_token_table
+from pipelines.worker_reports import RunReport, with_report_column
 
 TEXT_POISON = "Giftpilz"  # a document holding it makes the sentence step below raise
 MODEL_POISON = "Knollenblätterpilz"  # a token equal to it makes the embeddings step below raise
@@ -177,7 +178,7 @@ def test_annotations_pass_works_in_slices_of_bounded_text_and_gives_the_rows_of_
     assert [r for b in sliced for r in b.to_pylist()] == _annotations(rb, steps)
 
 
-# --- through Spark: the accumulator ---------------------------------------------------------------
+# --- through Spark: the report rows --------------------------------------------------------------
 def test_spark_job_collects_the_bad_rows_once_and_stops_a_task_past_the_limit(spark, steps, tmp_path):
     values = [b"Gut.", b"\xc3\x28 kaputt", "Auch gut. 北京很大！".encode(), b"noch \xff kaputt " + b"x" * 50]
     table = pa.table({"doc_id": [f"d{i}" for i in range(len(values))], "lang": ["de"] * len(values),
@@ -188,26 +189,29 @@ def test_spark_job_collects_the_bad_rows_once_and_stops_a_task_past_the_limit(sp
     keep = ["doc_id", "lang"]
     schema = spark_schema([df.schema[c] for c in keep])
 
-    def annotate(errors):
-        callback = errors.callback()
-        return df.mapInArrow(lambda batches: stream_token_table(batches, text_steps, model_steps, keep, 4096,
-                                                                on_row_error=callback), schema)
+    def annotate(report):
+        def run(batches):
+            task = report.task()
+            return task.attach(stream_token_table(batches, text_steps, model_steps, keep, 4096, task,
+                                                  on_row_error=task.row_failed), schema)
 
-    errors = RowErrors(spark, max_rows=5, text_max_chars=20)
-    out = annotate(errors)
+        return report.split(df.mapInArrow(run, with_report_column(schema)))
+
+    report = RunReport(max_rows=5, text_max_chars=20)
+    out = annotate(report)
+    assert out.columns == df.select(*keep).columns + [f.name for f in schema.fields[len(keep):]]
     tokens = out.collect()
-    out.count()  # the same rows again: a second run of every task adds its records a second time
-    assert len(errors._accumulator.value) == 4
     assert {r.doc_id for r in tokens} == {"d0", "d2"}
-    records = sorted(errors.records(), key=lambda r: r["doc_id"])
+    assert report.counts() == (4, len(tokens))  # every row read, the tokens of the good ones
+    records = sorted(report.records(), key=lambda r: r["doc_id"])
     assert [(r["doc_id"], r["lang"], r["error_class"], r["stage"]) for r in records] == \
            [("d1", "de", "UnicodeDecodeError", "read"), ("d3", "de", "UnicodeDecodeError", "read")]
     assert records[1]["text_length"] == len(values[3].decode("utf-8", "replace"))
     assert records[1]["text"] == values[3].decode("utf-8", "replace")[:20]
 
-    strict = RowErrors(spark, max_rows=0)
+    strict = RunReport(max_rows=0)
     with pytest.raises(Exception) as failed:
         annotate(strict).collect()
-    line = RowErrors.limit_message(failed.value)
+    line = limit_message(failed.value)
     assert line is not None and "UnicodeDecodeError" in line and "'doc_id': 'd" in line
     assert RowErrorLimitExceeded.__name__ in str(failed.value)
