@@ -80,6 +80,7 @@ def read_corpus(spark, config: JobConfig):
     try:
         with text_partition_values(spark):
             df = spark.read.option("basePath", path).parquet(path)
+            df.schema  # a Spark Connect server analyses a read only when asked: here, inside this try
     except Exception as e:  # AnalysisException: path not found, not Parquet, ...
         raise JobError(f"cannot read Parquet corpus at {path}: {str(e).strip().splitlines()[0]}") from e
     require_columns(path, df.columns, settings)
@@ -96,6 +97,7 @@ def read_table(spark, settings):
     name = settings.table
     try:
         df = spark.table(name)
+        df.schema  # analysed now under Spark Connect too
         partitions = [c.name for c in spark.catalog.listColumns(name) if c.isPartition]
     except Exception as e:  # AnalysisException: TABLE_OR_VIEW_NOT_FOUND, ...
         raise JobError(f"cannot read input table {name}: {str(e).strip().splitlines()[0]} (set input.table to a "

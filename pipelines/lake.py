@@ -186,19 +186,22 @@ ADVISORY_SIZE = "spark.sql.adaptive.advisoryPartitionSizeInBytes"
 def rebalanced(df, columns: list[str], target_file_mb: float) -> Iterator:
     """``df`` shuffled so that each partition's rows reach the writer in pieces of ~target_file_mb, for the
     duration of the block (the write)."""
+    import pyspark
+    from pyspark.sql import functions as F
+
     if not target_file_mb:
         yield df
-        return
-    # Through SQL: PySpark 3.5's DataFrame.hint passes names as strings, which REBALANCE refuses. The view
-    # lives until the write is done: a Spark Connect server analyses the query only when the write runs.
-    view = f"corpus_nlp_write_{uuid.uuid4().hex[:12]}"
-    df.createOrReplaceTempView(view)
-    try:
-        names = ", ".join("`" + c.replace("`", "``") + "`" for c in columns)
-        hint = f"REBALANCE({names})" if columns else "REBALANCE"  # unpartitioned: only sizes matter
-        yield df.sparkSession.sql(f"SELECT /*+ {hint} */ * FROM {view}")
-    finally:
-        df.sparkSession.catalog.dropTempView(view)
+    elif int(pyspark.__version__.split(".")[0]) >= 4:  # the hint takes columns (classic and Connect alike)
+        yield df.hint("REBALANCE", *[F.col(f"`{c.replace('`', '``')}`") for c in columns])
+    else:  # PySpark 3.5's DataFrame.hint passes names as strings, which REBALANCE refuses: through SQL
+        view = f"corpus_nlp_write_{uuid.uuid4().hex[:12]}"
+        df.createOrReplaceTempView(view)
+        try:
+            names = ", ".join("`" + c.replace("`", "``") + "`" for c in columns)
+            hint = f"REBALANCE({names})" if columns else "REBALANCE"  # unpartitioned: only sizes matter
+            yield df.sparkSession.sql(f"SELECT /*+ {hint} */ * FROM {view}")
+        finally:
+            df.sparkSession.catalog.dropTempView(view)
 
 
 def file_size_conf(target_file_mb: float) -> dict[str, str]:
@@ -240,6 +243,7 @@ class Lake:
                 reader = self.spark.read
                 df = reader.format("delta").load(self.path(table)) if self.format == "delta" \
                     else reader.option("basePath", self.path(table)).parquet(self.path(table))
+                df.schema  # a Spark Connect server analyses a read only when asked: here, not at first use
         except Exception as e:
             if self.format == "parquet" and "Unable to infer schema" in str(e):
                 return None  # a directory without a single data file

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 
 from pipelines import jvm_archive
 from pipelines.config import SparkSettings
@@ -104,7 +105,7 @@ def default_parallelism(spark) -> int:
         return spark.sparkContext.defaultParallelism
     from pyspark.sql import functions as F
 
-    return spark.range(1 << 16).agg(F.max(F.spark_partition_id())).first()[0] + 1
+    return spark.range(1 << 16).select(F.spark_partition_id().alias("p")).agg(F.max("p")).first()[0] + 1
 
 
 def num_partitions(df) -> int:
@@ -152,7 +153,9 @@ def connect_session(settings: SparkSettings, libraries: list[str]):
                   **_with_user_jars(library_conf(libraries), settings)}
         for key, value in server.items():
             builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    with warnings.catch_warnings():  # the client sets the server's settings again and warns on each static one
+        warnings.filterwarnings("ignore", message="Failed to set", category=UserWarning)
+        spark = builder.getOrCreate()
     return configure(spark, settings)
 
 

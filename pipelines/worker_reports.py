@@ -139,7 +139,13 @@ class RunReport:
         return observed.where(report.isNull()).drop(REPORT_COLUMN)
 
     def _metrics(self) -> dict:
-        return self._observation.get if self._observation is not None else {}
+        if self._observation is None:
+            return {}
+        metrics = self._observation.get
+        if "errors" not in metrics:  # never silently: the failed rows are in there
+            raise RuntimeError("the workers' reports did not come back with the write (an observed DataFrame "
+                               "whose plan was rebuilt before its action?)")
+        return metrics
 
     def counts(self) -> tuple[int, int] | None:
         """(rows, tokens) the workers reported; None when no pass reported batches (the annotations pass
