@@ -9,7 +9,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-# Annotating needs the base install and Spark (the local extra: pyspark, delta-spark); the demo config
+# Annotating needs the base install and Spark (the local extra: pyspark; Delta is jars only); the demo config
 # also trains the demo NER model on first use, which needs the torch extra (pinned to the CPU build).
 # constraints.txt pins the tested combination (PySpark 3.5 for the Spark NLP and Delta jars, torch).
 $(VENV)/.base: pyproject.toml constraints.txt | $(BIN)/python

@@ -45,10 +45,22 @@ ARROW_TYPE = pa.list_(
 
 
 def spark_type():
-    """``sparknlp.annotation.Annotation.arrayType()``: the column type every stage emits."""
-    from sparknlp.annotation import Annotation
+    """``sparknlp.annotation.Annotation.arrayType()``: the column type every stage emits.
 
-    return Annotation.arrayType()
+    Written out here rather than taken from spark-nlp: importing ``sparknlp`` loads all of its annotators
+    (and distutils, which Python 3.12 no longer ships), and the native engine needs none of them.
+    tests/integration/test_stages.py compares it with Spark NLP's own."""
+    from pyspark.sql.types import (ArrayType, FloatType, IntegerType, MapType, StringType, StructField,
+                                   StructType)
+
+    return ArrayType(StructType([
+        StructField("annotatorType", StringType(), False),
+        StructField("begin", IntegerType(), False),
+        StructField("end", IntegerType(), False),
+        StructField("result", StringType(), False),
+        StructField("metadata", MapType(StringType(), StringType(), True), False),
+        StructField("embeddings", ArrayType(FloatType(), True), False),
+    ]), True)
 
 
 def from_arrow_row(items: list[dict] | None) -> list[Ann]:

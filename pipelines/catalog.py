@@ -32,13 +32,13 @@ def register_tables(spark, output: OutputSettings, tables: dict[str, str]) -> di
     """Give each of the lake's tables that holds a commit its catalog name; lake table -> catalog name.
     A name that already points at this lake's table is left alone; one that points elsewhere is an error
     (the job never drops or repoints a table someone else registered)."""
-    from delta.tables import DeltaTable
+    from pipelines.delta_sql import is_delta_table
 
     if not output.database:
         return {}
     registered = {}
     for table, path in tables.items():
-        if not DeltaTable.isDeltaTable(spark, path):  # no commit yet: no schema to register
+        if not is_delta_table(spark, path):  # no commit yet: no schema to register
             continue
         name, location = output.table_name(table), _absolute(path)
         if spark.catalog.tableExists(name):

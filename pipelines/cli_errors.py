@@ -11,13 +11,11 @@ import click
 
 from pipelines.errors import CorpusNlpError
 
-# Spark is an extra (``corpus-nlp[local]``): a Spark runtime brings its own PySpark and Delta, and pip must
-# not replace them. Without either, the command says what to install in one line.
+# Spark is an extra (``corpus-nlp[local]``): a Spark runtime brings its own PySpark, and pip must not replace
+# it. Without it, the command says what to install in one line. (Delta needs no Python package: its jars.)
 MISSING_SPARK = {
     "pyspark": "PySpark is not installed: pip install 'corpus-nlp[local]', or run on a Spark runtime",
     "py4j": "PySpark is not installed: pip install 'corpus-nlp[local]', or run on a Spark runtime",
-    "delta": "Delta Lake's Python package is not installed: pip install 'corpus-nlp[local]' (or the delta-spark "
-             "that matches your Spark), or set output.format: parquet",
 }
 
 

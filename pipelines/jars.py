@@ -60,10 +60,19 @@ class JvmLibrary:
 
     @property
     def folder(self) -> str:
-        return f"{self.name}-{self.version}"
+        # Delta 4.1+ publishes one artifact per Spark line under one version (delta-spark_4.2_2.13:4.4.0):
+        # the line keeps their folders apart
+        line = _SPARK_LINE_ARTIFACT.search(self.artifact)
+        return f"{self.name}-{self.version}" + (f"-spark{line.group(1)}" if line else "")
 
 
-# Per Spark line (Scala binary version): the builds that run on it.
+_SPARK_LINE_ARTIFACT = re.compile(r"_(\d+\.\d+)_2\.1[23]$")
+
+
+# Per Spark line (Scala binary version): the builds that run on it. The `local` extra of pyproject.toml
+# accepts exactly the lines listed here (tests/unit/test_jars.py). Spark 4.x: Delta 4.4.0, the newest Delta,
+# which builds one artifact per Spark line (each against that line's x.y.0/x.y.1 release); there is no Delta
+# build for Spark 4.3.
 LIBRARIES: dict[str, dict[str, JvmLibrary]] = {
     "3.5": {
         "sparknlp": JvmLibrary("sparknlp", "com.johnsnowlabs.nlp", "spark-nlp_2.12", "5.5.3", exclusions=(
@@ -73,9 +82,10 @@ LIBRARIES: dict[str, dict[str, JvmLibrary]] = {
         ), extras=(("org.tensorflow", "ndarray", "0.3.3"), ("org.tensorflow", "tensorflow-core-api", "0.4.2"))),
         "delta": JvmLibrary("delta", "io.delta", "delta-spark_2.12", "3.3.2"),
     },
-    "4.0": {  # no Spark NLP build for Spark 4 is served to our machines
-        "delta": JvmLibrary("delta", "io.delta", "delta-spark_2.13", "4.0.1"),
-    },
+    # No Spark NLP build for Spark 4 is served to our machines: the sparknlp engine is Spark 3.5 only.
+    "4.0": {"delta": JvmLibrary("delta", "io.delta", "delta-spark_4.0_2.13", "4.4.0")},
+    "4.1": {"delta": JvmLibrary("delta", "io.delta", "delta-spark_4.1_2.13", "4.4.0")},
+    "4.2": {"delta": JvmLibrary("delta", "io.delta", "delta-spark_4.2_2.13", "4.4.0")},
 }
 
 
@@ -100,6 +110,12 @@ def library(name: str, spark_version: str | None = None) -> JvmLibrary:
         raise JarsUnavailable(f"no {name} build is pinned for Spark {line} (PySpark {spark_version or _pyspark()}); "
                               f"corpus-nlp pins one for Spark {', '.join(lines)}")
     return found
+
+
+def pinned(spark_version: str | None = None) -> list[str]:
+    """The libraries pinned for the installed Spark line (for ``spark_version``'s): what ``jars fetch``
+    with no names fetches, and what a session can be given."""
+    return [n for n in ("sparknlp", "delta") if n in LIBRARIES.get(spark_line(spark_version), {})]
 
 
 def _pyspark() -> str:
@@ -206,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args or args[0] not in ("fetch", "pom", "paths"):
         print("usage: python -m pipelines.jars fetch|pom|paths [sparknlp] [delta]", file=sys.stderr)
         return 2
-    verb, names = args[0], args[1:] or [n for n in ("sparknlp", "delta") if n in LIBRARIES.get(spark_line(), {})]
+    # no names: what the installed line has; a line with none asks for delta, whose error names the lines pinned
+    verb, names = args[0], args[1:] or pinned() or ["delta"]
     try:
         if verb == "pom":
             print(pom([library(n) for n in names]), end="")

@@ -229,9 +229,9 @@ class Lake:
 
     def has(self, table: str) -> bool:
         if self.format == "delta":  # a commit, not only a _delta_log folder (a killed first write leaves one)
-            from delta.tables import DeltaTable
+            from pipelines.delta_sql import is_delta_table
 
-            return bool(DeltaTable.isDeltaTable(self.spark, self.path(table)))
+            return is_delta_table(self.spark, self.path(table))
         return exists(self.spark, self.path(table))
 
     def read(self, table: str, columns: list[str] | None = None, partitions: list | None = None):
@@ -292,11 +292,12 @@ class Lake:
         writer.mode("append").partitionBy(*columns).parquet(self.path(table))
 
     def delete_rows(self, table: str, condition: str, run_id: str) -> None:
-        """Delta only: remove rows (one transaction), e.g. a document's partial tokens after its row failed."""
-        from delta.tables import DeltaTable
+        """Delta only: remove rows (one transaction, run id in its user metadata as for a write), e.g. a
+        document's partial tokens after its row failed."""
+        from pipelines.delta_sql import delete_where
 
         with delta_errors(self.path(table), run_id):
-            DeltaTable.forPath(self.spark, self.path(table)).delete(condition)
+            delete_where(self.spark, self.path(table), condition, json.dumps({"corpus_nlp_run_id": run_id}))
 
 
 _DELTA_CONFLICTS = re.compile(r"Concurrent\w*Exception|ProtocolChangedException|MetadataChangedException|"

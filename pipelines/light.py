@@ -48,8 +48,9 @@ class LightPipeline:
 
     def fullAnnotate(self, target: str | list[str]) -> list[dict]:
         """One dict per text (a list even for one string, as Spark NLP): output column -> list of
-        ``sparknlp.annotation.Annotation``."""
-        from sparknlp.annotation import Annotation
+        ``sparknlp.annotation.Annotation`` (:class:`pipelines.annotation.Ann`, the same six fields, where
+        spark-nlp's Python does not import)."""
+        Annotation = annotation_class()
 
         def convert(a):
             vector = [float(x) for x in a.embeddings] if self.parse_embeddings and a.embeddings is not None else []
@@ -65,6 +66,19 @@ class LightPipeline:
     def transform(self, dataframe):
         """The Spark way, for symmetry with Spark NLP's LightPipeline."""
         return self.pipeline_model.transform(dataframe)
+
+
+def annotation_class() -> type:
+    """Spark NLP's ``Annotation``, which its LightPipeline returns. The native steps do not need spark-nlp,
+    so a process where it does not import (not installed, or Python 3.12+ without setuptools: it imports
+    distutils) still annotates, with our own ``Ann``: same fields, same order, compared by value."""
+    try:
+        from sparknlp.annotation import Annotation
+    except ImportError:
+        from pipelines.annotation import Ann
+
+        return Ann
+    return Annotation
 
 
 def _texts(target) -> list[str]:

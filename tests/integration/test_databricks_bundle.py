@@ -130,10 +130,13 @@ def test_wheel_task_runs_the_built_wheels_entry_point_with_parameters_the_cli_ac
     assert re.sub(r"[-_.]+", "_", name).lower() == wheel_task["package_name"]
     scripts = re.search(r"\[console_scripts\]\n((?:.+\n?)*)", entry_points).group(1)
     assert f"{wheel_task['entry_point']} = pipelines.cli:main" in scripts
-    # a runtime's own PySpark and Delta are kept: the wheel asks for them only under the local extra
+    # a runtime's own PySpark and Delta are kept: the wheel asks for PySpark only under the local and
+    # connect extras, and for no Delta package at all
     requires = re.findall(r"^Requires-Dist: (.+)$", metadata, re.M)
     spark_requirements = [r for r in requires if re.match(r"(pyspark|delta-spark)\b", r)]
-    assert spark_requirements and all('extra == "local"' in r for r in spark_requirements), spark_requirements
+    assert spark_requirements and all(re.search(r'extra == "(local|connect)"', r) for r in spark_requirements), \
+        spark_requirements
+    assert not [r for r in requires if r.startswith("delta-spark")]
 
     parameters = wheel_task["parameters"]
     config_file = parameters[parameters.index("--config") + 1]

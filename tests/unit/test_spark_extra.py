@@ -1,20 +1,24 @@
-"""PySpark and Delta are the `local` extra, not requirements: a Spark runtime keeps its own. Without them
-the command says what to install in one line."""
+"""PySpark is the `local` extra, not a requirement: a Spark runtime keeps its own. Delta needs no Python
+package (the lake goes through Spark SQL). Without PySpark the command says what to install in one line."""
 
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
+from packaging.requirements import Requirement
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_pyspark_and_delta_only_in_the_local_extra_which_make_installs():
+def test_pyspark_only_in_the_local_extra_which_make_installs_and_no_delta_package():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    names = [dep.split(">")[0].split("=")[0].split("<")[0].strip() for dep in project["dependencies"]]
+    names = [Requirement(dep).name for dep in project["dependencies"]]
     assert "pyspark" not in names and "delta-spark" not in names
-    local = [dep.split(">")[0] for dep in project["optional-dependencies"]["local"]]
-    assert local == ["pyspark", "delta-spark"]
+    local = [Requirement(dep).name for dep in project["optional-dependencies"]["local"]]
+    assert local == ["pyspark"]
+    extras = [Requirement(dep).name for deps in project["optional-dependencies"].values() for dep in deps]
+    assert "delta-spark" not in extras
     makefile = (ROOT / "Makefile").read_text()
     installs = [line for line in makefile.splitlines() if "pip install" in line and " -e " in line]
     assert installs and all("local" in line for line in installs), installs
