@@ -230,8 +230,10 @@ def _run_annotate(config: JobConfig, spark) -> RunResult:
     started = time.time()
     spark = configure(spark, config.spark) if spark is not None else get_spark(config.spark, _libraries(config))
     spark_start_s = round(time.time() - started, 3)
-    if config.engine == "sparknlp" and is_connect(spark):
-        raise JobError(SPARKNLP_NEEDS_CLASSIC)
+    if is_connect(spark):
+        if config.engine == "sparknlp":
+            raise JobError(SPARKNLP_NEEDS_CLASSIC)
+        config = _absolute_local_paths(config)
     if config.output.format == "delta":
         require_delta(spark)
     require_database(spark, config.output)
@@ -269,6 +271,17 @@ def _run_annotate(config: JobConfig, spark) -> RunResult:
     except BaseException as e:  # KeyboardInterrupt, SystemExit: say so, then let it end the process
         manifest.finish("failed", reason=f"interrupted ({type(e).__name__})")
         raise
+
+
+def _absolute_local_paths(config: JobConfig) -> JobConfig:
+    """A Spark Connect server resolves a relative path from its own working directory, this process from
+    its own: give both the same absolute local paths (a server elsewhere must see them at the same place)."""
+    update = {}
+    if not config.input.table and is_local(config.input.path):
+        update["input"] = config.input.model_copy(update={"path": os.path.abspath(local_path(config.input.path))})
+    if is_local(config.output.path):
+        update["output"] = config.output.model_copy(update={"path": os.path.abspath(local_path(config.output.path))})
+    return config.model_copy(update=update)
 
 
 def _unsaved(error: BaseException, manifest: RunManifest, why: str) -> str:

@@ -93,7 +93,7 @@ def for_executors(path: str, local: Path) -> str:
 
     spark = _active_session()
     if not is_uri(path) or spark is None:
-        return str(local)
+        return os.path.abspath(local)  # executors (a Spark Connect server's too) start elsewhere
     connect = is_connect(spark)
     if not connect and spark.sparkContext.master.startswith("local"):
         return str(local)

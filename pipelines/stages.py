@@ -74,7 +74,8 @@ class _NativeStage(Transformer, DefaultParamsReadable, DefaultParamsWritable):
         return {"annotatorType": self.annotator_type}
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
-        fused = getattr(dataset, _FUSION_ATTR, None)
+        # the instance's own attribute: a Spark Connect DataFrame answers any other name with a Column
+        fused = vars(dataset).get(_FUSION_ATTR)
         base, stages = fused if fused is not None else (dataset, [])
         stages = stages + [self]
         out = run_native_stages(base, stages)
