@@ -91,9 +91,10 @@ def summary(result) -> dict:
     m = result.manifest
     c, timings = m["counts"], m.get("timings", {})
     annotate_s = timings.get("annotate_s", m["duration_s"])
+    model, model_kind = model_that_ran(m)
     return {
         "run_id": result.run_id, "status": m["status"], "duration_s": m["duration_s"],
-        "model": m["model"]["storage_ref"], "model_kind": m["model"]["kind"],
+        "model": model, "model_kind": model_kind,
         "partitions_annotated": len(m["input"]["annotated_partitions"]),
         "partitions_already_done": m["input"]["skipped_as_done"],
         "input_rows": c["input_rows"], "annotated_rows": c["annotated_rows"], "kept_empty_rows": c["kept_empty_rows"],
@@ -104,6 +105,15 @@ def summary(result) -> dict:
         "tables": result.tables, **({"catalog_tables": result.catalog_tables} if result.catalog_tables else {}),
         "manifest": result.manifest_path,
     }
+
+
+def model_that_ran(manifest: dict) -> tuple[str, str]:
+    """(storage ref, kind) of the embeddings model; a run without embeddings names its classifier (the
+    sequence classifier, else the token classifier) and its stage."""
+    if manifest.get("model"):
+        return manifest["model"]["storage_ref"], manifest["model"]["kind"]
+    other = manifest.get("classify") or manifest.get("ner") or {}
+    return other.get("storage_ref", "none"), other.get("stage", "none")
 
 
 def report(result, show: int) -> None:
@@ -139,10 +149,12 @@ def report(result, show: int) -> None:
     if show > 0 and s["tokens"]:
         from pyspark.sql import SparkSession
         from pyspark.sql import functions as F
+        from pyspark.sql.types import ArrayType
 
-        tokens = result.read(SparkSession.getActiveSession() or SparkSession.builder.getOrCreate())
-        tokens.drop("run_id").withColumn("embedding", F.slice("embedding", 1, 3)).orderBy(
-            "doc_id", "token_index").show(show, truncate=40)
+        tokens = result.read(SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()).drop("run_id")
+        if "embedding" in tokens.columns and isinstance(tokens.schema["embedding"].dataType, ArrayType):
+            tokens = tokens.withColumn("embedding", F.slice("embedding", 1, 3))  # float16/int8: binary, as stored
+        tokens.orderBy("doc_id", "token_index").show(show, truncate=40)
 
 
 @main.command()

@@ -230,10 +230,7 @@ def _run_annotate(config: JobConfig, spark) -> RunResult:
     started = time.time()
     spark = configure(spark, config.spark) if spark is not None else get_spark(config.spark, _libraries(config))
     spark_start_s = round(time.time() - started, 3)
-    if is_connect(spark):
-        if config.engine == "sparknlp":
-            raise JobError(SPARKNLP_NEEDS_CLASSIC)
-        config = _absolute_local_paths(config)
+    config = for_session(config, spark)
     if config.output.format == "delta":
         require_delta(spark)
     require_database(spark, config.output)
@@ -273,9 +270,14 @@ def _run_annotate(config: JobConfig, spark) -> RunResult:
         raise
 
 
-def _absolute_local_paths(config: JobConfig) -> JobConfig:
-    """A Spark Connect server resolves a relative path from its own working directory, this process from
-    its own: give both the same absolute local paths (a server elsewhere must see them at the same place)."""
+def for_session(config: JobConfig, spark) -> JobConfig:
+    """``config`` as a run on ``spark`` takes it. On a Spark Connect session the sparknlp engine is refused,
+    and local paths become absolute: the server resolves a relative path from its own working directory,
+    this process from its own (a server elsewhere must see the same paths)."""
+    if not is_connect(spark):
+        return config
+    if config.engine == "sparknlp":
+        raise JobError(SPARKNLP_NEEDS_CLASSIC)
     update = {}
     if not config.input.table and is_local(config.input.path):
         update["input"] = config.input.model_copy(update={"path": os.path.abspath(local_path(config.input.path))})

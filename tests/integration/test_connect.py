@@ -83,6 +83,10 @@ def test_cli_on_a_connect_server_writes_the_lake_a_classic_driver_writes(spark, 
     assert connect["embedder"]["pieces"] == classic["embedder"]["pieces"] > 0
     assert connect["progress"][-1]["tokens"] == connect["counts"]["tokens"]
 
+    dry = json.loads(_cli({**config, "incremental": True}, tmp_path, "--dry-run").stdout.strip().splitlines()[-1])
+    assert (dry["event"], dry["to_do"], dry["already_done"]) == ("dry_run", 0, connect["input"]["selected_partitions"])
+    assert dry["fingerprint"] == connect["fingerprint"]
+
     # spark.remote: local[2] starts a Connect server in the job's own process; the lake's state says done
     again = _summary(_cli({**config, "spark": {"remote": "local[2]"}, "incremental": True}, tmp_path))
     assert (again["status"], again["partitions_annotated"], again["partitions_already_done"]) == \

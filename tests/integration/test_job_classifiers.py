@@ -132,6 +132,31 @@ def _cli_dry_run_fingerprint(config, *flags: str) -> str:
     return next(json.loads(line)["fingerprint"] for line in cli.output.splitlines() if '"fingerprint"' in line)
 
 
+def _cli_run(config, tmp_path):
+    """`corpus-nlp annotate --config` on ``config``: its text summary with sample rows, then the JSON summary of
+    the same command again (nothing left to do); the first run's manifest and tables, the JSON summary."""
+    import types
+
+    import yaml
+
+    from pipelines import log
+
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json")), encoding="utf-8")
+    try:
+        text = CliRunner().invoke(main, ["annotate", "--config", str(path), "--incremental", "--show", "3"])
+        assert text.exit_code == 0, text.output
+        assert "committed" in text.output
+        again = CliRunner().invoke(main, ["annotate", "--config", str(path), "--incremental", "--log-format", "json"])
+        assert again.exit_code == 0, again.output
+    finally:
+        log.configure()  # the CLI set JSON output for this process
+    summary = json.loads(again.output.strip().splitlines()[-1])
+    first = sorted((tmp_path / "lake" / "_runs").glob("*.json"))[0]
+    manifest = json.loads(first.read_text())
+    return types.SimpleNamespace(manifest=manifest, tables=manifest["tables"], summary=summary)
+
+
 def _fingerprint(config, bundle) -> str:
     stages = build_stages(config, str(bundle.path), ["doc_id", "text", "lang"], config.ner.model)
     return state.fingerprint(config, *model_summaries(stages))
@@ -142,8 +167,10 @@ def test_without_embeddings_one_pass_classifies_each_sentence(spark, tmp_path, m
     # no embeddings model at all: the run must not need one
     config = job_config(tmp_path / "lake", models["corpus"], tmp_path / "no-such-bundle", ner__model=str(tagger),
                         classify__model=str(sentiment), classify__over="sentence", output__embeddings=False)
-    result = run_annotate(config, spark=spark)
+    result = _cli_run(config, tmp_path)  # as a user runs it: the summary names the classifier that ran
     assert result.manifest["model"] is None and result.manifest["ner"]["stage"] == "BertForTokenClassification"
+    assert result.summary["model"] == result.manifest["classify"]["storage_ref"]
+    assert result.summary["model_kind"] == "DistilBertForSequenceClassification"
 
     tokens = read_table(spark, result.tables["token_embeddings"])
     assert "embedding" not in tokens.columns and tokens.where("ner is null").count() == 0
