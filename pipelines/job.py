@@ -397,8 +397,10 @@ def _write_tokens(plan: RunPlan, kept, to_annotate: int) -> list[dict]:
 
     p = plan.config.policies
     with JobProgress(plan.spark, to_annotate) as progress, _driver_fault(plan.spark, plan.tables[TOKEN_TABLE]):
-        report = RunReport(p.max_error_rows, p.quarantine_text_max_chars, progress.reporter()) if plan.stages \
-            else None
+        # No rows, no report: Spark prunes a plan over rows it knows are none, observation and all, and
+        # a classic driver would then wait for the observed metrics for ever.
+        report = RunReport(p.max_error_rows, p.quarantine_text_max_chars, progress.reporter()) \
+            if plan.stages and to_annotate else None
         try:  # the annotations table (output.annotations) is written inside _token_table
             tokens = _token_table(plan, kept, report).withColumn("run_id", F.lit(plan.run_id))
             plan.lake.replace(TOKEN_TABLE, tokens, plan.partition_cols, plan.todo, plan.run_id)
@@ -477,6 +479,7 @@ def _token_table(plan: RunPlan, kept, report):
     from pipelines.stages import run_native_stages
 
     config, stages, keep = plan.config, plan.stages, plan.keep
+    split = report.split if report is not None else (lambda df: df)
     if stages is None:  # sparknlp engine: its annotation columns, flattened in Spark
         annotated = sparknlp_engine.build_pipeline(config, plan.spark).fit(kept).transform(kept)
         annotated = annotated.select(*keep, "document", "sentence", "token", "embeddings")
@@ -484,13 +487,13 @@ def _token_table(plan: RunPlan, kept, report):
         if not config.output.annotations:
             return tokens_from_annotations(annotated, keep, embeddings_col, config.output.embedding_dtype)
     elif not config.output.annotations:
-        return report.split(kept.transform(with_token_embeddings(
+        return split(kept.transform(with_token_embeddings(
             stages, keep, config.stages.embeddings.max_tokens_per_chunk, plan.spark.conf.get(KILL_WORKER_ONCE, None),
             config.output.embedding_dtype, report=report)))
     else:
         _, model_stages = split_roles(stages)
         embeddings_col = model_stages[0].getOutputCol()
-        annotated = report.split(run_native_stages(kept, stages, keep, report)).select(
+        annotated = split(run_native_stages(kept, stages, keep, report)).select(
             *keep, *[s.getOutputCol() for s in stages])
     plan.lake.replace(ANNOTATIONS_TABLE, annotated.withColumn("run_id", F.lit(plan.run_id)), plan.partition_cols,
                       plan.todo, plan.run_id)
