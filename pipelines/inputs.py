@@ -5,6 +5,7 @@ Every check names the file or column involved and what to do, in one line (a :cl
 
 from __future__ import annotations
 
+import errno
 import uuid
 
 from pipelines.config import JobConfig
@@ -27,6 +28,9 @@ def check_paths(config: JobConfig) -> None:
         probe.write_text("ok")
         probe.unlink()
     except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise JobError(f"the disk is full (No space left on device) at output path {out}: free space, or point "
+                           "output.path at a larger disk") from e
         raise JobError(f"output path {out} is not writable ({e.strerror}): choose another output.path / "
                        "--output, or fix its permissions") from e
 
