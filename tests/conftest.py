@@ -8,16 +8,39 @@ import sys
 import pytest
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``sparknlp`` need the Spark NLP jar, pinned for Spark 3.5 only; tests marked ``torch``
+    need the torch extra. Elsewhere (the Spark 4 legs, which install no torch) they are skipped, saying why."""
+    import importlib.util
+
+    import pyspark
+
+    from pipelines import jars
+
+    skips = {}
+    if "sparknlp" not in jars.pinned():
+        skips["sparknlp"] = pytest.mark.skip(reason=f"needs the Spark NLP jar, which exists for Spark 3.5 only "
+                                                    f"(this is PySpark {pyspark.__version__})")
+    if importlib.util.find_spec("torch") is None:
+        skips["torch"] = pytest.mark.skip(reason="needs torch (the torch extra), which is not installed here")
+    for item in items:
+        for marker, skip in skips.items():
+            if item.get_closest_marker(marker) is not None:
+                item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory):
     from pyspark.sql import SparkSession
 
+    from pipelines import jars
     from pipelines import session as sessions
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    # The real Spark NLP and Delta jars, fetched by `make jars` (Maven): the reference engine and the lake.
+    # The real Spark NLP and Delta jars, fetched by `make jars` (Maven): the reference engine and the lake;
+    # on Spark 4 only Delta (there is no Spark NLP jar for it: tests marked sparknlp are skipped there).
     builder = SparkSession.builder
-    for key, value in sessions.library_conf(["sparknlp", "delta"]).items():
+    for key, value in sessions.library_conf(jars.pinned()).items():
         builder = builder.config(key, value)
     session = (
         builder.master("local[2,4]")  # 4 attempts per task: the fault tests need retries
