@@ -48,6 +48,9 @@ def spark(tmp_path_factory):
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "2")
+        # Delta rebuilds a table's state from its log in this many tasks (default 50): 2, as the shuffles, so
+        # that a test's small commits and deletes take a second, not ten
+        .config("spark.databricks.delta.snapshotPartitions", "2")
         .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.driver.memory", "2g")
