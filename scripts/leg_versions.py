@@ -1,0 +1,14 @@
+"""One line of what a CI leg installed (`make test-py312`), and a refusal if it installed torch: the legs
+prove the install without it (an unpinned torch is 4.6 GB of CUDA wheels)."""
+
+import importlib.metadata
+import importlib.util
+import platform
+import sys
+
+PACKAGES = ("pyspark", "spark-nlp", "numpy", "pandas", "pyarrow", "onnxruntime", "tokenizers", "grpcio")
+
+if importlib.util.find_spec("torch") is not None:
+    sys.exit(f"error: torch is installed in {sys.prefix}; the legs run without it: rebuild the venv")
+print(", ".join([f"leg: Python {platform.python_version()}",
+                 *(f"{p} {importlib.metadata.version(p)}" for p in PACKAGES), "no torch"]))
