@@ -34,18 +34,22 @@ test: $(VENV)/.dev jars
 
 # --- CI legs beyond the pinned stack: `make test-py312`, `make test-py313` ------------------------------
 # The package as a user installs it, WITHOUT constraints.txt (`pip install -e '.[local,test,connect]'`:
-# pip picks the newest PySpark the local extra accepts, or the line SPARK=4.0 names), on Python 3.12 or 3.13
+# pip picks the newest PySpark the local extra accepts, or the line SPARK=4.0 names; SPARK=3.5 leaves out
+# connect, which is Spark 4 only), on Python 3.12 or 3.13
 # (the pyenv interpreters; PY312=/path/to/python3.12 to use another), then the Delta jars pinned for that
-# line, then the job-level tests below plus the unit tests (the whole suite would not fit the CI budget).
+# line, then the job-level tests below plus the unit tests (the whole suite would not fit the CI budget;
+# the sparknlp engine's tests run on SPARK=3.5 only, the line with a Spark NLP jar).
 # No torch (an unpinned torch is 4.6 GB of CUDA wheels): the leg refuses to run with it, and the tests that
 # need it, or the Spark NLP jar (Spark 3.5 only), skip saying why.
 PY312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python) python3.12)
 PY313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python) python3.13)
 SPARK ?=
+comma := ,
 LEG_TESTS = tests/unit tests/integration/test_job.py tests/integration/test_incremental.py \
 	tests/integration/test_installed_package.py tests/integration/test_lake.py tests/integration/test_stages.py \
 	tests/integration/test_row_errors.py tests/integration/test_delta_sql.py tests/integration/test_catalog_tables.py \
-	tests/integration/test_light_pipeline.py tests/integration/test_dry_run.py tests/integration/test_jars_fetch.py
+	tests/integration/test_light_pipeline.py tests/integration/test_dry_run.py tests/integration/test_jars_fetch.py \
+	tests/integration/test_sparknlp_engine.py
 LEG312 = .venv-py312$(if $(SPARK),-spark$(SPARK))
 LEG313 = .venv-py313$(if $(SPARK),-spark$(SPARK))
 
@@ -55,7 +59,8 @@ define leg_venv
 	rm -rf $(2)
 	$(1) -m venv $(2)
 	$(2)/bin/python -m pip install -q --upgrade pip
-	$(2)/bin/python -m pip install -q -e ".[local,test,connect]" $(if $(SPARK),"pyspark==$(SPARK).*")
+	$(2)/bin/python -m pip install -q -e ".[local,test$(if $(filter 3.%,$(SPARK)),,$(comma)connect)]" \
+		$(if $(SPARK),"pyspark==$(SPARK).*")
 	$(2)/bin/python -m pip check
 	touch $(2)/.installed
 endef
