@@ -33,14 +33,13 @@ test: $(VENV)/.dev jars
 	$(BIN)/python -m pytest -q
 
 # --- CI legs beyond the pinned stack: `make test-py312`, `make test-py313` ------------------------------
-# The package as a user installs it, WITHOUT constraints.txt (`pip install -e '.[local,test,connect]'`:
-# pip picks the newest PySpark the local extra accepts, or the line SPARK=4.0 names; SPARK=3.5 leaves out
-# connect, which is Spark 4 only), on Python 3.12 or 3.13
-# (the pyenv interpreters; PY312=/path/to/python3.12 to use another), then the Delta jars pinned for that
-# line, then the job-level tests below plus the unit tests (the whole suite would not fit the CI budget;
-# the sparknlp engine's tests run on SPARK=3.5 only, the line with a Spark NLP jar).
-# No torch (an unpinned torch is 4.6 GB of CUDA wheels): the leg refuses to run with it, and the tests that
-# need it, or the Spark NLP jar (Spark 3.5 only), skip saying why.
+# The package as a user installs it, WITHOUT constraints.txt, on Python 3.12 or 3.13 (the pyenv
+# interpreters; PY312=/path/to/python3.12 to use another): `pip install -e '.[local,test,connect]'`, where pip
+# picks the newest PySpark the local extra accepts, or the line SPARK=4.0 names (SPARK=3.5 leaves out connect,
+# which is Spark 4 only); then the Delta jars pinned for that line; then the job-level tests below and the
+# unit tests (the whole suite would not fit the CI budget; the sparknlp engine's tests run on SPARK=3.5 only,
+# the line with a Spark NLP jar). No torch (an unpinned torch is 4.6 GB of CUDA wheels): the leg refuses to
+# run with it, and the tests that need it, or the Spark NLP jar, skip saying why.
 PY312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python) python3.12)
 PY313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python) python3.13)
 SPARK ?=
