@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test bench jars clean
+.PHONY: demo test test-py312 test-py313 bench jars clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,57 @@ demo: $(VENV)/.base jars
 
 test: $(VENV)/.dev jars
 	$(BIN)/python -m pytest -q
+
+# --- CI legs beyond the pinned stack: `make test-py312`, `make test-py313` ------------------------------
+# The package as a user installs it, WITHOUT constraints.txt, on Python 3.12 or 3.13 (the pyenv
+# interpreters; PY312=/path/to/python3.12 to use another): `pip install -e '.[local,test,connect]'`, where pip
+# picks the newest PySpark the local extra accepts, or the line SPARK=4.0 names (SPARK=3.5 leaves out connect,
+# which is Spark 4 only); then the Delta jars pinned for that line; then the job-level tests below and the
+# unit tests (the whole suite would not fit the CI budget; the sparknlp engine's tests run on SPARK=3.5 only,
+# the line with a Spark NLP jar). No torch (an unpinned torch is 4.6 GB of CUDA wheels): the leg refuses to
+# run with it, and the tests that need it, or the Spark NLP jar, skip saying why.
+PY312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python) python3.12)
+PY313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python) python3.13)
+SPARK ?=
+comma := ,
+LEG_TESTS = tests/unit tests/integration/test_job.py tests/integration/test_incremental.py \
+	tests/integration/test_installed_package.py tests/integration/test_lake.py tests/integration/test_stages.py \
+	tests/integration/test_row_errors.py tests/integration/test_delta_sql.py tests/integration/test_catalog_tables.py \
+	tests/integration/test_light_pipeline.py tests/integration/test_dry_run.py tests/integration/test_jars_fetch.py \
+	tests/integration/test_sparknlp_engine.py
+LEG312 = .venv-py312$(if $(SPARK),-spark$(SPARK))
+LEG313 = .venv-py313$(if $(SPARK),-spark$(SPARK))
+
+# $(1): the interpreter, $(2): the venv. A fresh venv whenever pyproject.toml changes.
+define leg_venv
+	@test -x "$$(command -v $(1))" || { echo "error: no Python at $(1): install it with pyenv or set PY3xx=/path/to/python" >&2; exit 2; }
+	rm -rf $(2)
+	$(1) -m venv $(2)
+	$(2)/bin/python -m pip install -q --upgrade pip
+	$(2)/bin/python -m pip install -q -e ".[local,test$(if $(filter 3.%,$(SPARK)),,$(comma)connect)]" \
+		$(if $(SPARK),"pyspark==$(SPARK).*")
+	$(2)/bin/python -m pip check
+	touch $(2)/.installed
+endef
+
+# What the leg got, on one line; then its Delta jars and the tests.
+define leg_test
+	$(1)/bin/python scripts/leg_versions.py
+	$(1)/bin/python -m pipelines.jars fetch
+	$(1)/bin/python -m pytest -q $(LEG_TESTS)
+endef
+
+$(LEG312)/.installed: pyproject.toml
+	$(call leg_venv,$(PY312),$(LEG312))
+
+$(LEG313)/.installed: pyproject.toml
+	$(call leg_venv,$(PY313),$(LEG313))
+
+test-py312: $(LEG312)/.installed
+	$(call leg_test,$(LEG312))
+
+test-py313: $(LEG313)/.installed
+	$(call leg_test,$(LEG313))
 
 # Throughput of the job, then the runtime x precision frontier on the same model (benchmarks/frontier.py).
 bench: $(VENV)/.dev jars

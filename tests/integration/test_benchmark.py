@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = [pytest.mark.slow, pytest.mark.torch]
+pytestmark = [pytest.mark.slow, pytest.mark.torch, pytest.mark.sparknlp]
 
 RATIOS = ("pipeline_vs_raw", "pipeline_vs_hf", "int8_vs_hf", "int8_vs_fp32", "pipeline_vs_hf_sorted",
           "int8_vs_hf_sorted", "scaling_2x", "native_vs_sparknlp", "native_vs_sparknlp_time")

@@ -24,6 +24,7 @@ from pipelines.model.bundle import ModelBundle
 from pipelines.model.prepare import prepare_model
 
 pytest.importorskip("torch")
+pytestmark = pytest.mark.sparknlp  # the Spark NLP jar: Spark 3.5 only
 
 DOCS = [
     ("a", "Angela Merkel war Bundeskanzlerin der Bundesrepublik Deutschland. Größere Straßen führen nach Köln. "

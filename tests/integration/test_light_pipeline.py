@@ -43,6 +43,7 @@ def pipeline(demo_bundle, ner_dir, detector):
     ])
 
 
+@pytest.mark.torch  # ner_dir trains a tagger
 @pytest.mark.parametrize("detector", [SentenceDetector, MultilingualSentenceDetector])
 def test_light_pipeline_equals_transform(spark, demo_bundle, ner_dir, detector):
     df = spark.createDataFrame([(i, t) for i, t in enumerate(TEXTS)], "id int, text string")

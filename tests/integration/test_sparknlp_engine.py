@@ -27,6 +27,7 @@ from pipelines.stages import BertEmbeddings
 
 DOCS_PER_LANGUAGE = 4
 TOLERANCE = 1e-4
+pytestmark = pytest.mark.sparknlp  # the Spark NLP jar: Spark 3.5 only
 
 
 def sample_texts() -> list[tuple[str, str]]:

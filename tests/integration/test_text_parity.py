@@ -14,6 +14,7 @@ from pipelines.stages import DocumentAssembler, SentenceDetector, Tokenizer
 from pipelines.text import parity
 
 COLUMNS = ["document", "sentence", "token"]
+pytestmark = pytest.mark.sparknlp  # the Spark NLP jar: Spark 3.5 only
 
 
 def _sparknlp(df, detector=None, tokenizer=None, assembler=None):
