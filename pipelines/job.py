@@ -31,7 +31,7 @@ from pipelines.row_errors import limit_message
 from pipelines.session import default_parallelism, is_connect, num_partitions
 from pipelines.reconcile import check_accounted, counts_read_back, zero_counts
 from pipelines.text.sentences import VISIBLE_CHAR_REGEX
-from pipelines.worker_reports import RunReport, with_report_column
+from pipelines.worker_reports import REPORT_COLUMN, RunReport, with_report_column
 
 # Test-only failure injection (tests/integration/test_faults.py), read from the Spark conf; never set in production.
 KILL_WORKER_ONCE = "spark.corpusnlp.test.killWorkerOnce"
@@ -402,8 +402,9 @@ def _write_tokens(plan: RunPlan, kept, to_annotate: int) -> list[dict]:
         report = RunReport(p.max_error_rows, p.quarantine_text_max_chars, progress.reporter()) \
             if plan.stages and to_annotate else None
         try:  # the annotations table (output.annotations) is written inside _token_table
-            tokens = _token_table(plan, kept, report).withColumn("run_id", F.lit(plan.run_id))
-            plan.lake.replace(TOKEN_TABLE, tokens, plan.partition_cols, plan.todo, plan.run_id)
+            tokens, reported = _token_table(plan, kept, report)
+            plan.lake.replace(TOKEN_TABLE, tokens.withColumn("run_id", F.lit(plan.run_id)), plan.partition_cols,
+                              plan.todo, plan.run_id, report.split if reported else None)
         except Exception as e:  # one task saw more failed rows than the whole run may have
             line = limit_message(e)
             if line is None:
@@ -472,33 +473,33 @@ def _balanced(spark, config: JobConfig, df):
     return df.repartition(wanted) if num_partitions(df) < wanted else df
 
 
-def _token_table(plan: RunPlan, kept, report):
-    """The token rows to write: straight from the fused pass, or via the written annotations table."""
+def _token_table(plan: RunPlan, kept, report) -> tuple:
+    """The token rows to write, straight from the fused pass or via the written annotations table, and
+    whether they still carry the workers' report column (``report.split`` takes it off at the write)."""
     from pyspark.sql import functions as F
 
     from pipelines.stages import run_native_stages
 
     config, stages, keep = plan.config, plan.stages, plan.keep
-    split = report.split if report is not None else (lambda df: df)
     if stages is None:  # sparknlp engine: its annotation columns, flattened in Spark
         annotated = sparknlp_engine.build_pipeline(config, plan.spark).fit(kept).transform(kept)
         annotated = annotated.select(*keep, "document", "sentence", "token", "embeddings")
         embeddings_col = "embeddings"
         if not config.output.annotations:
-            return tokens_from_annotations(annotated, keep, embeddings_col, config.output.embedding_dtype)
+            return tokens_from_annotations(annotated, keep, embeddings_col, config.output.embedding_dtype), False
     elif not config.output.annotations:
-        return split(kept.transform(with_token_embeddings(
+        return kept.transform(with_token_embeddings(
             stages, keep, config.stages.embeddings.max_tokens_per_chunk, plan.spark.conf.get(KILL_WORKER_ONCE, None),
-            config.output.embedding_dtype, report=report)))
+            config.output.embedding_dtype, report=report)), report is not None
     else:
         _, model_stages = split_roles(stages)
         embeddings_col = model_stages[0].getOutputCol()
-        annotated = split(run_native_stages(kept, stages, keep, report)).select(
-            *keep, *[s.getOutputCol() for s in stages])
+        annotated = run_native_stages(kept, stages, keep, report).select(
+            *keep, *[s.getOutputCol() for s in stages], *([REPORT_COLUMN] if report is not None else []))
     plan.lake.replace(ANNOTATIONS_TABLE, annotated.withColumn("run_id", F.lit(plan.run_id)), plan.partition_cols,
-                      plan.todo, plan.run_id)
+                      plan.todo, plan.run_id, report.split if stages and report is not None else None)
     written = plan.written(ANNOTATIONS_TABLE)
-    return tokens_from_annotations(written, keep, embeddings_col, config.output.embedding_dtype)
+    return tokens_from_annotations(written, keep, embeddings_col, config.output.embedding_dtype), False
 
 
 def _write_entities(plan: RunPlan) -> None:

@@ -252,14 +252,18 @@ class Lake:
             df = df.where(partition_predicate(columns, partitions))
         return df
 
-    def replace(self, table: str, df, columns: list[str], partitions: list, run_id: str) -> None:
+    def replace(self, table: str, df, columns: list[str], partitions: list, run_id: str, last_step=None) -> None:
         """Make ``df`` the content of ``partitions`` (all of the table when unpartitioned) in one write.
 
         Delta: one transaction (replaceWhere), run id in the commit's user metadata; a partition that
         gets no rows is emptied by the same transaction. Parquet: dynamic partition overwrite, then the
-        directories of partitions that got no rows are removed.
+        directories of partitions that got no rows are removed. ``last_step`` (e.g. ``RunReport.split``):
+        applied to the rows once nothing more analyses them before the write (PySpark 4.0's Connect client
+        loses a DataFrame's observed metrics when its plan is analysed before the action).
         """
         df = df.select(*[c for c in df.columns if c not in columns], *columns)  # partition columns last, as in Hive
+        if last_step is not None:
+            df = last_step(df)
         with rebalanced(df, columns, self.target_file_mb) as df, \
                 session_conf(self.spark, file_size_conf(self.target_file_mb)):
             if self.format == "delta":
