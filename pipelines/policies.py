@@ -75,7 +75,7 @@ def quarantine_rows(classified, config: JobConfig, keep: list[str], run_id: str)
 def error_rows(spark, records: list[dict], schema, run_id: str, text_max_chars: int):
     """Quarantine rows (reason ``error``) for the rows the workers could not annotate.
 
-    ``records``: what :class:`pipelines.row_errors.RowErrors` collected: the row's keep columns plus
+    ``records``: what :class:`pipelines.worker_reports.RunReport` collected: the row's keep columns plus
     ``error_class``, ``error_message``, ``text_length`` and ``text`` (already capped)."""
     rows = [{**{f.name: r.get(f.name) for f in schema.fields if f.name not in _ERROR_FIELDS},
              "reason": "error", "error": f"{r['error_class']} ({r['stage']}): {r['error_message']}",

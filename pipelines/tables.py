@@ -276,7 +276,7 @@ def stream_token_table(
     on the token rows (``ner``, ``ner_confidence``, and ``chunk`` on each entity's first token), so
     the entities table needs no second pass over the model.
     ``on_row_error``: called with a :class:`RowFailure` for each row that fails, which then yields no
-    token rows (see :class:`pipelines.row_errors.RowErrors`); None: the first failure raises.
+    token rows (see :class:`pipelines.worker_reports.TaskReport`); None: the first failure raises.
     ``on_batch(rows, tokens, embedder counters)``: after each Arrow batch, for progress.
     """
     embedder_before = model_steps[0].stats()
