@@ -167,7 +167,7 @@ class NerSettings(_Strict):
                               "bundle (corpus-nlp prepare-model --from-dir FINE_TUNED_CHECKPOINT); `demo`: the "
                               "per-user demo NER model; unset: no NER")
     build_demo_if_missing: bool = Field(
-        False, description="train the demo NER model there when missing (needs the torch extra)")
+        False, description="train the demo NER model there when missing (NumPy, a few seconds; no torch)")
     include_confidence: bool = True
     batch_size: int = Field(8, ge=1)
     white_list: list[str] = Field(default_factory=list, description="keep only these entity labels")

@@ -5,16 +5,13 @@ from __future__ import annotations
 import click
 
 from pipelines.cli_errors import friendly_errors
-from pipelines.errors import CorpusNlpError
 
 
 def require_torch() -> None:
     """Training needs PyTorch, an optional extra: say what to install before any other work."""
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise CorpusNlpError("train-ner needs PyTorch, which is not installed: pip install 'corpus-nlp[torch]' "
-                             "(in a checkout: pip install -e '.[torch]'); annotating does not need it") from None
+    from pipelines.ner.train import require_torch as check
+
+    check()
 
 
 @click.command("train-ner")

@@ -3,7 +3,9 @@
 No Spark: the CoNLL sentences are embedded directly with :class:`pipelines.embed.TokenEmbedder` on the
 model bundle (the same code the BertEmbeddings stage runs, with the same settings), so the tagger sees
 at training time exactly the vectors it will see in the pipeline. The embeddings are computed once and
-kept fixed, as in Spark NLP. torch is imported only here and in :mod:`pipelines.ner.tagger`.
+kept fixed, as in Spark NLP. torch is imported only here (inside :func:`train_ner`) and in
+:mod:`pipelines.ner.tagger`; the demo NER model trains without it (:mod:`pipelines.ner.linear`, which
+reuses this module's data helpers).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Callable
 
 import numpy as np
 
+from pipelines.errors import CorpusNlpError
 from pipelines.ner.conll import ConllData, Sentence, read_conll
 from pipelines.ner.metrics import entity_scores
 from pipelines.ner.model import (ALLOWED_FILES, MANIFEST, METRICS_FILE, ONNX_FILE, NerManifest, NerModel,
@@ -109,6 +112,17 @@ def _batches(lengths: list[int], batch_size: int, rng: np.random.Generator) -> l
 
 
 # --- training -------------------------------------------------------------------------------------
+def require_torch() -> None:
+    """The NerDL tagger trains with PyTorch, which only the torch extra installs (the demo NER model does not
+    need it: pipelines.ner.linear): one line saying what to install, before any other work."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise CorpusNlpError("train-ner needs PyTorch, which is not installed: pip install 'corpus-nlp[torch]' "
+                             "(in a checkout: pip install -e '.[torch]'); annotating and the demo NER model do "
+                             "not need it") from None
+
+
 def train_ner(
     train_file,
     dev_file,
@@ -146,6 +160,7 @@ def train_ner(
     checked by NerDLModel). The dev (and test) metrics in metrics.json are computed through the written
     tagger.onnx and the NumPy Viterbi decoder, i.e. the inference path.
     """
+    require_torch()
     import torch
 
     from pipelines.model.bundle import ModelBundle
