@@ -3,22 +3,24 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test test-py312 test-py313 bench jars clean
+.PHONY: demo test test-py312 test-py313 bench jars jars-delta clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-# Annotating needs the base install and Spark (the local extra: pyspark; Delta is jars only); the demo config
-# also trains the demo NER model on first use, which needs the torch extra (pinned to the CPU build).
-# constraints.txt pins the tested combination (PySpark 3.5 for the Spark NLP and Delta jars, torch).
+# The demo needs the base install, Spark (the local extra: pyspark; Delta is jars only) and the report extra
+# (matplotlib), so that `corpus-nlp report lake` works right after it. No torch: the demo NER model trains
+# with NumPy (pipelines/ner/linear.py); torch (PyPI's is the CUDA build, ~4 GB with its nvidia-* wheels) is
+# for train-ner and the reference tests only. constraints.txt pins the tested combination (PySpark 3.5 for
+# the Spark NLP and Delta jars).
 $(VENV)/.base: pyproject.toml constraints.txt | $(BIN)/python
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[local,torch]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[local,report]"
 	touch $@
 
-# Tests also compare with Hugging Face transformers on PyTorch (torch pinned to the CPU build).
+# Tests also train the NerDL tagger and compare with Hugging Face transformers on PyTorch (the torch extra).
 $(VENV)/.dev: pyproject.toml constraints.txt | $(BIN)/python
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[local,test,torch,cluster]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[local,report,test,torch,cluster]"
 	touch $@ $(VENV)/.base
 
 # The Spark NLP and Delta jars with their dependencies, through Maven, into ~/.cache/corpus-nlp/jars
@@ -26,7 +28,12 @@ $(VENV)/.dev: pyproject.toml constraints.txt | $(BIN)/python
 jars: $(VENV)/.base
 	$(BIN)/python -m pipelines.jars fetch
 
-demo: $(VENV)/.base jars
+# Only the Delta jars of the installed Spark line (~7 MB for Spark 3.5): all the demo's lake needs; the Spark
+# NLP jars (~225 MB with their dependencies) are for `engine: sparknlp` and the reference tests (`make jars`).
+jars-delta: $(VENV)/.base
+	$(BIN)/python -m pipelines.jars fetch delta
+
+demo: $(VENV)/.base jars-delta
 	$(BIN)/corpus-nlp annotate --config conf/local.yaml
 
 test: $(VENV)/.dev jars
