@@ -17,13 +17,13 @@ OVERWRITE_MODE = "spark.sql.sources.partitionOverwriteMode"
 
 @pytest.fixture(scope="module")
 def ner_dir(demo_bundle, tmp_path_factory):
-    """An NER model over the demo embeddings; one epoch is enough to have one (not a good one)."""
+    """An NER model over the demo embeddings (the demo NER model: NumPy, no torch); one epoch is enough to have
+    one (not a good one)."""
     from pipelines.ner.demo import build_demo_ner
 
     return build_demo_ner(tmp_path_factory.mktemp("ner") / "ner", demo_bundle.path, epochs=1, log=None).path
 
 
-@pytest.mark.torch
 def test_notebook_runs_unchanged_with_ner_and_tables_and_leaves_the_session_as_it_was(
         spark, tmp_path, demo_bundle, ner_dir):
     corpus = write_corpus(tmp_path / "corpus", CORPUS)

@@ -190,3 +190,15 @@ def test_make_demo_installs_no_torch_and_fetches_the_delta_jars_only(tmp_path):
     assert not any("spark-nlp" in p.name for p in (cache / "jars" / delta.folder).iterdir())
     size = sum(p.stat().st_size for p in (cache / "jars").rglob("*.jar"))
     assert size < 20 * 2**20, size
+
+
+def test_train_ner_without_torch_says_in_one_line_which_extra_to_install(tmp_path):
+    env, marker = no_torch_env(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "train-ner", "--out", str(tmp_path / "ner")],
+                          env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pip install 'corpus-nlp[torch]'" in lines[0], proc.stderr
+    assert marker.exists()  # it did ask for torch, and nothing else ran before (no output directory)
+    assert not (tmp_path / "ner").exists()
