@@ -4,7 +4,8 @@ Layout::
 
     <ner_dir>/ner.json       NerManifest: tags, character vocabulary, CRF transitions, storage ref of
                              the embeddings it was trained on, hyper-parameters, sha256 of the files
-    <ner_dir>/tagger.onnx    char-CNN + BiLSTM + emission scores: (embeddings, char_ids, lengths) -> emissions
+    <ner_dir>/tagger.onnx    the emission scores: (embeddings, char_ids, lengths) -> emissions; char-CNN + BiLSTM
+                             (train-ner, pipelines.ner.train), or linear (the demo model, pipelines.ner.linear)
     <ner_dir>/metrics.json   entity-level precision / recall / F1 on the dev set
 
 No pickles: :meth:`NerModel.load` refuses any other file. This module never imports torch.
