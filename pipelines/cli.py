@@ -86,6 +86,10 @@ def report_dry_run(plan) -> None:
     log.result("dry_run", "\n".join(lines))
 
 
+# the manifest's timings the summary repeats (pipelines/phases.py says what each one covers)
+TIMINGS = ("spark_start_s", "model_build_s", "ner_training_s", "plan_s", "annotate_s", "write_s", "check_s", "other_s")
+
+
 def summary(result) -> dict:
     """The run's outcome as one flat record: the text summary and the JSON one say the same things."""
     m = result.manifest
@@ -101,7 +105,7 @@ def summary(result) -> dict:
         "quarantined_rows": c["quarantined_rows"], "quarantined_by_reason": c["quarantined_by_reason"],
         "tokens": c["tokens"], **({"entities": c["entities"]} if "entities" in c else {}),
         "tokens_per_s": round(c["tokens"] / annotate_s, 1) if annotate_s else 0.0,
-        **{k: timings[k] for k in ("annotate_s", "spark_start_s", "model_build_s", "ner_training_s") if k in timings},
+        **{k: timings[k] for k in TIMINGS if k in timings},
         "tables": result.tables, **({"catalog_tables": result.catalog_tables} if result.catalog_tables else {}),
         "manifest": result.manifest_path,
     }
@@ -141,6 +145,10 @@ def report(result, show: int) -> None:
         lines.append(f"  tokens {s['tokens']} ({s['tokens_per_s']:,.0f} tokens/s over {s.get('annotate_s', 0):.1f}s "
                      "of annotating" + (f"; not counted: {', '.join(setup)}" if setup else "") + ")"
                      + (f", entities {s['entities']}" if "entities" in s else ""))
+        phases = [f"{label} {s[key]:.1f}s" for label, key in (("Spark start", "spark_start_s"), ("plan", "plan_s"),
+                  ("annotate", "annotate_s"), ("write", "write_s"), ("check", "check_s"), ("other", "other_s"))
+                  if key in s]
+        lines.append(f"  time: {', '.join(phases)}")
     catalog = s.get("catalog_tables", {})
     lines += [f"  table {name}: {path}" + (f" ({catalog[name]})" if name in catalog else "")
               for name, path in s["tables"].items()]

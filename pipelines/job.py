@@ -24,6 +24,7 @@ from pipelines.assemble import (model_summary, build_stages, ensure_model, ensur
 from pipelines.config import SPARKNLP_NEEDS_CLASSIC, JobConfig
 from pipelines.errors import CorpusNlpError, JobError, explain
 from pipelines.inputs import check_paths, corpus_partitions, precheck_input, read_corpus
+from pipelines.phases import RunClock
 from pipelines.lake import (ANNOTATIONS_TABLE, CLASSIFICATIONS_TABLE, ENTITIES_TABLE, QUARANTINE_TABLE, TOKEN_TABLE,
                             Lake, RunManifest, is_local, local_path, read_manifests, take_lease)
 from pipelines.policies import classify_rows, error_rows, quarantine_rows, text_column
@@ -197,6 +198,7 @@ class RunPlan:
         return len(self.todo) == len(self.all_partitions)
 
     all_partitions: list[state.Partition] = field(default_factory=list)
+    clock: RunClock = field(default_factory=RunClock)
 
     def written(self, table: str):
         """The rows this run wrote to ``table`` (None when the table holds no data)."""
@@ -246,12 +248,16 @@ def _run_annotate(config: JobConfig, spark) -> RunResult:
             manifest.body["abandoned_runs_found"] = abandoned
         timings = {"spark_start_s": spark_start_s, **prepare_models(config)}
         manifest.body["timings"] = timings
-        plan = plan_run(config, spark, Lake(spark, out, config.output.format, config.output.target_file_mb), manifest)
+        clock = RunClock()
+        with clock.phase("plan_s"):
+            plan = plan_run(config, spark, Lake(spark, out, config.output.format, config.output.target_file_mb),
+                            manifest)
+        plan.clock = clock
         counts = annotate(plan) if plan.todo else zero_counts()
         catalog_tables = register_tables(spark, config.output, plan.tables)
         if catalog_tables:
             manifest.body["catalog_tables"] = catalog_tables
-        manifest.finish("committed", counts=counts, timings=_with_annotate_time(timings, manifest))
+        manifest.finish("committed", counts=counts, timings=clock.timings(timings, time.time() - manifest.started))
         return RunResult(manifest.run_id, manifest.path, plan.tables, manifest.body, config.output.format,
                          catalog_tables)
     except CorpusNlpError as e:
@@ -289,12 +295,6 @@ def for_session(config: JobConfig, spark) -> JobConfig:
 def _unsaved(error: BaseException, manifest: RunManifest, why: str) -> str:
     return (f"{error}; the run's manifest {manifest.path} could not say so ({why}): the next run marks this "
             "run abandoned")
-
-
-def _with_annotate_time(timings: dict, manifest: RunManifest) -> dict:
-    """``annotate_s``: the run's seconds less the model build and NER training, for an honest tokens/s."""
-    elapsed = time.time() - manifest.started
-    return {**timings, "annotate_s": round(max(elapsed - timings["model_build_s"] - timings["ner_training_s"], 0.0), 3)}
 
 
 def plan_run(config: JobConfig, spark, lake: Lake, manifest: RunManifest) -> RunPlan:
@@ -363,12 +363,17 @@ def annotate(plan: RunPlan) -> dict:
         if failed_rows:
             quarantine = quarantine.unionByName(error_rows(spark, failed_rows, quarantine.schema, plan.run_id,
                                                               config.policies.quarantine_text_max_chars))
-        lake.replace(QUARANTINE_TABLE, quarantine, cols, plan.todo, plan.run_id)
+        clock = plan.clock
+        with clock.phase("write_s", f"writing the {QUARANTINE_TABLE} table..."):
+            lake.replace(QUARANTINE_TABLE, quarantine, cols, plan.todo, plan.run_id)
         if ENTITIES_TABLE in plan.tables:
-            _write_entities(plan)
+            with clock.phase("write_s", f"writing the {ENTITIES_TABLE} table..."):
+                _write_entities(plan)
         if CLASSIFICATIONS_TABLE in plan.tables:
-            _write_classifications(plan)
-        counts = counts_read_back(plan, totals)
+            with clock.phase("write_s", f"writing the {CLASSIFICATIONS_TABLE} table..."):
+                _write_classifications(plan)
+        with clock.phase("check_s", "reading the counts back from the lake..."):
+            counts = counts_read_back(plan, totals)
     finally:
         classified.unpersist()
     check_accounted(plan, counts)
@@ -396,7 +401,9 @@ def _write_tokens(plan: RunPlan, kept, to_annotate: int) -> list[dict]:
     from pipelines.progress import JobProgress
 
     p = plan.config.policies
-    with JobProgress(plan.spark, to_annotate) as progress, _driver_fault(plan.spark, plan.tables[TOKEN_TABLE]):
+    doing = f"annotating {to_annotate:,} rows into the {TOKEN_TABLE} table..."
+    with plan.clock.model_pass(doing) as span, JobProgress(plan.spark, to_annotate) as progress, \
+            _driver_fault(plan.spark, plan.tables[TOKEN_TABLE]):
         # No rows, no report: Spark prunes a plan over rows it knows are none, observation and all, and
         # a classic driver would then wait for the observed metrics for ever.
         report = RunReport(p.max_error_rows, p.quarantine_text_max_chars, progress.reporter()) \
@@ -414,6 +421,7 @@ def _write_tokens(plan: RunPlan, kept, to_annotate: int) -> list[dict]:
         reported = report.counts() if report is not None else None
         if reported is not None:
             progress.finish(*reported)
+            span["annotated_at"] = report.annotated_at()
     embedder = report.embedder() if report is not None else None
     if embedder and embedder["model_calls"]:  # the workers' own numbers: padding, calls, model seconds
         plan.manifest.body["embedder"] = embedder
@@ -432,8 +440,9 @@ def _write_tokens(plan: RunPlan, kept, to_annotate: int) -> list[dict]:
                        f"the row ({partial[0]['error_class']}: {partial[0]['error_message']})")
     if partial:  # a document that failed half way keeps none of its tokens (a second commit of this run)
         ids = ", ".join(_sql_string(r.get(plan.config.input.id_col)) for r in partial)
-        plan.lake.delete_rows(TOKEN_TABLE, f"run_id = {_sql_string(plan.run_id)} AND "
-                              f"`{plan.config.input.id_col}` IN ({ids})", plan.run_id)
+        with plan.clock.phase("write_s"):
+            plan.lake.delete_rows(TOKEN_TABLE, f"run_id = {_sql_string(plan.run_id)} AND "
+                                  f"`{plan.config.input.id_col}` IN ({ids})", plan.run_id)
     return records
 
 
