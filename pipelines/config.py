@@ -77,7 +77,7 @@ class SparkSettings(_Strict):
     @field_validator("remote")
     @classmethod
     def _connect_url(cls, value):
-        if value is not None and not re.match(r"^(sc://\S+|local(\[(\d+|\*)\])?)$", value):
+        if value is not None and not re.fullmatch(r"(sc://\S+|local(\[(\d+|\*)\])?)", value):
             raise ValueError(f"{value!r} is not a Spark Connect address: sc://host:port, local or local[N]")
         return value
 
@@ -88,7 +88,7 @@ DATABASE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$"
 
 
 def _catalog_name(value: str | None, pattern: str, what: str) -> str | None:
-    if value is not None and not re.match(pattern, value):
+    if value is not None and not re.fullmatch(pattern, value):  # fullmatch: `$` alone lets a trailing newline by
         raise ValueError(f"{value!r} is not {what} (letters, digits, underscores)")
     return value
 

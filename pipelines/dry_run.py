@@ -13,7 +13,7 @@ from pipelines.config import JobConfig
 from pipelines.errors import JobError
 from pipelines.assemble import build_stages, model_summaries, uses_bundle
 from pipelines.inputs import corpus_partitions, precheck_input, read_corpus
-from pipelines.job import _libraries, for_session, state_tables
+from pipelines.job import _libraries, check_lake_schema, for_session, state_tables
 from pipelines.lake import Lake, is_inside, is_local, local_path, read_manifests
 
 
@@ -59,6 +59,7 @@ def _dry_run(config: JobConfig, spark) -> DryRun:
     precheck_input(config)
     spark = configure(spark, config.spark) if spark is not None else get_spark(config.spark, _libraries(config))
     config = for_session(config, spark)
+    check_lake_schema(config, spark)  # the run would be refused before any model work: say so now
     raw, partition_cols, files = read_corpus(spark, config)
     all_partitions = corpus_partitions(spark, config, files, partition_cols)
     try:

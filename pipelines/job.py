@@ -26,7 +26,7 @@ from pipelines.errors import CorpusNlpError, JobError, explain
 from pipelines.inputs import check_paths, corpus_partitions, precheck_input, read_corpus
 from pipelines.phases import RunClock
 from pipelines.lake import (ANNOTATIONS_TABLE, CLASSIFICATIONS_TABLE, ENTITIES_TABLE, QUARANTINE_TABLE, TOKEN_TABLE,
-                            Lake, RunManifest, is_local, local_path, read_manifests, take_lease)
+                            Lake, RunManifest, check_stored_schema, is_local, local_path, read_manifests, take_lease)
 from pipelines.policies import classify_rows, error_rows, quarantine_rows, text_column
 from pipelines.row_errors import limit_message
 from pipelines.session import default_parallelism, is_connect, num_partitions
@@ -229,10 +229,13 @@ def _run_annotate(config: JobConfig, spark) -> RunResult:
 
     check_paths(config)
     precheck_input(config)
+    check_lake_schema(config)
     started = time.time()
     spark = configure(spark, config.spark) if spark is not None else get_spark(config.spark, _libraries(config))
     spark_start_s = round(time.time() - started, 3)
     config = for_session(config, spark)
+    if not is_local(config.output.path):
+        check_lake_schema(config, spark)
     if config.output.format == "delta":
         require_delta(spark)
     require_database(spark, config.output)
@@ -274,6 +277,14 @@ def _run_annotate(config: JobConfig, spark) -> RunResult:
     except BaseException as e:  # KeyboardInterrupt, SystemExit: say so, then let it end the process
         manifest.finish("failed", reason=f"interrupted ({type(e).__name__})")
         raise
+
+
+def check_lake_schema(config: JobConfig, spark=None) -> None:
+    """A setting that would change the schema of the lake's tables, refused before the model work: a local
+    lake is read before Spark starts (``spark`` None), any other once Spark can read it."""
+    if spark is None and not is_local(config.output.path):
+        return
+    check_stored_schema(config, read_manifests(spark, config.output.path))
 
 
 def for_session(config: JobConfig, spark) -> JobConfig:

@@ -346,6 +346,24 @@ def read_manifests(spark, root: str) -> list[dict]:
     return manifests
 
 
+def check_stored_schema(config, manifests: list[dict]) -> None:
+    """Refuse, before any model work, a run whose ``output.embedding_dtype`` differs from the one the lake's
+    token table already stores (as its newest committed run with vectors recorded it). float32 is an array,
+    float16 and int8 are both binary: Delta refuses the first change only at the write, after the model
+    pass, and would take the second silently, leaving rows no reader can decode."""
+    stored = [m for m in manifests if m.get("status") == "committed" and m.get("model")
+              and (m.get("config") or {}).get("output", {}).get("embeddings", True)]
+    if not stored:
+        return
+    newest = max(stored, key=lambda m: m.get("started_at") or "")
+    dtype = newest["config"]["output"].get("embedding_dtype", "float32")
+    wanted = config.output.embedding_dtype
+    if config.output.embeddings and dtype != wanted:
+        raise JobError(f"lake {config.output.path} stores its embeddings as {dtype} (run {newest.get('run_id')}), "
+                       f"and output.embedding_dtype {wanted} changes the {TOKEN_TABLE} table's column type: write "
+                       f"to a new output.path, or keep output.embedding_dtype: {dtype}")
+
+
 @dataclass
 class RunManifest:
     """``_runs/<run_id>.json``: running → committed | failed; a running one keeps a heartbeat.

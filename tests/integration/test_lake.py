@@ -17,6 +17,7 @@ import pytest
 import yaml
 from lake_helpers import files_per_partition, job_config, read_table, write_corpus
 
+from pipelines.dry_run import dry_run
 from pipelines.errors import JobError, RunInProgress
 from pipelines.job import run_annotate
 from pipelines.lake import Lake
@@ -115,15 +116,32 @@ def test_incremental_state_is_what_the_lake_holds(spark, tmp_path, demo_bundle):
     assert manifest(run_annotate(faster, spark=spark))["input"]["skipped_as_done"] == 2
 
 
-def test_a_setting_that_changes_the_schema_is_refused_in_one_line(spark, tmp_path, demo_bundle):
+def test_a_setting_that_changes_the_schema_is_refused_before_any_model_work(spark, tmp_path, demo_bundle):
     corpus = write_corpus(tmp_path / "corpus", {"de": [("de-1", "Der Hund.")]})
-    run_annotate(job_config(tmp_path / "lake", corpus, demo_bundle.path), spark=spark)
-    half = job_config(tmp_path / "lake", corpus, demo_bundle.path, output__embedding_dtype="float16")
-    with pytest.raises(JobError, match="holds columns of another type .* needs a new output path") as e:
-        run_annotate(half, spark=spark)
-    assert "\n" not in str(e.value)
-    failed = [json.loads(p.read_text()) for p in (tmp_path / "lake" / "_runs").glob("*.json")]
-    assert sorted(m["status"] for m in failed) == ["committed", "failed"]
+    run_annotate(job_config(tmp_path / "lake", corpus, demo_bundle.path, output__embedding_dtype="float16"),
+                 spark=spark)
+    # float16 and int8 are both binary columns: Delta would take int8 rows into a float16 table silently
+    for dtype in ("int8", "float32"):
+        other = job_config(tmp_path / "lake", corpus, demo_bundle.path, output__embedding_dtype=dtype)
+        with pytest.raises(JobError, match=f"lake .* stores its embeddings as float16 .* output.embedding_dtype "
+                                           f"{dtype} changes the token_embeddings table's column type") as e:
+            run_annotate(other, spark=spark)
+        assert "\n" not in str(e.value)
+        with pytest.raises(JobError, match="stores its embeddings as float16"):  # as its dry run says
+            dry_run(other, spark=spark)
+    runs = [json.loads(p.read_text()) for p in (tmp_path / "lake" / "_runs").glob("*.json")]
+    assert [m["status"] for m in runs] == ["committed"]  # refused before it started: no failed run to record
+
+    # The CLI refuses before Spark starts: without Java, a run that started Spark would fail on that instead.
+    (tmp_path / "f32.yaml").write_text(yaml.safe_dump({
+        "input": {"path": str(corpus)}, "output": {"path": str(tmp_path / "lake")},
+        "model": {"bundle": str(demo_bundle.path), "build_demo_if_missing": False}}))
+    no_java = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"}
+    no_java["PATH"] = os.pathsep.join(d for d in no_java["PATH"].split(os.pathsep) if not (Path(d) / "java").exists())
+    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "annotate", "--config", str(tmp_path / "f32.yaml")],
+                          env=no_java, capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.startswith(f"Error: lake {tmp_path / 'lake'} stores its embeddings as float16"), proc.stderr
 
 
 def test_plain_parquet_lake_keeps_working(spark, tmp_path, demo_bundle):
