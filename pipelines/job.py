@@ -24,6 +24,7 @@ from pipelines.assemble import (model_summary, build_stages, ensure_model, ensur
 from pipelines.config import SPARKNLP_NEEDS_CLASSIC, JobConfig
 from pipelines.errors import CorpusNlpError, JobError, explain
 from pipelines.inputs import check_paths, corpus_partitions, precheck_input, read_corpus
+from pipelines.model_paths import forget_fetched
 from pipelines.phases import RunClock
 from pipelines.lake import (ANNOTATIONS_TABLE, CLASSIFICATIONS_TABLE, ENTITIES_TABLE, QUARANTINE_TABLE, TOKEN_TABLE,
                             Lake, RunManifest, check_stored_schema, is_local, local_path, read_manifests, take_lease)
@@ -230,6 +231,7 @@ def _run_annotate(config: JobConfig, spark) -> RunResult:
     check_paths(config)
     precheck_input(config)
     check_lake_schema(config)
+    forget_fetched()  # models at Hadoop paths: checked against their source again by every run
     started = time.time()
     spark = configure(spark, config.spark) if spark is not None else get_spark(config.spark, _libraries(config))
     spark_start_s = round(time.time() - started, 3)
