@@ -224,7 +224,7 @@ def log_config_cmd():
 @friendly_errors
 def pack_env_cmd(out, wheel):
     """Pack the executors' Python environment (this package and its base dependencies, without PySpark)
-    for `spark-submit --archives OUT#env --conf spark.pyspark.python=./env/bin/python` (README "On a cluster")."""
+    for `spark-submit --archives OUT#env --conf spark.pyspark.python=./env/bin/python` (docs/platforms.md, "On a cluster")."""
     from pathlib import Path
 
     from pipelines.pack_env import pack_env

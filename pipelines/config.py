@@ -124,7 +124,7 @@ class OutputSettings(_Strict):
     path: str = "lake"
     format: Literal["delta", "parquet"] = Field(
         "delta", description="delta: one transaction per table per run, conflicts detected; parquet: plain "
-        "directories with dynamic partition overwrite (weaker guarantees, see README)")
+        "directories with dynamic partition overwrite (weaker guarantees, see docs/lake.md)")
     annotations: bool = Field(False, description="also write the Spark NLP annotation columns")
     target_file_mb: float = Field(
         128, ge=0, description="about this many MiB per data file: each partition of a table gets one file, or "

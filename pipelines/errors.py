@@ -38,7 +38,7 @@ _KNOWN_PROBLEMS = (
     ("CorruptedParquet", "input file {file} is a corrupt Parquet file: " + NOT_PARQUET_ADVICE),
     ("No module named 'pipelines'", "the executors' Python has no corpus-nlp (No module named 'pipelines'): ship "
      "the packed environment, `corpus-nlp pack-env` then spark-submit --archives dist/corpus-nlp-env.tar.gz#env "
-     "--conf spark.pyspark.python=./env/bin/python (README \"On a cluster\")"),
+     "--conf spark.pyspark.python=./env/bin/python (docs/platforms.md, \"On a cluster\")"),
     ("Parquet column cannot be converted", "input file {file} stores {column} with another type than the other "
      "files ({detail}): rewrite it with the corpus's schema"),
 )

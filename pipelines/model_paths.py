@@ -149,7 +149,7 @@ def _fetch(spark, uri: str) -> Path:
     """The checked local copy of the model at ``uri``: fetched and checked once per run (and again within
     a run when a source file changes), then kept under the manifest's hash, or healed there.
 
-    Fetching on every run costs a copy of the model (measured in the README, "Models at Hadoop paths"),
+    Fetching on every run costs a copy of the model (measured in docs/platforms.md, "On a cluster"),
     and buys what a cache key cannot: a source file changed under an unchanged manifest is refused, and a
     cached copy damaged on disk is replaced by the freshly checked one."""
     try:
