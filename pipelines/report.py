@@ -358,6 +358,7 @@ def throughput_figure(runs: list[dict]):
         labels.append(START_UP_LABEL)
     during.set_xlabel("seconds into annotating")
     during.set_ylabel("tokens done")
+    during.set_ylim(bottom=0)  # from none: a run of one sample is not a band of ±0.2 tokens
     during.set_title("during each run", fontsize=9)
     _whole_numbers(during.yaxis)
     if handles:
