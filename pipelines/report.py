@@ -259,11 +259,13 @@ def _fit_tick_labels(fig, ax, axis: str) -> None:
         for label in labels:
             label.set(rotation=90, horizontalalignment="center")
         fig.draw_without_rendering()
+    def extent(box):  # along the axis
+        return box.width if axis == "x" else box.height
+
     for _ in range(8):  # each round grows the figure by the room measured missing: one round, as a rule
         if not _overlap(labels):
             return
         renderer = fig.canvas.get_renderer()
-        extent = (lambda box: box.width) if axis == "x" else (lambda box: box.height)
         needed = 1.25 * len(labels) * max(extent(t.get_window_extent(renderer)) for t in labels)
         missing = max(needed - extent(ax.get_window_extent(renderer)), 0.1 * fig.dpi) / fig.dpi
         if axis == "x":
@@ -352,7 +354,7 @@ def throughput_figure(runs: list[dict]):
         labels.append(_plot_label(r["run_id"]))
         seconds = start_up_seconds(samples)
         if seconds:
-            start_up = during.axvspan(0, seconds, color=line.get_color(), alpha=0.15, linewidth=0)
+            start_up = during.axvspan(0, seconds, color="0.5", alpha=0.2, linewidth=0)  # grey: one legend entry
     if start_up is not None:
         handles.append(start_up)
         labels.append(START_UP_LABEL)
@@ -542,7 +544,7 @@ def _throughput_section(runs: list[dict]) -> str:
         return _section("Throughput over time", note="no run annotated tokens")
     return _section("Throughput over time", _img(throughput_chart(done), "throughput"),
                     note="tokens/s over the run's annotating time (model build and NER training apart); shaded: "
-                         f"{START_UP_LABEL.lower()}, the seconds before a run's first tokens")
+                         f"the seconds before a run's first tokens ({START_UP_LABEL})")
 
 
 def _labels_section(title: str, counts: list[tuple[str, int]] | None, what: str, absent: str | None) -> str:
