@@ -114,7 +114,7 @@ def with_token_embeddings(stages, keep: list[str], max_tokens: int = 16384, faul
     that raises is reported there and the task goes on, and the output carries the workers' reports
     until ``report.split`` takes them off; None: the first row that raises fails the task.
     """
-    from pipelines.stages import _check_inputs
+    from pipelines.stages import check_inputs
 
     for stage in stages:  # NerDLModel's storage-ref rule, on the driver, before any task runs
         check = getattr(stage, "_check_embeddings_of_stages", None)
@@ -124,7 +124,7 @@ def with_token_embeddings(stages, keep: list[str], max_tokens: int = 16384, faul
     text_steps, model_steps = [s._step() for s in text_stages], [s._step() for s in model_stages]
 
     def transform(df):
-        _check_inputs(df, text_steps + model_steps)
+        check_inputs(df, text_steps + model_steps)
         roles = tables.model_roles(model_steps)
         schema = tables.spark_schema([df.schema[c] for c in keep], embedding_dtype if roles.embeddings else None,
                                      ner=roles.tagger is not None, classification=roles.sequence is not None)
