@@ -5,24 +5,18 @@ directories written by hand) and checks what the lake holds afterwards, read bac
 """
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import yaml
-from lake_helpers import files_per_partition, job_config, read_table, write_corpus
+from lake_helpers import files_per_partition, job_config, read_table, start_cli_run, write_corpus
 
 from pipelines.errors import JobError, RunInProgress
 from pipelines.job import run_annotate
 from pipelines.lake import Lake
 from pipelines.state import Partition
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def write_rows(path: Path, rows: list[tuple], text_type=pa.string()) -> None:
@@ -164,20 +158,11 @@ def test_corrupt_mismatched_or_incomplete_input_files_fail_the_run_in_one_line(s
     assert list((lake / "_runs").glob("*.json")) == []
 
 
-def _start_cli_run(tmp_path: Path, cfg) -> subprocess.Popen:
-    config_file = tmp_path / "other.yaml"
-    config_file.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
-    return subprocess.Popen([sys.executable, "-m", "pipelines.cli", "annotate", "--config", str(config_file),
-                             "--show", "0"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-
-
 def test_a_second_run_on_a_busy_lake_refuses_in_one_line_naming_the_first(spark, tmp_path, demo_bundle):
     corpus = write_corpus(tmp_path / "corpus", {"de": [(f"de-{i}", f"Satz {i}. Noch einer.") for i in range(200)]})
     lake = tmp_path / "lake"
     cfg = job_config(lake, corpus, demo_bundle.path, spark__master="local[1]")
-    other = _start_cli_run(tmp_path, cfg)
+    other = start_cli_run(tmp_path / "other.yaml", cfg)
     try:
         running = None
         while running is None and other.poll() is None:  # the other run's manifest appears once its JVM is up
