@@ -112,20 +112,24 @@ def test_partitions_deleted_from_the_input_are_named_then_kept_or_removed_in_the
     assert only_de["input"]["deleted_partitions"] == {"removed": [], "kept": []}
     assert langs(spark, lake / "token_embeddings") == {"de", "es", "fr"}
 
-    # removed: by this run's commits (here a DELETE per table, nothing being left to annotate)
+    # removed by the run's own commits (a DELETE per table here, nothing being left to annotate); a run
+    # limited to one deleted partition removes that one only
+    only_fr = run_annotate(job_config(lake, corpus, demo_bundle.path, incremental=True, partitions=["lang=fr"],
+                                      deleted_partitions="remove"), spark=spark)
+    assert only_fr.manifest["input"]["deleted_partitions"] == {"removed": [{"lang": "fr"}], "kept": []}
+    assert langs(spark, lake / "token_embeddings") == {"de", "es"} and langs(spark, lake / "quarantine") == {"xx"}
+    assert commits(spark, lake / "token_embeddings")[-1] == ("DELETE", only_fr.run_id)
+
     text = CliRunner().invoke(main, [*args, "--deleted-partitions", "remove", "--dry-run"])
-    assert "0 partitions to annotate, 2 already done, 2 deleted from the input" in text.output, text.output
+    assert "0 partitions to annotate, 2 already done, 1 deleted from the input" in text.output, text.output
     assert [line.split() for line in text.output.splitlines() if line.endswith(f"  {GONE}")] == [
-        ["lang=fr", "remove", *GONE.split()], ["lang=xx", "remove", *GONE.split()]]
+        ["lang=xx", "remove", *GONE.split()]]
     removed = CliRunner().invoke(main, [*args, "--deleted-partitions", "remove"])
     assert removed.exit_code == 0, removed.output
-    assert "deleted from the input, removed from the lake: lang=fr, lang=xx" in removed.output
+    assert "deleted from the input, removed from the lake: lang=xx" in removed.output
     (run,) = [m for m in map(json.loads, map(Path.read_text, (lake / "_runs").glob("*.json")))
-              if m["input"]["deleted_partitions"]["removed"]]
-    assert run["status"] == "committed" and run["input"]["deleted_partitions"]["removed"] == [{"lang": "fr"},
-                                                                                              {"lang": "xx"}]
-    for table in ("token_embeddings", "quarantine"):
-        assert commits(spark, lake / table)[-1] == ("DELETE", run["run_id"])
+              if m["input"]["deleted_partitions"]["removed"] == [{"lang": "xx"}]]
+    assert run["status"] == "committed" and commits(spark, lake / "quarantine")[-1] == ("DELETE", run["run_id"])
     assert langs(spark, lake / "token_embeddings") == {"de", "es"} and langs(spark, lake / "quarantine") == set()
     assert_lake_is_todays_input(spark, lake, corpus, demo_bundle.path, tmp_path)
     assert dry_run(cfg, spark).deleted == []
