@@ -527,6 +527,7 @@ def _same_partition(a: dict, b: dict) -> bool:
 
 
 def _busy(own: RunManifest, other: dict, partitions: list[dict] | None) -> RunInProgress:
+    """The refusal, in one line: the other run, and what the two would both write."""
     theirs = (other.get("lease") or _OLD_VERSION_LEASE).get("partitions")
     if theirs is None:
         what = "the whole lake"
