@@ -5,25 +5,19 @@ directories written by hand) and checks what the lake holds afterwards, read bac
 """
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import yaml
-from lake_helpers import files_per_partition, job_config, read_table, write_corpus
+from lake_helpers import files_per_partition, job_config, manifests, read_table, start_cli_run, write_corpus
 
 from pipelines.dry_run import dry_run
 from pipelines.errors import JobError, RunInProgress
-from pipelines.job import run_annotate
+from pipelines.job import HOLD_TASKS_UNTIL, run_annotate
 from pipelines.lake import Lake
 from pipelines.state import Partition
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def write_rows(path: Path, rows: list[tuple], text_type=pa.string()) -> None:
@@ -182,34 +176,27 @@ def test_corrupt_mismatched_or_incomplete_input_files_fail_the_run_in_one_line(s
     assert list((lake / "_runs").glob("*.json")) == []
 
 
-def _start_cli_run(tmp_path: Path, cfg) -> subprocess.Popen:
-    config_file = tmp_path / "other.yaml"
-    config_file.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
-    return subprocess.Popen([sys.executable, "-m", "pipelines.cli", "annotate", "--config", str(config_file),
-                             "--show", "0"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-
-
 def test_a_second_run_on_a_busy_lake_refuses_in_one_line_naming_the_first(spark, tmp_path, demo_bundle):
     corpus = write_corpus(tmp_path / "corpus", {"de": [(f"de-{i}", f"Satz {i}. Noch einer.") for i in range(200)]})
     lake = tmp_path / "lake"
-    cfg = job_config(lake, corpus, demo_bundle.path, spark__master="local[1]")
-    other = _start_cli_run(tmp_path, cfg)
+    release = tmp_path / "release"  # the other run's token pass waits for it: it stays busy while this one starts
+    cfg = job_config(lake, corpus, demo_bundle.path, spark__master="local[1]",
+                     spark__conf={HOLD_TASKS_UNTIL: str(release)})
+    other = start_cli_run(tmp_path / "other.yaml", cfg)
     try:
-        running = None
-        while running is None and other.poll() is None:  # the other run's manifest appears once its JVM is up
-            found = [json.loads(p.read_text()) for p in (lake / "_runs").glob("*.json")] if (lake / "_runs").exists() \
-                else []
-            running = next((m for m in found if m.get("status") == "running"), None)
+        holding = None
+        while holding is None and other.poll() is None:  # its lease is held once it knows what it writes
+            holding = next((m for m in manifests(lake) if m.get("lease", {}).get("state") == "held"), None)
             time.sleep(0.2)
-        assert running is not None, other.communicate()[1][-2000:]
-        with pytest.raises(RunInProgress, match=f"run {running['run_id']} .* is writing to"):
+        assert holding is not None, other.communicate()[1][-2000:]
+        assert holding["lease"]["partitions"] is None  # it creates the lake's tables: it holds the whole lake
+        with pytest.raises(RunInProgress, match=f"run {holding['run_id']} .* is writing to .*\\(the whole lake\\)"):
             run_annotate(job_config(lake, corpus, demo_bundle.path, incremental=True), spark=spark)
     finally:
+        release.touch()
         out, err = other.communicate()
     assert other.returncode == 0, err[-2000:]
-    statuses = sorted(json.loads(p.read_text())["status"] for p in (lake / "_runs").glob("*.json"))
+    statuses = sorted(m["status"] for m in manifests(lake))
     assert statuses == ["committed", "failed"]
 
 
