@@ -11,8 +11,6 @@ with a one-line reason); one that is killed is marked ``abandoned`` by the next 
 from __future__ import annotations
 
 import os
-import signal
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -23,6 +21,7 @@ from pipelines.assemble import (model_summary, build_stages, ensure_model, ensur
                                 prepare_models, uses_bundle)
 from pipelines.config import SPARKNLP_NEEDS_CLASSIC, JobConfig
 from pipelines.errors import CorpusNlpError, JobError, explain
+from pipelines.faults import HOLD_TASKS_UNTIL, KILL_WORKER_ONCE, DriverFault
 from pipelines.inputs import check_paths, corpus_partitions, precheck_input, read_corpus
 from pipelines.lake import (ANNOTATIONS_TABLE, CLASSIFICATIONS_TABLE, ENTITIES_TABLE, LAKE_TABLES, QUARANTINE_TABLE,
                             TOKEN_TABLE, Lake, RunManifest, check_stored_schema, is_local, local_path,
@@ -36,10 +35,6 @@ from pipelines.reconcile import check_accounted, counts_read_back, zero_counts
 from pipelines.text.sentences import VISIBLE_CHAR_REGEX
 from pipelines.worker_reports import REPORT_COLUMN, RunReport, with_report_column
 
-# Test-only failure injection (tests/integration/test_faults.py), read from the Spark conf; never set in production.
-KILL_WORKER_ONCE = "spark.corpusnlp.test.killWorkerOnce"
-KILL_DRIVER_DURING_WRITE = "spark.corpusnlp.test.killDriverDuringWrite"
-HOLD_TASKS_UNTIL = "spark.corpusnlp.test.holdTasksUntil"  # a file: the token pass waits for it (concurrent-run tests)
 CLASSIFICATION_COLUMNS = ("sentence", "label", "score", "scores")  # of the classifications table
 
 __all__ = ["JobError", "RunResult", "run_annotate", "build_stages", "with_token_embeddings"]
@@ -466,7 +461,7 @@ def _write_tokens(plan: RunPlan, kept, to_annotate: int) -> list[dict]:
     p = plan.config.policies
     doing = f"annotating {to_annotate:,} rows into the {TOKEN_TABLE} table..."
     with plan.clock.model_pass(doing) as span, JobProgress(plan.spark, to_annotate) as progress, \
-            _driver_fault(plan.spark, plan.tables[TOKEN_TABLE]):
+            DriverFault(plan.spark, plan.tables[TOKEN_TABLE]):
         # No rows, no report: Spark prunes a plan over rows it knows are none, observation and all, and
         # a classic driver would then wait for the observed metrics for ever.
         report = RunReport(p.max_error_rows, p.quarantine_text_max_chars, progress.reporter()) \
@@ -608,30 +603,3 @@ def _write_classifications(plan: RunPlan) -> None:
         *plan.keep, *[F.col(f"{tables.CLASSIFICATION_COLUMN}.{c}").alias(c) for c in CLASSIFICATION_COLUMNS])
     plan.lake.replace(CLASSIFICATIONS_TABLE, rows.withColumn("run_id", F.lit(plan.run_id)), plan.partition_cols,
                       plan.replaced, plan.run_id)
-
-
-# --- errors a user can act on --------------------------------------------------------------------
-
-
-class _driver_fault:
-    """Test-only: SIGKILL this driver once the token table's write has started writing data files."""
-
-    def __init__(self, spark, table_path: str):
-        self.armed = (spark.conf.get(KILL_DRIVER_DURING_WRITE, "false") == "true") and is_local(table_path)
-        self.table = local_path(table_path)
-        self.before = set(self.table.rglob("*.parquet")) if self.armed and self.table.exists() else set()
-
-    def _watch(self):
-        while True:
-            written = set(self.table.rglob("*.parquet")) if self.table.exists() else set()
-            if written - self.before:
-                os.kill(os.getpid(), signal.SIGKILL)
-            time.sleep(0.05)
-
-    def __enter__(self):
-        if self.armed:
-            threading.Thread(target=self._watch, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        return False

@@ -1,13 +1,10 @@
 """Scheduled runs: incremental partitions, idempotence, row policies and clear errors."""
 
 import json
-import os
 import shutil
 import stat
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from lake_helpers import assert_same_table, commits, job_config, write_corpus, read_table

@@ -5,17 +5,22 @@ directories written by hand) and checks what the lake holds afterwards, read bac
 """
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from lake_helpers import files_per_partition, job_config, manifests, read_table, start_cli_run, write_corpus
 
 from pipelines.dry_run import dry_run
 from pipelines.errors import JobError, RunInProgress
-from pipelines.job import HOLD_TASKS_UNTIL, run_annotate
+from pipelines.faults import HOLD_TASKS_UNTIL
+from pipelines.job import run_annotate
 from pipelines.lake import Lake
 from pipelines.state import Partition
 

@@ -5,12 +5,14 @@ processes: on disjoint partitions they run together, on overlapping ones the lat
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from lake_helpers import assert_same_table, commits, job_config, manifests, start_cli_run, write_corpus
 
 from pipelines.errors import LakeConflict, RunInProgress
-from pipelines.job import HOLD_TASKS_UNTIL, run_annotate
+from pipelines.faults import HOLD_TASKS_UNTIL
+from pipelines.job import run_annotate
 from pipelines.lake import Lake
 from pipelines.state import Partition
 
@@ -34,13 +36,12 @@ def _rows(spark, run_id: str, n: int, wait_for=None):
     return df.coalesce(1).mapInPandas(hold, df.schema)
 
 
-def test_the_later_of_two_overlapping_writes_is_a_lake_conflict_and_the_earlier_stays_whole(spark, tmp_path):
-    lake = Lake(spark, str(tmp_path / "lake"), "delta")
-    lake.replace("t", _rows(spark, "first", 3), ["lang"], [GERMAN], "first")
-    committed = tmp_path / "other-writer-committed"
+def _slow_german_write(spark, lake: Lake, committed: Path):
+    """A thread replacing lang=de as run "slow": it reads the table's snapshot, then waits inside its Spark
+    job until ``committed`` exists; returned once its job runs, with the dict its outcome lands in."""
     outcome = {}
 
-    def slow_writer():  # reads the table's snapshot, then waits inside its Spark job
+    def slow_writer():
         try:
             lake.replace("t", _rows(spark, "slow", 5, wait_for=committed), ["lang"], [GERMAN], "slow")
             outcome["slow"] = "committed"
@@ -51,6 +52,14 @@ def test_the_later_of_two_overlapping_writes_is_a_lake_conflict_and_the_earlier_
     thread.start()
     while not spark.sparkContext.statusTracker().getActiveJobsIds():  # the slow job holds its snapshot
         time.sleep(0.05)
+    return thread, outcome
+
+
+def test_the_later_of_two_overlapping_writes_is_a_lake_conflict_and_the_earlier_stays_whole(spark, tmp_path):
+    lake = Lake(spark, str(tmp_path / "lake"), "delta")
+    lake.replace("t", _rows(spark, "first", 3), ["lang"], [GERMAN], "first")
+    committed = tmp_path / "other-writer-committed"
+    thread, outcome = _slow_german_write(spark, lake, committed)
     lake.replace("t", _rows(spark, "fast", 7), ["lang"], [GERMAN], "fast")
     committed.touch()
     thread.join()
@@ -86,19 +95,7 @@ def test_writes_and_removals_of_disjoint_partitions_commit_side_by_side(spark, t
     lake.replace("t", _rows_of(spark, "first", "de", 2).unionByName(_rows_of(spark, "first", "fr", 2))
                  .unionByName(_rows_of(spark, "first", "es", 2)), ["lang"], [GERMAN, FRENCH, SPANISH], "first")
     committed = tmp_path / "others-committed"
-    outcome = {}
-
-    def slow_writer():
-        try:
-            lake.replace("t", _rows(spark, "slow", 5, wait_for=committed), ["lang"], [GERMAN], "slow")
-            outcome["slow"] = "committed"
-        except Exception as e:
-            outcome["slow"] = e
-
-    thread = threading.Thread(target=slow_writer)
-    thread.start()
-    while not spark.sparkContext.statusTracker().getActiveJobsIds():  # the slow job holds its snapshot
-        time.sleep(0.05)
+    thread, outcome = _slow_german_write(spark, lake, committed)
     lake.replace("t", _rows_of(spark, "fast", "fr", 7), ["lang"], [FRENCH], "fast")
     lake.remove("t", ["lang"], [SPANISH], "remover")
     committed.touch()
