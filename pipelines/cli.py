@@ -35,7 +35,11 @@ LOG_LEVEL = click.Choice(["ALL", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF
               "classify.model): a classifications table")
 @click.option("--incremental/--no-incremental", default=None,
               help="annotate only partitions not yet done with this pipeline (overrides `incremental`)")
-@click.option("--full-refresh", is_flag=True, default=None, help="redo every selected partition")
+@click.option("--full-refresh", is_flag=True, default=None,
+              help="redo every selected partition and remove those deleted from the input")
+@click.option("--deleted-partitions", type=click.Choice(["keep", "remove"]),
+              help="partitions the lake holds but the input no longer has: keep or remove their rows (overrides "
+                   "`deleted_partitions`; default: removed by --full-refresh, kept otherwise)")
 @click.option("--partition", "partitions", multiple=True, help="limit the run, e.g. --partition 'lang=de' (repeatable)")
 @click.option("--dry-run", is_flag=True,
               help="print the partitions a run would annotate and why (new, changed files, other pipeline, done); "
@@ -47,7 +51,7 @@ LOG_LEVEL = click.Choice(["ALL", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF
 @click.option("--show", default=5, show_default=True, help="print this many token rows at the end")
 @friendly_errors
 def annotate(config_path, input_path, output_path, model_path, ner_path, no_ner, classify_path, incremental,
-             full_refresh, partitions, dry_run, log_level, quiet, log_format, show):
+             full_refresh, deleted_partitions, partitions, dry_run, log_level, quiet, log_format, show):
     """Run the annotation job described by --config (without it: the bundled sample corpus)."""
     from pipelines import log
     from pipelines.config import load_config
@@ -57,7 +61,8 @@ def annotate(config_path, input_path, output_path, model_path, ner_path, no_ner,
     config = load_config(config_path, {
         "input.path": input_path, "output.path": output_path, "model.bundle": model_path, "ner.model": "" if no_ner else ner_path,
         "classify.model": classify_path,
-        "incremental": incremental, "full_refresh": full_refresh, "partitions": list(partitions) or None,
+        "incremental": incremental, "full_refresh": full_refresh, "deleted_partitions": deleted_partitions,
+        "partitions": list(partitions) or None,
         "spark.log_level": log_level,
     })
     if dry_run:
@@ -78,12 +83,17 @@ def report_dry_run(plan) -> None:
         log.result("dry_run", "", **plan.as_dict())
         return
     mode = "incremental" if plan.incremental else "every selected partition"
-    lines = [f"dry run ({mode}), nothing written: {plan.to_do} partitions to annotate, {plan.done} already done",
-             f"  input {plan.input_path} -> lake {plan.output_path}"]
+    deleted = f", {len(plan.deleted)} deleted from the input" if plan.deleted else ""
+    lines = [f"dry run ({mode}), nothing written: {plan.to_do} partitions to annotate, {plan.done} already done"
+             + deleted, f"  input {plan.input_path} -> lake {plan.output_path}"]
     width = max((len(spec) for spec, _, _ in plan.partitions), default=0)
     lines += [f"  {spec:<{width}}  {action:<8}  {why}" for spec, action, why in plan.partitions]
     lines += [f"  note: {note}" for note in plan.notes]
     log.result("dry_run", "\n".join(lines))
+
+
+# the manifest's timings the summary repeats (pipelines/phases.py says what each one covers)
+TIMINGS = ("spark_start_s", "model_build_s", "ner_training_s", "plan_s", "annotate_s", "write_s", "check_s", "other_s")
 
 
 def summary(result) -> dict:
@@ -97,14 +107,24 @@ def summary(result) -> dict:
         "model": model, "model_kind": model_kind,
         "partitions_annotated": len(m["input"]["annotated_partitions"]),
         "partitions_already_done": m["input"]["skipped_as_done"],
+        **deleted_partitions(m["input"]),
         "input_rows": c["input_rows"], "annotated_rows": c["annotated_rows"], "kept_empty_rows": c["kept_empty_rows"],
         "quarantined_rows": c["quarantined_rows"], "quarantined_by_reason": c["quarantined_by_reason"],
         "tokens": c["tokens"], **({"entities": c["entities"]} if "entities" in c else {}),
         "tokens_per_s": round(c["tokens"] / annotate_s, 1) if annotate_s else 0.0,
-        **{k: timings[k] for k in ("annotate_s", "spark_start_s", "model_build_s", "ner_training_s") if k in timings},
+        **{k: timings[k] for k in TIMINGS if k in timings},
         "tables": result.tables, **({"catalog_tables": result.catalog_tables} if result.catalog_tables else {}),
         "manifest": result.manifest_path,
     }
+
+
+def deleted_partitions(run_input: dict) -> dict:
+    """The partitions deleted from the input that the run removed from the lake, or left there (specs)."""
+    from pipelines.lake import partition_spec
+
+    deleted = run_input.get("deleted_partitions") or {}
+    return {f"deleted_partitions_{what}": [partition_spec(v) for v in deleted.get(what, [])]
+            for what in ("removed", "kept")}
 
 
 def model_that_ran(manifest: dict) -> tuple[str, str]:
@@ -126,9 +146,10 @@ def report(result, show: int) -> None:
     lines = [f"\nrun {s['run_id']} {s['status']} in {s['duration_s']:.1f}s with model {s['model']} ({s['model_kind']})"]
     if s["model_kind"] == "demo":
         lines.append("  note: DEMO MODEL (random weights): the vectors carry no meaning")
-    done = s["partitions_already_done"]
+    done, removed, kept = s["partitions_already_done"], s["deleted_partitions_removed"], s["deleted_partitions_kept"]
     if not s["partitions_annotated"]:
-        lines.append(f"  nothing to do: 0 partitions to annotate, {done} already done with this pipeline")
+        lines.append(f"  {'' if removed else 'nothing to do: '}0 partitions to annotate, {done} already done with "
+                     "this pipeline")
     else:
         lines.append(f"  partitions annotated {s['partitions_annotated']}"
                      + (f", skipped as already done {done}" if done else ""))
@@ -141,6 +162,15 @@ def report(result, show: int) -> None:
         lines.append(f"  tokens {s['tokens']} ({s['tokens_per_s']:,.0f} tokens/s over {s.get('annotate_s', 0):.1f}s "
                      "of annotating" + (f"; not counted: {', '.join(setup)}" if setup else "") + ")"
                      + (f", entities {s['entities']}" if "entities" in s else ""))
+        phases = [f"{label} {s[key]:.1f}s" for label, key in (("Spark start", "spark_start_s"), ("plan", "plan_s"),
+                  ("annotate", "annotate_s"), ("write", "write_s"), ("check", "check_s"), ("other", "other_s"))
+                  if key in s]
+        lines.append(f"  time: {', '.join(phases)}")
+    if removed:
+        lines.append(f"  deleted from the input, removed from the lake: {', '.join(removed)}")
+    if kept:
+        lines.append(f"  deleted from the input, still in the lake: {', '.join(kept)} (--deleted-partitions remove, "
+                     "or deleted_partitions: remove, removes them)")
     catalog = s.get("catalog_tables", {})
     lines += [f"  table {name}: {path}" + (f" ({catalog[name]})" if name in catalog else "")
               for name, path in s["tables"].items()]
@@ -216,7 +246,7 @@ def log_config_cmd():
 @friendly_errors
 def pack_env_cmd(out, wheel):
     """Pack the executors' Python environment (this package and its base dependencies, without PySpark)
-    for `spark-submit --archives OUT#env --conf spark.pyspark.python=./env/bin/python` (README "On a cluster")."""
+    for `spark-submit --archives OUT#env --conf spark.pyspark.python=./env/bin/python` (docs/platforms.md, "On a cluster")."""
     from pathlib import Path
 
     from pipelines.pack_env import pack_env

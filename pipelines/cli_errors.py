@@ -55,7 +55,7 @@ def friendly_errors(fn):
             if log.as_json():
                 log.emit("error", str(e), force=True, message=str(e))
             else:
-                click.echo(f"error: {e}", err=True)
+                click.echo(f"Error: {e}", err=True)  # as click writes its own usage errors
             sys.exit(2)
 
     return wrapper

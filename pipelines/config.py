@@ -77,7 +77,7 @@ class SparkSettings(_Strict):
     @field_validator("remote")
     @classmethod
     def _connect_url(cls, value):
-        if value is not None and not re.match(r"^(sc://\S+|local(\[(\d+|\*)\])?)$", value):
+        if value is not None and not re.fullmatch(r"(sc://\S+|local(\[(\d+|\*)\])?)", value):
             raise ValueError(f"{value!r} is not a Spark Connect address: sc://host:port, local or local[N]")
         return value
 
@@ -88,7 +88,7 @@ DATABASE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$"
 
 
 def _catalog_name(value: str | None, pattern: str, what: str) -> str | None:
-    if value is not None and not re.match(pattern, value):
+    if value is not None and not re.fullmatch(pattern, value):  # fullmatch: `$` alone lets a trailing newline by
         raise ValueError(f"{value!r} is not {what} (letters, digits, underscores)")
     return value
 
@@ -124,7 +124,7 @@ class OutputSettings(_Strict):
     path: str = "lake"
     format: Literal["delta", "parquet"] = Field(
         "delta", description="delta: one transaction per table per run, conflicts detected; parquet: plain "
-        "directories with dynamic partition overwrite (weaker guarantees, see README)")
+        "directories with dynamic partition overwrite (weaker guarantees, see docs/lake.md)")
     annotations: bool = Field(False, description="also write the Spark NLP annotation columns")
     target_file_mb: float = Field(
         128, ge=0, description="about this many MiB per data file: each partition of a table gets one file, or "
@@ -297,7 +297,12 @@ class JobConfig(_Strict):
     engine: Literal["native", "sparknlp"] = "native"
     incremental: bool = Field(False, description="annotate only partitions not yet done with this pipeline")
     partitions: list[str] = Field(default_factory=list, description="limit the run, e.g. ['lang=de']")
-    full_refresh: bool = Field(False, description="redo every partition even when incremental")
+    full_refresh: bool = Field(False, description="redo every partition even when incremental, and remove the "
+                               "partitions deleted from the input: the lake becomes the annotation of today's input")
+    deleted_partitions: Literal["keep", "remove"] | None = Field(
+        None, description="partitions the lake holds but the input no longer has (within `partitions`): keep their "
+        "rows, or remove them in the run's own transactions; unset: removed by a full refresh, kept (and named) "
+        "otherwise")
     spark: SparkSettings = Field(default_factory=SparkSettings)
     input: InputSettings = Field(default_factory=InputSettings)
     output: OutputSettings = Field(default_factory=OutputSettings)
@@ -306,6 +311,18 @@ class JobConfig(_Strict):
     ner: NerSettings = Field(default_factory=NerSettings)
     classify: ClassifySettings = Field(default_factory=ClassifySettings)
     stages: StageSettings = Field(default_factory=StageSettings)
+
+    @property
+    def removes_deleted_partitions(self) -> bool:
+        return (self.deleted_partitions or ("remove" if self.full_refresh else "keep")) == "remove"
+
+    @model_validator(mode="after")
+    def _full_refresh_removes_deleted_partitions(self):
+        if self.full_refresh and self.deleted_partitions == "keep":
+            raise ValueError("full_refresh (--full-refresh) makes the lake the annotation of today's input, so it "
+                             "removes the partitions deleted from the input, but deleted_partitions is keep: set "
+                             "deleted_partitions: remove (--deleted-partitions remove), or leave out full_refresh")
+        return self
 
     @model_validator(mode="after")
     def _classifiers_need_the_native_engine(self):

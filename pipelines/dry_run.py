@@ -13,8 +13,11 @@ from pipelines.config import JobConfig
 from pipelines.errors import JobError
 from pipelines.assemble import build_stages, model_summaries, uses_bundle
 from pipelines.inputs import corpus_partitions, precheck_input, read_corpus
-from pipelines.job import _libraries, for_session, state_tables
+from pipelines.job import _libraries, check_lake_schema, for_session, lake_tables, state_tables
 from pipelines.lake import Lake, is_inside, is_local, local_path, read_manifests
+
+
+DELETED = "deleted from the input"
 
 
 @dataclass
@@ -23,7 +26,8 @@ class DryRun:
     output_path: str
     incremental: bool
     fingerprint: str | None
-    partitions: list[tuple[str, str, str]] = field(default_factory=list)  # (spec, "annotate"|"skip", why)
+    # (spec, action, why); action: annotate | skip, or remove | keep for a partition deleted from the input
+    partitions: list[tuple[str, str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -32,11 +36,17 @@ class DryRun:
 
     @property
     def done(self) -> int:
-        return len(self.partitions) - self.to_do
+        return sum(action == "skip" for _, action, _ in self.partitions)
+
+    @property
+    def deleted(self) -> list[tuple[str, str]]:
+        """(spec, remove | keep) of the partitions the lake holds and the input no longer has."""
+        return [(spec, action) for spec, action, why in self.partitions if why == DELETED]
 
     def as_dict(self) -> dict:
         return {"input": self.input_path, "output": self.output_path, "incremental": self.incremental,
                 "fingerprint": self.fingerprint, "to_do": self.to_do, "already_done": self.done,
+                "deleted_from_input": len(self.deleted),
                 "partitions": [{"partition": p, "action": a, "reason": r} for p, a, r in self.partitions],
                 "notes": self.notes}
 
@@ -59,6 +69,7 @@ def _dry_run(config: JobConfig, spark) -> DryRun:
     precheck_input(config)
     spark = configure(spark, config.spark) if spark is not None else get_spark(config.spark, _libraries(config))
     config = for_session(config, spark)
+    check_lake_schema(config, spark)  # the run would be refused before any model work: say so now
     raw, partition_cols, files = read_corpus(spark, config)
     all_partitions = corpus_partitions(spark, config, files, partition_cols)
     try:
@@ -66,22 +77,26 @@ def _dry_run(config: JobConfig, spark) -> DryRun:
     except ValueError as e:
         raise JobError(str(e)) from None
     selected = state.select(all_partitions, filters)
-    if filters and not selected:
-        raise JobError(f"no input partition matches {config.partitions}")
 
     out = config.output.path.rstrip("/")
     report = DryRun(config.input.source, out, config.incremental and not config.full_refresh, None)
     report.fingerprint = _fingerprint(config, raw.columns, report.notes)
-    if not report.incremental:
-        why = "full refresh" if config.full_refresh else "not incremental"
-        report.partitions = [(p.spec, "annotate", why) for p in selected]
-        return report
     lake = Lake(spark, out, config.output.format)
     has_lake = not is_local(out) or local_path(out).exists()  # reading a missing local lake would be all "new"
+    deleted = state.deleted(lake, lake_tables(lake), partition_cols, all_partitions, filters) if has_lake else []
+    if filters and not selected and not deleted:
+        raise JobError(f"no input partition (nor partition of the lake) matches {config.partitions}: check "
+                       "--partition / partitions")
+    action = "remove" if config.removes_deleted_partitions else "keep"
+    gone = [(p.spec, action, DELETED) for p in deleted]
+    if not report.incremental:
+        why = "full refresh" if config.full_refresh else "not incremental"
+        report.partitions = [(p.spec, "annotate", why) for p in selected] + gone
+        return report
     held = state.holders(lake, state_tables(config), partition_cols, selected) if has_lake else {}
     manifests = read_manifests(spark, out) if has_lake else []
     report.partitions = [(p.spec, "skip" if why == state.DONE else "annotate", why)
-                         for p, why in state.reasons(selected, held, manifests, report.fingerprint)]
+                         for p, why in state.reasons(selected, held, manifests, report.fingerprint)] + gone
     return report
 
 

@@ -22,17 +22,23 @@ class RunInProgress(LakeConflict):
     """A live run holds the lake's lease."""
 
 
+# Every file Spark lists under input.path is read as the corpus: a stray file (a CSV, a half-copied part)
+# belongs elsewhere, a damaged part needs rewriting from its source.
+NOT_PARQUET_ADVICE = ("every file under input.path must be a Parquet file of the corpus: move this one out of the "
+                      "input directory, or write it again from its source")
+
+
 # --- failures the driver saw, explained -----------------------------------------------------------
 _KNOWN_PROBLEMS = (
     ("No space left on device", "the disk is full (No space left on device) while Spark wrote {where}: free space, "
      "or point spark.local.dir and output.path at a larger disk"),
-    ("is not a Parquet file", "input file {file} is not a Parquet file (or is truncated): remove or rewrite it"),
-    ("Could not read footer", "input file {file} is not a readable Parquet file (or is truncated): remove or "
-     "rewrite it"),
-    ("CorruptedParquet", "input file {file} is corrupt: remove or rewrite it"),
+    ("is not a Parquet file", "input file {file} is not a Parquet file (or is truncated): " + NOT_PARQUET_ADVICE),
+    ("Could not read footer", "input file {file} is not a readable Parquet file (or is truncated): "
+     + NOT_PARQUET_ADVICE),
+    ("CorruptedParquet", "input file {file} is a corrupt Parquet file: " + NOT_PARQUET_ADVICE),
     ("No module named 'pipelines'", "the executors' Python has no corpus-nlp (No module named 'pipelines'): ship "
      "the packed environment, `corpus-nlp pack-env` then spark-submit --archives dist/corpus-nlp-env.tar.gz#env "
-     "--conf spark.pyspark.python=./env/bin/python (README \"On a cluster\")"),
+     "--conf spark.pyspark.python=./env/bin/python (docs/platforms.md, \"On a cluster\")"),
     ("Parquet column cannot be converted", "input file {file} stores {column} with another type than the other "
      "files ({detail}): rewrite it with the corpus's schema"),
 )

@@ -9,7 +9,7 @@ import errno
 import uuid
 
 from pipelines.config import JobConfig
-from pipelines.errors import JobError
+from pipelines.errors import NOT_PARQUET_ADVICE, JobError
 from pipelines.lake import is_inside, is_local, local_file, local_path, text_partition_values
 
 
@@ -152,7 +152,7 @@ def check_file_columns(files: list[str], needed: list[str]) -> None:
             schema = pq.read_schema(path)
         except Exception as e:
             raise JobError(f"input file {path} is not a readable Parquet file ({str(e).splitlines()[0][:120]}): "
-                           "remove or rewrite it") from None
+                           + NOT_PARQUET_ADVICE) from None
         for column in needed:
             if column not in schema.names:
                 raise JobError(f"input file {path} has no column {column!r} (its columns: "

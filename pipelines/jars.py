@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             elif verb == "paths":
                 print("\n".join(jar_paths(n)))
     except JarsUnavailable as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"Error: {e}", file=sys.stderr)  # as the CLI writes them
         return 1
     return 0
 

@@ -11,8 +11,6 @@ with a one-line reason); one that is killed is marked ``abandoned`` by the next 
 from __future__ import annotations
 
 import os
-import signal
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -23,9 +21,13 @@ from pipelines.assemble import (model_summary, build_stages, ensure_model, ensur
                                 prepare_models, uses_bundle)
 from pipelines.config import SPARKNLP_NEEDS_CLASSIC, JobConfig
 from pipelines.errors import CorpusNlpError, JobError, explain
+from pipelines.faults import HOLD_TASKS_UNTIL, KILL_WORKER_ONCE, DriverFault
 from pipelines.inputs import check_paths, corpus_partitions, precheck_input, read_corpus
-from pipelines.lake import (ANNOTATIONS_TABLE, CLASSIFICATIONS_TABLE, ENTITIES_TABLE, QUARANTINE_TABLE, TOKEN_TABLE,
-                            Lake, RunManifest, is_local, local_path, read_manifests, take_lease)
+from pipelines.lake import (ANNOTATIONS_TABLE, CLASSIFICATIONS_TABLE, ENTITIES_TABLE, LAKE_TABLES, QUARANTINE_TABLE,
+                            TOKEN_TABLE, Lake, RunManifest, check_stored_schema, is_local, local_path,
+                            partition_predicate, read_manifests, take_lease)
+from pipelines.model_paths import forget_fetched
+from pipelines.phases import RunClock
 from pipelines.policies import classify_rows, error_rows, quarantine_rows, text_column
 from pipelines.row_errors import limit_message
 from pipelines.session import default_parallelism, is_connect, num_partitions
@@ -33,9 +35,6 @@ from pipelines.reconcile import check_accounted, counts_read_back, zero_counts
 from pipelines.text.sentences import VISIBLE_CHAR_REGEX
 from pipelines.worker_reports import REPORT_COLUMN, RunReport, with_report_column
 
-# Test-only failure injection (tests/integration/test_faults.py), read from the Spark conf; never set in production.
-KILL_WORKER_ONCE = "spark.corpusnlp.test.killWorkerOnce"
-KILL_DRIVER_DURING_WRITE = "spark.corpusnlp.test.killDriverDuringWrite"
 CLASSIFICATION_COLUMNS = ("sentence", "label", "score", "scores")  # of the classifications table
 
 __all__ = ["JobError", "RunResult", "run_annotate", "build_stages", "with_token_embeddings"]
@@ -103,16 +102,17 @@ def split_roles(stages) -> tuple[list, list]:
 
 
 def with_token_embeddings(stages, keep: list[str], max_tokens: int = 16384, fault_marker=None,
-                          embedding_dtype: str = "float32", report=None):
+                          embedding_dtype: str = "float32", report=None, hold_until: str | None = None):
     """``df.transform(with_token_embeddings(stages, ["doc_id", "lang"]))``: one row per token.
 
     Runs the fused native stages and flattens in the same Python pass, in units of at most
     ``max_tokens`` tokens, so per-token annotation structs never reach the JVM and a worker's memory
     does not grow with the document. ``report`` (a :class:`pipelines.worker_reports.RunReport`): a row
     that raises is reported there and the task goes on, and the output carries the workers' reports
-    until ``report.split`` takes them off; None: the first row that raises fails the task.
+    until ``report.split`` takes them off; None: the first row that raises fails the task. ``hold_until``
+    (tests only): each task waits for this file before its first row.
     """
-    from pipelines.stages import _check_inputs
+    from pipelines.stages import check_inputs
 
     for stage in stages:  # NerDLModel's storage-ref rule, on the driver, before any task runs
         check = getattr(stage, "_check_embeddings_of_stages", None)
@@ -122,7 +122,7 @@ def with_token_embeddings(stages, keep: list[str], max_tokens: int = 16384, faul
     text_steps, model_steps = [s._step() for s in text_stages], [s._step() for s in model_stages]
 
     def transform(df):
-        _check_inputs(df, text_steps + model_steps)
+        check_inputs(df, text_steps + model_steps)
         roles = tables.model_roles(model_steps)
         schema = tables.spark_schema([df.schema[c] for c in keep], embedding_dtype if roles.embeddings else None,
                                      ner=roles.tagger is not None, classification=roles.sequence is not None)
@@ -130,7 +130,8 @@ def with_token_embeddings(stages, keep: list[str], max_tokens: int = 16384, faul
         def flatten(batches):
             task = report.task() if report is not None else None
             out = tables.stream_token_table(batches, text_steps, model_steps, keep, max_tokens, task, fault_marker,
-                                            embedding_dtype, on_row_error=task.row_failed if task else None)
+                                            embedding_dtype, on_row_error=task.row_failed if task else None,
+                                            hold_until=hold_until)
             return task.attach(out, schema) if task else out
 
         return df.mapInArrow(flatten, with_report_column(schema) if report is not None else schema)
@@ -197,6 +198,14 @@ class RunPlan:
         return len(self.todo) == len(self.all_partitions)
 
     all_partitions: list[state.Partition] = field(default_factory=list)
+    clock: RunClock = field(default_factory=RunClock)
+    removed: list[state.Partition] = field(default_factory=list)  # deleted from the input, removed by this run
+    kept: list[state.Partition] = field(default_factory=list)  # deleted from the input, left in the lake
+
+    @property
+    def replaced(self) -> list[state.Partition]:
+        """The partitions each table write replaces: those annotated, and those removed (they get no rows)."""
+        return self.todo + self.removed
 
     def written(self, table: str):
         """The rows this run wrote to ``table`` (None when the table holds no data)."""
@@ -227,10 +236,14 @@ def _run_annotate(config: JobConfig, spark) -> RunResult:
 
     check_paths(config)
     precheck_input(config)
+    check_lake_schema(config)
+    forget_fetched()  # models at Hadoop paths: checked against their source again by every run
     started = time.time()
     spark = configure(spark, config.spark) if spark is not None else get_spark(config.spark, _libraries(config))
     spark_start_s = round(time.time() - started, 3)
     config = for_session(config, spark)
+    if not is_local(config.output.path):
+        check_lake_schema(config, spark)
     if config.output.format == "delta":
         require_delta(spark)
     require_database(spark, config.output)
@@ -241,17 +254,23 @@ def _run_annotate(config: JobConfig, spark) -> RunResult:
         "format": config.output.format, "config": config.model_dump(mode="json")})
     manifest.start()
     try:
-        abandoned = take_lease(spark, manifest)
-        if abandoned:
-            manifest.body["abandoned_runs_found"] = abandoned
         timings = {"spark_start_s": spark_start_s, **prepare_models(config)}
         manifest.body["timings"] = timings
-        plan = plan_run(config, spark, Lake(spark, out, config.output.format, config.output.target_file_mb), manifest)
+        clock = RunClock()
+        with clock.phase("plan_s"):
+            plan = plan_run(config, spark, Lake(spark, out, config.output.format, config.output.target_file_mb),
+                            manifest)
+        plan.clock = clock
+        abandoned = take_lease(spark, manifest, lease_partitions(plan))
+        if abandoned:
+            manifest.body["abandoned_runs_found"] = abandoned
         counts = annotate(plan) if plan.todo else zero_counts()
+        with clock.phase("write_s"):
+            remove_elsewhere(plan)
         catalog_tables = register_tables(spark, config.output, plan.tables)
         if catalog_tables:
             manifest.body["catalog_tables"] = catalog_tables
-        manifest.finish("committed", counts=counts, timings=_with_annotate_time(timings, manifest))
+        manifest.finish("committed", counts=counts, timings=clock.timings(timings, time.time() - manifest.started))
         return RunResult(manifest.run_id, manifest.path, plan.tables, manifest.body, config.output.format,
                          catalog_tables)
     except CorpusNlpError as e:
@@ -268,6 +287,14 @@ def _run_annotate(config: JobConfig, spark) -> RunResult:
     except BaseException as e:  # KeyboardInterrupt, SystemExit: say so, then let it end the process
         manifest.finish("failed", reason=f"interrupted ({type(e).__name__})")
         raise
+
+
+def check_lake_schema(config: JobConfig, spark=None) -> None:
+    """A setting that would change the schema of the lake's tables, refused before the model work: a local
+    lake is read before Spark starts (``spark`` None), any other once Spark can read it."""
+    if spark is None and not is_local(config.output.path):
+        return
+    check_stored_schema(config, read_manifests(spark, config.output.path))
 
 
 def for_session(config: JobConfig, spark) -> JobConfig:
@@ -291,12 +318,6 @@ def _unsaved(error: BaseException, manifest: RunManifest, why: str) -> str:
             "run abandoned")
 
 
-def _with_annotate_time(timings: dict, manifest: RunManifest) -> dict:
-    """``annotate_s``: the run's seconds less the model build and NER training, for an honest tokens/s."""
-    elapsed = time.time() - manifest.started
-    return {**timings, "annotate_s": round(max(elapsed - timings["model_build_s"] - timings["ner_training_s"], 0.0), 3)}
-
-
 def plan_run(config: JobConfig, spark, lake: Lake, manifest: RunManifest) -> RunPlan:
     """Model, input, partitions to do, stages and fingerprint; recorded in the manifest before any write."""
     native_engine = config.engine == "native"
@@ -314,8 +335,10 @@ def plan_run(config: JobConfig, spark, lake: Lake, manifest: RunManifest) -> Run
     except ValueError as e:
         raise JobError(str(e)) from None
     selected = state.select(all_partitions, filters)
-    if filters and not selected:
-        raise JobError(f"no input partition matches {config.partitions}")
+    deleted = state.deleted(lake, lake_tables(lake), partition_cols, all_partitions, filters)
+    if filters and not selected and not deleted:
+        raise JobError(f"no input partition (nor partition of the lake) matches {config.partitions}: check "
+                       "--partition / partitions")
     stages = build_stages(config, bundle_path, raw.columns, ner_dir) if native_engine else None
     model, ner, classify = model_summaries(stages) if stages else (sparknlp_engine.model_info(config), None, None)
     fingerprint = state.fingerprint(config, model, ner, classify)
@@ -325,6 +348,10 @@ def plan_run(config: JobConfig, spark, lake: Lake, manifest: RunManifest) -> Run
         + ([ENTITIES_TABLE] if ner else []) + ([CLASSIFICATIONS_TABLE] if classify else [])
     plan = RunPlan(config, spark, lake, manifest, raw, partition_cols, selected, selected, stages,
                    {name: f"{out}/{name}" for name in names}, all_partitions)
+    if config.removes_deleted_partitions:
+        plan.removed = deleted
+    else:
+        plan.kept = deleted
     if config.incremental and not config.full_refresh:
         held = state.holders(lake, state_tables(config), partition_cols, selected)
         plan.todo = state.pending(selected, held, read_manifests(spark, out), fingerprint)
@@ -334,11 +361,42 @@ def plan_run(config: JobConfig, spark, lake: Lake, manifest: RunManifest) -> Run
         "input": {**({"table": config.input.table} if config.input.table else {"path": config.input.path}),
                   "partition_columns": partition_cols,
                   "selected_partitions": len(selected), "skipped_as_done": len(selected) - len(plan.todo),
-                  "annotated_partitions": [p.as_dict() for p in plan.todo]},
+                  "annotated_partitions": [p.as_dict() for p in plan.todo],
+                  "deleted_partitions": {"removed": [dict(p.values) for p in plan.removed],
+                                         "kept": [dict(p.values) for p in plan.kept]}},
         "tables": plan.tables,
     })
     manifest.save("running")
     return plan
+
+
+def lake_tables(lake: Lake) -> list[str]:
+    """The lake's tables that hold data now."""
+    return [table for table in LAKE_TABLES if lake.has(table)]
+
+
+def lease_partitions(plan: RunPlan) -> list[dict] | None:
+    """What this run's lease covers: the partitions it writes, or None (the whole lake) where writers of
+    other partitions would still collide: an unpartitioned input (one table-wide write), a parquet lake
+    (concurrent writers of one table share its _temporary folder), or a table this run creates (two
+    first commits of one Delta table conflict)."""
+    if not plan.partition_cols or plan.lake.format != "delta":
+        return None
+    if plan.todo and not all(plan.lake.has(table) for table in plan.tables):
+        return None
+    return [dict(p.values) for p in plan.replaced]
+
+
+def remove_elsewhere(plan: RunPlan) -> None:
+    """Remove the partitions deleted from the input from the tables this run did not write (all of them
+    when it annotated nothing): one transaction per table, with the run id. The tables it wrote lost
+    them in their own write."""
+    if not plan.removed:
+        return
+    written = set(plan.tables) if plan.todo else set()
+    for table in lake_tables(plan.lake):
+        if table not in written:
+            plan.lake.remove(table, plan.partition_cols, plan.removed, plan.run_id)
 
 
 def annotate(plan: RunPlan) -> dict:
@@ -363,12 +421,17 @@ def annotate(plan: RunPlan) -> dict:
         if failed_rows:
             quarantine = quarantine.unionByName(error_rows(spark, failed_rows, quarantine.schema, plan.run_id,
                                                               config.policies.quarantine_text_max_chars))
-        lake.replace(QUARANTINE_TABLE, quarantine, cols, plan.todo, plan.run_id)
+        clock = plan.clock
+        with clock.phase("write_s", f"writing the {QUARANTINE_TABLE} table..."):
+            lake.replace(QUARANTINE_TABLE, quarantine, cols, plan.replaced, plan.run_id)
         if ENTITIES_TABLE in plan.tables:
-            _write_entities(plan)
+            with clock.phase("write_s", f"writing the {ENTITIES_TABLE} table..."):
+                _write_entities(plan)
         if CLASSIFICATIONS_TABLE in plan.tables:
-            _write_classifications(plan)
-        counts = counts_read_back(plan, totals)
+            with clock.phase("write_s", f"writing the {CLASSIFICATIONS_TABLE} table..."):
+                _write_classifications(plan)
+        with clock.phase("check_s", "reading the counts back from the lake..."):
+            counts = counts_read_back(plan, totals)
     finally:
         classified.unpersist()
     check_accounted(plan, counts)
@@ -396,7 +459,9 @@ def _write_tokens(plan: RunPlan, kept, to_annotate: int) -> list[dict]:
     from pipelines.progress import JobProgress
 
     p = plan.config.policies
-    with JobProgress(plan.spark, to_annotate) as progress, _driver_fault(plan.spark, plan.tables[TOKEN_TABLE]):
+    doing = f"annotating {to_annotate:,} rows into the {TOKEN_TABLE} table..."
+    with plan.clock.model_pass(doing) as span, JobProgress(plan.spark, to_annotate) as progress, \
+            DriverFault(plan.spark, plan.tables[TOKEN_TABLE]):
         # No rows, no report: Spark prunes a plan over rows it knows are none, observation and all, and
         # a classic driver would then wait for the observed metrics for ever.
         report = RunReport(p.max_error_rows, p.quarantine_text_max_chars, progress.reporter()) \
@@ -404,7 +469,7 @@ def _write_tokens(plan: RunPlan, kept, to_annotate: int) -> list[dict]:
         try:  # the annotations table (output.annotations) is written inside _token_table
             tokens, reported = _token_table(plan, kept, report)
             plan.lake.replace(TOKEN_TABLE, tokens.withColumn("run_id", F.lit(plan.run_id)), plan.partition_cols,
-                              plan.todo, plan.run_id, report.split if reported else None)
+                              plan.replaced, plan.run_id, report.split if reported else None)
         except Exception as e:  # one task saw more failed rows than the whole run may have
             line = limit_message(e)
             if line is None:
@@ -414,6 +479,7 @@ def _write_tokens(plan: RunPlan, kept, to_annotate: int) -> list[dict]:
         reported = report.counts() if report is not None else None
         if reported is not None:
             progress.finish(*reported)
+            span["annotated_at"] = report.annotated_at()
     embedder = report.embedder() if report is not None else None
     if embedder and embedder["model_calls"]:  # the workers' own numbers: padding, calls, model seconds
         plan.manifest.body["embedder"] = embedder
@@ -432,8 +498,11 @@ def _write_tokens(plan: RunPlan, kept, to_annotate: int) -> list[dict]:
                        f"the row ({partial[0]['error_class']}: {partial[0]['error_message']})")
     if partial:  # a document that failed half way keeps none of its tokens (a second commit of this run)
         ids = ", ".join(_sql_string(r.get(plan.config.input.id_col)) for r in partial)
-        plan.lake.delete_rows(TOKEN_TABLE, f"run_id = {_sql_string(plan.run_id)} AND "
-                              f"`{plan.config.input.id_col}` IN ({ids})", plan.run_id)
+        # the partition predicate first: Delta then reads (and checks for conflicts) only this run's partitions
+        with plan.clock.phase("write_s"):
+            plan.lake.delete_rows(TOKEN_TABLE, f"({partition_predicate(plan.partition_cols, plan.todo)}) AND "
+                                  f"run_id = {_sql_string(plan.run_id)} AND `{plan.config.input.id_col}` IN ({ids})",
+                                  plan.run_id)
     return records
 
 
@@ -454,8 +523,6 @@ def _sql_string(value) -> str:
 
 def _partition_condition(cols: list[str], partitions: list[state.Partition]):
     from pyspark.sql import functions as F
-
-    from pipelines.lake import partition_predicate
 
     return F.expr(partition_predicate(cols, partitions))
 
@@ -490,14 +557,15 @@ def _token_table(plan: RunPlan, kept, report) -> tuple:
     elif not config.output.annotations:
         return kept.transform(with_token_embeddings(
             stages, keep, config.stages.embeddings.max_tokens_per_chunk, plan.spark.conf.get(KILL_WORKER_ONCE, None),
-            config.output.embedding_dtype, report=report)), report is not None
+            config.output.embedding_dtype, report=report,
+            hold_until=plan.spark.conf.get(HOLD_TASKS_UNTIL, None))), report is not None
     else:
         _, model_stages = split_roles(stages)
         embeddings_col = model_stages[0].getOutputCol()
         annotated = run_native_stages(kept, stages, keep, report).select(
             *keep, *[s.getOutputCol() for s in stages], *([REPORT_COLUMN] if report is not None else []))
     plan.lake.replace(ANNOTATIONS_TABLE, annotated.withColumn("run_id", F.lit(plan.run_id)), plan.partition_cols,
-                      plan.todo, plan.run_id, report.split if stages and report is not None else None)
+                      plan.replaced, plan.run_id, report.split if stages and report is not None else None)
     written = plan.written(ANNOTATIONS_TABLE)
     return tokens_from_annotations(written, keep, embeddings_col, config.output.embedding_dtype), False
 
@@ -519,7 +587,7 @@ def _write_entities(plan: RunPlan) -> None:
             *keep, "sentence", "chunk.chunk_index", "chunk.begin", "chunk.end", "chunk.text", "chunk.entity",
             "chunk.confidence")
     plan.lake.replace(ENTITIES_TABLE, entities.withColumn("run_id", F.lit(plan.run_id)), plan.partition_cols,
-                      plan.todo, plan.run_id)
+                      plan.replaced, plan.run_id)
 
 
 def _write_classifications(plan: RunPlan) -> None:
@@ -534,31 +602,4 @@ def _write_classifications(plan: RunPlan) -> None:
     rows = tokens.where(F.col(tables.CLASSIFICATION_COLUMN).isNotNull()).select(
         *plan.keep, *[F.col(f"{tables.CLASSIFICATION_COLUMN}.{c}").alias(c) for c in CLASSIFICATION_COLUMNS])
     plan.lake.replace(CLASSIFICATIONS_TABLE, rows.withColumn("run_id", F.lit(plan.run_id)), plan.partition_cols,
-                      plan.todo, plan.run_id)
-
-
-# --- errors a user can act on --------------------------------------------------------------------
-
-
-class _driver_fault:
-    """Test-only: SIGKILL this driver once the token table's write has started writing data files."""
-
-    def __init__(self, spark, table_path: str):
-        self.armed = (spark.conf.get(KILL_DRIVER_DURING_WRITE, "false") == "true") and is_local(table_path)
-        self.table = local_path(table_path)
-        self.before = set(self.table.rglob("*.parquet")) if self.armed and self.table.exists() else set()
-
-    def _watch(self):
-        while True:
-            written = set(self.table.rglob("*.parquet")) if self.table.exists() else set()
-            if written - self.before:
-                os.kill(os.getpid(), signal.SIGKILL)
-            time.sleep(0.05)
-
-    def __enter__(self):
-        if self.armed:
-            threading.Thread(target=self._watch, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        return False
+                      plan.replaced, plan.run_id)

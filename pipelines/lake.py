@@ -43,6 +43,7 @@ ANNOTATIONS_TABLE = "annotations"
 QUARANTINE_TABLE = "quarantine"
 ENTITIES_TABLE = "entities"
 CLASSIFICATIONS_TABLE = "classifications"
+LAKE_TABLES = (TOKEN_TABLE, ANNOTATIONS_TABLE, QUARANTINE_TABLE, ENTITIES_TABLE, CLASSIFICATIONS_TABLE)
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 INFER_PARTITION_TYPES = "spark.sql.sources.partitionColumnTypeInference.enabled"
 
@@ -123,6 +124,11 @@ def escape_path_name(value: str) -> str:
 def partition_dir(values: tuple[tuple[str, str | None], ...]) -> str:
     """'lang=de/hour=01' for the values, escaped and null-named the way Spark writes them."""
     return "/".join(f"{escape_path_name(k)}={HIVE_NULL if v is None else escape_path_name(v)}" for k, v in values)
+
+
+def partition_spec(values: dict[str, str | None]) -> str:
+    """'lang=de/hour=01' for people: values unescaped, null as Spark names it; '<all>' when unpartitioned."""
+    return "/".join(f"{k}={HIVE_NULL if v is None else v}" for k, v in values.items()) or "<all>"
 
 
 def _sql_literal(value: str) -> str:
@@ -295,6 +301,17 @@ class Lake:
             delete_dir(self.spark, f"{self.path(table)}/{partition_dir(p.values)}")
         writer.mode("append").partitionBy(*columns).parquet(self.path(table))
 
+    def remove(self, table: str, columns: list[str], partitions: list, run_id: str) -> None:
+        """Empty ``partitions`` of ``table`` (e.g. those deleted from the input): Delta, one DELETE
+        transaction with the run id; Parquet, their directories removed."""
+        if not partitions:
+            return
+        if self.format == "delta":
+            self.delete_rows(table, partition_predicate(columns, partitions), run_id)
+            return
+        for p in partitions:
+            delete_dir(self.spark, f"{self.path(table)}/{partition_dir(p.values)}")
+
     def delete_rows(self, table: str, condition: str, run_id: str) -> None:
         """Delta only: remove rows (one transaction, run id in its user metadata as for a write), e.g. a
         document's partial tokens after its row failed."""
@@ -346,12 +363,31 @@ def read_manifests(spark, root: str) -> list[dict]:
     return manifests
 
 
+def check_stored_schema(config, manifests: list[dict]) -> None:
+    """Refuse, before any model work, a run whose ``output.embedding_dtype`` differs from the one the lake's
+    token table already stores (as its newest committed run with vectors recorded it). float32 is an array,
+    float16 and int8 are both binary: Delta refuses the first change only at the write, after the model
+    pass, and would take the second silently, leaving rows no reader can decode."""
+    stored = [m for m in manifests if m.get("status") == "committed" and m.get("model")
+              and (m.get("config") or {}).get("output", {}).get("embeddings", True)]
+    if not stored:
+        return
+    newest = max(stored, key=lambda m: m.get("started_at") or "")
+    dtype = newest["config"]["output"].get("embedding_dtype", "float32")
+    wanted = config.output.embedding_dtype
+    if config.output.embeddings and dtype != wanted:
+        raise JobError(f"lake {config.output.path} stores its embeddings as {dtype} (run {newest.get('run_id')}), "
+                       f"and output.embedding_dtype {wanted} changes the {TOKEN_TABLE} table's column type: write "
+                       f"to a new output.path, or keep output.embedding_dtype: {dtype}")
+
+
 @dataclass
 class RunManifest:
     """``_runs/<run_id>.json``: running → committed | failed; a running one keeps a heartbeat.
 
     A run whose heartbeat is older than ``lease_s`` died without saying so: the next run rewrites it
-    as ``abandoned``. A live one holds the lake: another run refuses to start (one line naming it).
+    as ``abandoned``. A live one holds a lease on what it writes (see :func:`take_lease`): another run
+    that would write the same partitions refuses (one line naming it).
     """
 
     spark: object
@@ -376,7 +412,7 @@ class RunManifest:
 
     def start(self) -> None:
         self.body.update(run_id=self.run_id, host=socket.gethostname(), pid=os.getpid(), lease_s=self.lease_s)
-        self.save("running")
+        self.save("running", lease={"state": PLANNING})
         threading.Thread(target=self._beat, daemon=True, name="corpus-nlp-heartbeat").start()
 
     def _beat(self) -> None:
@@ -430,27 +466,99 @@ def _dead_here(manifest: dict) -> bool:
     return False
 
 
-def take_lease(spark, own: RunManifest) -> list[str]:
-    """Claim the lake for ``own`` (already saved as running). Runs left ``running`` whose heartbeat
-    stopped are rewritten as ``abandoned`` (their ids are returned); a live one makes the later of
-    the two refuse, so two runs that start together do not both go on."""
-    abandoned = []
+# A run's lease (``lease`` in its manifest) goes planning -> claiming -> held. Planning: it does not know
+# yet what it writes, and holds nothing. Claiming: it has written the partitions it will write and is
+# reading the other manifests; held: no other live run writes any of them. ``partitions: null`` is the
+# whole lake. A running manifest without a lease (written by an older version) holds the whole lake.
+PLANNING, CLAIMING, HELD = "planning", "claiming", "held"
+_OLD_VERSION_LEASE = {"state": HELD, "partitions": None}
+
+
+def take_lease(spark, own: RunManifest, partitions: list[dict] | None = None, poll_s: float = 0.2) -> list[str]:
+    """Claim ``partitions`` (value dicts; None: the whole lake) for ``own``, already saved as running.
+
+    Every run writes its claim before it reads the others', so of two runs whose claims overlap at
+    least one sees the other. It refuses when that other holds its lease, or claims it too and started
+    first; a claimant that started later is waited for (it refuses, seeing this run, or holds, having
+    read before this claim was written: then this run refuses). So exactly one of them goes on. Runs
+    left ``running`` whose heartbeat stopped are rewritten as ``abandoned`` (their ids are returned)."""
+    own.save("running", lease={"state": CLAIMING, "partitions": partitions})
+    abandoned: list[str] = []
+    deadline = time.time() + own.lease_s
+    while (pending := _claims_in_the_way(spark, own, partitions, abandoned)) is not None:
+        if time.time() > deadline:  # it neither holds nor gives up: treat it as holding
+            raise _busy(own, pending, partitions)
+        time.sleep(poll_s)
+    own.save("running", lease={"state": HELD, "partitions": partitions})
+    return abandoned
+
+
+def _claims_in_the_way(spark, own: RunManifest, partitions: list[dict] | None, abandoned: list[str]) -> dict | None:
+    """One look at the other runs: raises when one holds (or claims first) what ``own`` claims; returns a
+    later claimant to wait for; None when nothing is in the way."""
+    later_claimant = None
     for m in read_manifests(spark, own.root):
         if m.get("run_id") == own.run_id or m.get("status") != "running":
             continue
-        lease = float(m.get("lease_s") or own.lease_s)
-        dead = _dead_here(m)
-        if dead or _age_s(m) > lease:
-            m.update(status="abandoned", abandoned_seen_by=own.run_id,
-                     reason=("it ended in this process without writing its manifest" if m.get("pid") == os.getpid()
-                             else f"process {m.get('pid')} on {m.get('host')} is gone") if dead else
-                     f"no heartbeat for over {lease:.0f} s: the process died before it could say so")
-            write_text(spark, f"{own.root.rstrip('/')}/{RUNS_DIR}/{m['run_id']}.json",
-                       json.dumps(m, indent=2, ensure_ascii=False))
+        if _mark_if_abandoned(spark, own, m):
             abandoned.append(m["run_id"])
-        elif (m.get("started_at", ""), m["run_id"]) < (own.body.get("started_at", ""), own.run_id):
-            raise RunInProgress(
-                f"run {m['run_id']} (host {m.get('host')}, pid {m.get('pid')}, started {m.get('started_at')}) is "
-                f"writing to {own.root}: wait for it to finish; if it died, it is marked abandoned "
-                f"{lease:.0f} s after its last heartbeat")
-    return abandoned
+            continue
+        lease = m.get("lease") or _OLD_VERSION_LEASE
+        if lease.get("state") == PLANNING or not overlap(partitions, lease.get("partitions")):
+            continue
+        if lease.get("state") == HELD or _order(m) < _order(own.body):
+            raise _busy(own, m, partitions)
+        later_claimant = m
+    return later_claimant
+
+
+def _order(manifest: dict) -> tuple[str, str]:
+    return manifest.get("started_at") or "", manifest.get("run_id") or ""
+
+
+def _mark_if_abandoned(spark, own: RunManifest, m: dict) -> bool:
+    """Rewrite a running manifest whose process is gone, or whose heartbeat stopped, as ``abandoned``."""
+    lease = float(m.get("lease_s") or own.lease_s)
+    dead = _dead_here(m)
+    if not dead and _age_s(m) <= lease:
+        return False
+    m.update(status="abandoned", abandoned_seen_by=own.run_id,
+             reason=("it ended in this process without writing its manifest" if m.get("pid") == os.getpid()
+                     else f"process {m.get('pid')} on {m.get('host')} is gone") if dead else
+             f"no heartbeat for over {lease:.0f} s: the process died before it could say so")
+    write_text(spark, f"{own.root.rstrip('/')}/{RUNS_DIR}/{m['run_id']}.json", json.dumps(m, indent=2, ensure_ascii=False))
+    return True
+
+
+def overlap(mine: list[dict] | None, theirs: list[dict] | None) -> bool:
+    """Whether two claims share a partition (None: the whole lake). Value dicts match when they agree on
+    every column both name, so a claim on lang=de meets one on lang=de/day=1."""
+    if mine is None and theirs is None:
+        return True
+    if mine is None or theirs is None:  # the whole lake meets any claim but an empty one (a run with nothing to write)
+        return bool(mine if theirs is None else theirs)
+    return any(_same_partition(a, b) for a in mine for b in theirs)
+
+
+def _same_partition(a: dict, b: dict) -> bool:
+    return all(a[k] == b[k] for k in a.keys() & b.keys())
+
+
+def _busy(own: RunManifest, other: dict, partitions: list[dict] | None) -> RunInProgress:
+    """The refusal, in one line: the other run, and what the two would both write."""
+    theirs = (other.get("lease") or _OLD_VERSION_LEASE).get("partitions")
+    if theirs is None:
+        what = "the whole lake"
+    else:
+        shared = theirs if partitions is None else [t for t in theirs if any(_same_partition(t, p) for p in partitions)]
+        what = f"partitions {_specs(shared)}, which this run writes too"
+    lease = float(other.get("lease_s") or own.lease_s)
+    return RunInProgress(
+        f"run {other['run_id']} (host {other.get('host')}, pid {other.get('pid')}, started {other.get('started_at')}) "
+        f"is writing to {own.root} ({what}): wait for it to finish, or run other partitions (--partition); if it "
+        f"died, it is marked abandoned {lease:.0f} s after its last heartbeat")
+
+
+def _specs(partitions: list[dict], at_most: int = 5) -> str:
+    names = [partition_spec(p) for p in partitions]
+    return ", ".join(names[:at_most]) + (f" and {len(names) - at_most} more" if len(names) > at_most else "")

@@ -29,6 +29,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Callable, TypeVar
 from urllib.parse import urlparse
@@ -138,11 +139,28 @@ def _child(uri: str, name: str) -> str:
     return f"{uri.rstrip('/')}/{name}"
 
 
+def forget_fetched() -> None:
+    """Every run checks its models against their source afresh: the job calls this as it starts (within a
+    run, a model whose source files are unchanged is fetched once)."""
+    _fetched.clear()
+
+
 def _fetch(spark, uri: str) -> Path:
+    """The checked local copy of the model at ``uri``: fetched and checked once per run (and again within
+    a run when a source file changes), then kept under the manifest's hash, or healed there.
+
+    Fetching on every run costs a copy of the model (measured in docs/platforms.md, "On a cluster"),
+    and buys what a cache key cannot: a source file changed under an unchanged manifest is refused, and a
+    cached copy damaged on disk is replaced by the freshly checked one."""
     try:
         fs = files(spark, uri)
         found = [(m, _child(uri, m)) for m in MANIFESTS]
-        found = [(m, p, fs.status(p)) for m, p in found if fs.exists(p)]
+        found = [(m, p) for m, p in found if fs.exists(p)]
+        if found:
+            manifest, manifest_path = found[0]
+            raw = fs.read(manifest_path)
+            names = _listed_files(uri, raw, manifest)
+            stamp = (uri, raw, tuple(fs.status(_child(uri, n)) if fs.exists(_child(uri, n)) else None for n in names))
     except CorpusNlpError:  # a scheme a Spark Connect client cannot read, said in one line
         raise
     except Exception as e:  # py4j carries the Hadoop exception; its first line says what
@@ -151,29 +169,40 @@ def _fetch(spark, uri: str) -> Path:
     if not found:
         raise ModelFetchError(f"model {uri} has no {' or '.join(MANIFESTS)}: point it at a model bundle "
                               "(corpus-nlp prepare-model) or an NER model directory (corpus-nlp train-ner)")
-    manifest, manifest_path, (_, modified_ms) = found[0]
-    memo = (uri, modified_ms)
-    if memo in _fetched and _fetched[memo].is_dir():
-        return _fetched[memo]
+    if stamp in _fetched and _fetched[stamp].is_dir():
+        return _fetched[stamp]
     root = cache_dir().joinpath(*FETCHED_DIR)
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".fetch-"))
     try:
-        _copy(fs, manifest_path, tmp / manifest)
-        raw = (tmp / manifest).read_bytes()
-        target = root / hashlib.sha256(raw).hexdigest()[:24]
-        if not target.is_dir():
-            for name in _listed_files(uri, raw, manifest):
-                _copy(fs, _child(uri, name), tmp / name)
-            _check(tmp, manifest, uri)
-            try:
-                os.rename(tmp, target)  # atomic: a directory under its key is always complete and checked
-            except OSError:
-                if not target.is_dir():  # another process put the same model there first: use theirs
-                    raise
+        (tmp / manifest).write_bytes(raw)
+        for name in names:
+            _copy(fs, _child(uri, name), tmp / name)
+        _check(tmp, manifest, f"model {uri}")  # the source, as fetched now
+        target = _install(tmp, root / hashlib.sha256(raw).hexdigest()[:24], manifest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    _fetched[memo] = target
+    _fetched[stamp] = target
+    return target
+
+
+def _install(checked: Path, target: Path, manifest: str) -> Path:
+    """``checked`` (a complete, checked copy) at ``target``. A copy already there is kept when it checks out
+    (another process may be reading it), and otherwise moved aside and replaced, its archive with it."""
+    if target.is_dir():
+        try:
+            _check(target, manifest, str(target))
+            return target
+        except ModelFetchError:  # damaged on this disk since it was cached: the fresh copy heals it
+            aside = target.with_name(f".damaged-{uuid.uuid4().hex[:8]}-{target.name}")
+            os.rename(target, aside)
+            target.with_name(f"{target.name}.tar").unlink(missing_ok=True)
+            shutil.rmtree(aside, ignore_errors=True)
+    try:
+        os.rename(checked, target)  # atomic: a directory under its key is always complete and checked
+    except OSError:
+        if not target.is_dir():  # another process put the same model there first: use theirs
+            raise
     return target
 
 
@@ -196,19 +225,33 @@ def _listed_files(uri: str, raw: bytes, manifest: str) -> list[str]:
     return sorted(files)
 
 
-def _check(directory: Path, manifest: str, uri: str) -> None:
-    """Every file's sha256 against the manifest, by the model's own loader."""
+def _check(directory: Path, manifest: str, source: str) -> None:
+    """Every file of the copy in ``directory`` against the sha256 its manifest lists, then the model's own
+    loader (its allow-list and format). A failure names ``source`` (what the user can fix), never the
+    copy, which is gone or healed by the time anyone reads the message."""
+    from pipelines.model.digest import cached_sha256
+
+    listed = json.loads((directory / manifest).read_bytes())["files"]
+    for name in sorted(listed):
+        copy = directory / name
+        if not copy.is_file():
+            raise ModelFetchError(f"{source} is missing {name}, which its {manifest} lists: rebuild the model there")
+        digest = listed[name] if isinstance(listed, dict) else None
+        if isinstance(digest, str) and cached_sha256(copy) != digest.lower():
+            raise ModelFetchError(f"{source}: {name} does not match the sha256 its {manifest} lists (corrupt or "
+                                  "modified): rebuild the model there, or copy it again from a good one")
     try:
         if manifest == "ner.json":
             from pipelines.ner.model import NerModel
 
-            NerModel.load(directory, verify=True)
+            NerModel.load(directory, verify=False)
         else:
             from pipelines.model.bundle import ModelBundle
 
-            ModelBundle.load(directory, verify=True)
+            ModelBundle.load(directory, verify=False)
     except CorpusNlpError as e:
-        raise ModelFetchError(f"model {uri}, as fetched: {str(e).splitlines()[0]}") from None
+        first = str(e).splitlines()[0].replace(str(directory), source)
+        raise ModelFetchError(f"{source}: {first}") from None
 
 
 def _archive(local: Path) -> Path:

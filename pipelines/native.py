@@ -8,12 +8,8 @@ whatever the number of stages; between steps, rows stay Python objects.
 
 from __future__ import annotations
 
-import os
-import threading
 from dataclasses import dataclass, field
-from typing import Any, Iterator
 
-import numpy as np
 import pyarrow as pa
 
 from pipelines import annotation as A
@@ -21,6 +17,7 @@ from pipelines.annotation import Ann
 from pipelines.text.pragmatic import PragmaticRules
 from pipelines.text.sentences import Span, multilingual_sentences, pragmatic_sentences
 from pipelines.text.tokens import TokenizerRules
+from pipelines.worker_models import intra_op_threads, loaded, worker_model
 
 Batch = dict[str, list]  # column name -> one value per row (str for text, list[Ann] for annotations)
 
@@ -126,30 +123,6 @@ class TokenStep:
         return out
 
 
-# One embedder per (bundle, settings) per Python worker: loading an ONNX session costs seconds.
-_EMBEDDERS: dict[tuple, Any] = {}
-_EMBEDDERS_LOCK = threading.Lock()
-
-
-def _intra_op_threads(requested: int) -> int:
-    """ONNX Runtime threads per task: explicit, else the task's CPUs (``spark.task.cpus``).
-
-    Spark runs cores / task.cpus tasks per executor at once, each in its own Python worker, so giving
-    each session ``task.cpus`` threads keeps threads x concurrent tasks <= cores.
-    """
-    if requested and requested > 0:
-        return requested
-    try:
-        from pyspark import TaskContext
-
-        ctx = TaskContext.get()
-        if ctx is not None:
-            return max(1, int(ctx.cpus()))
-    except Exception:  # not inside a Spark task (tests, direct use): use the machine
-        pass
-    return max(1, os.cpu_count() or 1)
-
-
 @dataclass(frozen=True)
 class EmbedStep:
     sentence_col: str
@@ -170,8 +143,8 @@ class EmbedStep:
         return [self.sentence_col, self.token_col]
 
     def _key(self) -> tuple:
-        threads = _intra_op_threads(self.intra_op_threads)
-        return (self.bundle_path, self.max_sentence_length, self.batch_size, self.pooling, threads, self.providers,
+        threads = intra_op_threads(self.intra_op_threads)
+        return ("embedder", self.bundle_path, self.max_sentence_length, self.batch_size, self.pooling, threads, self.providers,
                 self.max_batch_pieces, self.runtime, self.precision, self.unsupported_precision)
 
     def stats(self) -> dict:
@@ -179,7 +152,7 @@ class EmbedStep:
         like the embedder itself: callers take differences."""
         from pipelines.embed import empty_stats
 
-        embedder = _EMBEDDERS.get(self._key())
+        embedder = loaded(self._key())
         return dict(embedder.stats) if embedder is not None else empty_stats()
 
     def embedder(self):
@@ -187,23 +160,22 @@ class EmbedStep:
         from pipelines.model.bundle import ModelBundle
         from pipelines.model_paths import load_on_executor
 
-        key, threads = self._key(), _intra_op_threads(self.intra_op_threads)
-        with _EMBEDDERS_LOCK:
-            if key not in _EMBEDDERS:
-                # Checked by the driver, or (shipped to this executor) by its first worker.
-                bundle = load_on_executor(self.bundle_path, ModelBundle.load)
-                # Each worker checks its own CPU: one without bf16 fails, or runs fp32 and counts a fall-back.
-                _EMBEDDERS[key] = TokenEmbedder(
-                    bundle.open_session(runtime=self.runtime, precision=self.precision,
-                                        on_unsupported=self.unsupported_precision, threads=threads,
-                                        providers=list(self.providers)),
-                    bundle.load_tokenizer(),
-                    max_sentence_length=self.max_sentence_length,
-                    batch_size=self.batch_size,
-                    max_batch_pieces=self.max_batch_pieces,
-                    pooling=self.pooling,
-                )
-            return _EMBEDDERS[key]
+        def load():
+            # Checked by the driver, or (shipped to this executor) by its first worker.
+            bundle = load_on_executor(self.bundle_path, ModelBundle.load)
+            # Each worker checks its own CPU: one without bf16 fails, or runs fp32 and counts a fall-back.
+            return TokenEmbedder(
+                bundle.open_session(runtime=self.runtime, precision=self.precision,
+                                    on_unsupported=self.unsupported_precision,
+                                    threads=intra_op_threads(self.intra_op_threads), providers=list(self.providers)),
+                bundle.load_tokenizer(),
+                max_sentence_length=self.max_sentence_length,
+                batch_size=self.batch_size,
+                max_batch_pieces=self.max_batch_pieces,
+                pooling=self.pooling,
+            )
+
+        return worker_model(self._key(), load)
 
     def apply(self, batch: Batch) -> list[list[Ann]]:
         # Group each row's tokens by sentence; embed all sentences of the batch together.

@@ -12,6 +12,7 @@ and the page says so when a run left no rows.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import math
@@ -190,6 +191,27 @@ def file_layout(lake: Lake, table: str, cols: list[str], run_id: str | None = No
 
 
 # --- drawing -------------------------------------------------------------------------------------
+# Text from the lake (partition values, labels, run ids) is drawn as written: `a$b$c` is no mathtext and
+# `$x^{$` no mathtext error, whatever the machine's matplotlibrc says (usetex too would read `$` as math).
+LITERAL_TEXT = {"text.parse_math": False, "text.usetex": False}
+PLOT_LABEL_CHARS = 40  # longer labels are cut in the plots (the tables under them show them whole)
+START_UP_LABEL = "Spark and model start-up"
+
+
+def _drawn_literally(draw):
+    """Run ``draw`` with :data:`LITERAL_TEXT`: a text takes these settings when it is created, and tick
+    labels are created as late as the figure is drawn, so the whole drawing (saving included) runs inside."""
+
+    @functools.wraps(draw)
+    def drawing(*args, **kwargs):
+        import matplotlib
+
+        with matplotlib.rc_context(LITERAL_TEXT):
+            return draw(*args, **kwargs)
+
+    return drawing
+
+
 def _figure(width: float = 7.5, height: float = 3.2, columns: int = 1):
     import matplotlib
 
@@ -199,6 +221,7 @@ def _figure(width: float = 7.5, height: float = 3.2, columns: int = 1):
     return plt.subplots(1, columns, figsize=(width, height), layout="constrained")
 
 
+@_drawn_literally
 def _svg_data_uri(fig) -> str:
     import matplotlib.pyplot as plt
 
@@ -208,72 +231,170 @@ def _svg_data_uri(fig) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def bar_chart(labels: list[str], series: dict[str, list[float]], ylabel: str, horizontal: bool = False) -> str:
+def _plot_label(text: str) -> str:
+    return text if len(text) <= PLOT_LABEL_CHARS else text[:PLOT_LABEL_CHARS - 1] + "…"
+
+
+def _whole_numbers(axis) -> None:
+    """Ticks at whole numbers only: an axis of 1 quarantined row reads 0, 1, not 0.0, 0.2, ... 1.0."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _overlap(texts) -> bool:
+    """Whether any two of ``texts`` overlap on the figure as last drawn (their boxes on the canvas)."""
+    renderer = texts[0].get_figure(root=True).canvas.get_renderer() if texts else None
+    boxes = [t.get_window_extent(renderer) for t in texts if t.get_visible() and t.get_text()]
+    return any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+def _fit_tick_labels(fig, ax, axis: str) -> None:
+    """Tick labels (``axis`` "x" or "y") that never overlap, measured on the drawn figure: x labels that do
+    not fit side by side stand upright; labels still too many for the figure grow it along that axis until
+    each has its own room."""
+    labels = ax.get_xticklabels() if axis == "x" else ax.get_yticklabels()
+    fig.draw_without_rendering()  # lays the figure out: the labels' boxes are where the saved figure has them
+    if axis == "x" and _overlap(labels):
+        for label in labels:
+            label.set(rotation=90, horizontalalignment="center")
+        fig.draw_without_rendering()
+    def extent(box):  # along the axis
+        return box.width if axis == "x" else box.height
+
+    for _ in range(8):  # each round grows the figure by the room measured missing: one round, as a rule
+        if not _overlap(labels):
+            return
+        renderer = fig.canvas.get_renderer()
+        needed = 1.25 * len(labels) * max(extent(t.get_window_extent(renderer)) for t in labels)
+        missing = max(needed - extent(ax.get_window_extent(renderer)), 0.1 * fig.dpi) / fig.dpi
+        if axis == "x":
+            fig.set_figwidth(fig.get_figwidth() + missing)
+        else:
+            fig.set_figheight(fig.get_figheight() + missing)
+        fig.draw_without_rendering()
+
+
+@_drawn_literally
+def bar_figure(labels: list[str], counts: dict[str, list[int]], value_label: str, horizontal: bool = False):
+    """Bars of whole counts, one group per label and one bar per series of ``counts``."""
     fig, ax = _figure(height=max(3.2, 0.28 * len(labels)) if horizontal else 3.2)
-    n = len(series)
+    n = len(counts)
     width = 0.8 / n
-    for i, (name, values) in enumerate(series.items()):
+    for i, (name, values) in enumerate(counts.items()):
         positions = [x + (i - (n - 1) / 2) * width for x in range(len(labels))]
         if horizontal:
             ax.barh(positions, values, height=width, label=name)
         else:
             ax.bar(positions, values, width=width, label=name)
+    shown = [_plot_label(label) for label in labels]
     if horizontal:
-        ax.set_yticks(range(len(labels)), labels)
+        ax.set_yticks(range(len(labels)), shown)
         ax.invert_yaxis()
-        ax.set_xlabel(ylabel)
+        ax.set_xlabel(value_label)
+        _whole_numbers(ax.xaxis)
     else:
-        ax.set_xticks(range(len(labels)), labels, rotation=45 if len(labels) > 6 else 0, ha="right"
-                      if len(labels) > 6 else "center")
-        ax.set_ylabel(ylabel)
+        ax.set_xticks(range(len(labels)), shown)
+        ax.set_ylabel(value_label)
+        _whole_numbers(ax.yaxis)
     if n > 1:
-        ax.legend()
-    return _svg_data_uri(fig)
+        fig.legend(loc="outside right upper")  # beside the plot: a legend inside may cover a bar
+    _fit_tick_labels(fig, ax, "y" if horizontal else "x")
+    return fig
 
 
-def histogram_chart(h: Histogram, xlabel: str) -> str:
+def bar_chart(labels: list[str], counts: dict[str, list[int]], value_label: str, horizontal: bool = False) -> str:
+    return _svg_data_uri(bar_figure(labels, counts, value_label, horizontal))
+
+
+@_drawn_literally
+def histogram_figure(h: Histogram, xlabel: str):
     fig, ax = _figure()
     ax.stairs(h.counts, h.edges, fill=True)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("count")
-    return _svg_data_uri(fig)
+    _whole_numbers(ax.xaxis)  # lengths in tokens
+    _whole_numbers(ax.yaxis)
+    fig.draw_without_rendering()
+    return fig
+
+
+def histogram_chart(h: Histogram, xlabel: str) -> str:
+    return _svg_data_uri(histogram_figure(h, xlabel))
+
+
+def start_up_seconds(progress: list[dict]) -> float | None:
+    """How long a run counted no tokens at its start (Spark starting the tasks, each worker loading the
+    model): the last progress sample before the first with tokens; None when the first already had some."""
+    before = []
+    for sample in progress:
+        if sample.get("tokens"):
+            break
+        before.append(sample)
+    return before[-1]["elapsed_s"] if before else None
+
+
+@_drawn_literally
+def throughput_figure(runs: list[dict]):
+    """Tokens/s of each run, in the order they started; a run's own progress when its manifest has it,
+    the seconds before its first tokens shaded."""
+    fig, (per_run, during) = _figure(width=9, height=3.4, columns=2)
+    per_run.bar(range(len(runs)), [r["tokens_per_s"] for r in runs])
+    per_run.set_xticks(range(len(runs)), [_plot_label(r["run_id"]) for r in runs], fontsize=7)
+    per_run.set_ylabel("tokens/s (annotating)")
+    per_run.set_title("per run", fontsize=9)
+    # the legend's entries are passed in: matplotlib leaves out labels that start with "_", a run id may
+    handles, labels, start_up = [], [], None
+    for r in runs:
+        samples = r.get("progress") or []
+        if not samples:
+            continue
+        line, = during.plot([s["elapsed_s"] for s in samples], [s["tokens"] for s in samples], marker=".")
+        handles.append(line)
+        labels.append(_plot_label(r["run_id"]))
+        seconds = start_up_seconds(samples)
+        if seconds:
+            start_up = during.axvspan(0, seconds, color="0.5", alpha=0.2, linewidth=0)  # grey: one legend entry
+    if start_up is not None:
+        handles.append(start_up)
+        labels.append(START_UP_LABEL)
+    during.set_xlabel("seconds into annotating")
+    during.set_ylabel("tokens done")
+    during.set_ylim(bottom=0)  # from none: a run of one sample is not a band of ±0.2 tokens
+    during.set_title("during each run", fontsize=9)
+    _whole_numbers(during.yaxis)
+    if handles:
+        fig.legend(handles, labels, loc="outside right upper", fontsize=7)  # beside the plots, over no curve
+    _fit_tick_labels(fig, per_run, "x")
+    return fig
 
 
 def throughput_chart(runs: list[dict]) -> str:
-    """Tokens/s of each run, in the order they started; a run's own progress when its manifest has it."""
-    fig, (left, right) = _figure(width=9, height=3.4, columns=2)
-    labels = [r["run_id"][:15] for r in runs]
-    left.bar(range(len(runs)), [r["tokens_per_s"] for r in runs])
-    left.set_xticks(range(len(runs)), labels, rotation=45 if len(runs) > 3 else 0, ha="right" if len(runs) > 3
-                    else "center", fontsize=7)
-    left.set_ylabel("tokens/s (annotating)")
-    left.set_title("per run", fontsize=9)
-    for r in runs:
-        samples = r.get("progress") or []
-        if samples:
-            right.plot([s["elapsed_s"] for s in samples], [s["tokens"] for s in samples], marker=".",
-                       label=r["run_id"][:15])
-    right.set_xlabel("seconds into annotating")
-    right.set_ylabel("tokens done")
-    right.set_title("during each run", fontsize=9)
-    if any(r.get("progress") for r in runs):
-        right.legend(fontsize=7)
-    return _svg_data_uri(fig)
+    return _svg_data_uri(throughput_figure(runs))
 
 
-def embedder_chart(runs: list[dict]) -> str:
-    labels = [r["run_id"][:15] for r in runs]
+@_drawn_literally
+def embedder_figure(runs: list[dict]):
     real = [r["embedder"].get("pieces", 0) for r in runs]
     padding = [r["embedder"].get("padded_pieces", 0) for r in runs]
     fig, ax = _figure()
-    ax.bar(labels, real, label="WordPieces")
-    ax.bar(labels, padding, bottom=real, label="padding")
+    positions = range(len(runs))  # not the run ids as categories: ids cut to the same label stay two bars
+    ax.bar(positions, real, label="WordPieces")
+    ax.bar(positions, padding, bottom=real, label="padding")
     for x, r in enumerate(runs):
         ax.annotate(f"{r['embedder'].get('padding_ratio', 0):.1%} padding", (x, real[x] + padding[x]),
                     ha="center", va="bottom", fontsize=8)
+    ax.margins(y=0.12)  # room above the tallest bar for its padding ratio
+    ax.set_xticks(positions, [_plot_label(r["run_id"]) for r in runs])
     ax.set_ylabel("pieces fed to the model")
-    ax.legend()
-    return _svg_data_uri(fig)
+    _whole_numbers(ax.yaxis)
+    fig.legend(loc="outside right upper")  # beside the plot: inside, it covered a bar
+    _fit_tick_labels(fig, ax, "x")
+    return fig
+
+
+def embedder_chart(runs: list[dict]) -> str:
+    return _svg_data_uri(embedder_figure(runs))
 
 
 # --- the page ------------------------------------------------------------------------------------
@@ -285,7 +406,8 @@ def run_rows(manifests: list[dict]) -> list[dict]:
         annotate_s = timings.get("annotate_s", m.get("duration_s") or 0)
         tokens = counts.get("tokens", 0)
         rows.append({
-            "run_id": m.get("run_id", "?"), "status": m.get("status", "?"), "started_at": m.get("started_at", ""),
+            "run_id": str(m.get("run_id") or "?"), "status": str(m.get("status") or "?"),
+            "started_at": str(m.get("started_at") or ""), "reason": m.get("reason"),
             "duration_s": m.get("duration_s") or 0, "partitions": len((m.get("input") or {}).get(
                 "annotated_partitions", [])), "input_rows": counts.get("input_rows", 0),
             "annotated_rows": counts.get("annotated_rows", 0), "quarantined_rows": counts.get("quarantined_rows", 0),
@@ -296,10 +418,18 @@ def run_rows(manifests: list[dict]) -> list[dict]:
     return rows
 
 
-def _table_html(header: list[str], rows: list[list]) -> str:
+def _table_html(header: list[str], rows: list[list], classes: dict[int, str] | None = None) -> str:
+    """A table of ``rows``, every cell's text escaped (a partition value ``<script>`` is text, not markup);
+    ``classes``: the CSS class of a column's cells, by column index."""
+    classes = classes or {}
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(_td(v, classes.get(i)) for i, v in enumerate(row)) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _td(value, css_class: str | None) -> str:
+    opening = f"<td class='{css_class}'>" if css_class else "<td>"
+    return f"{opening}{html.escape(_cell(value))}</td>"
 
 
 def _cell(value) -> str:
@@ -326,7 +456,11 @@ table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
 th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
 .note { color: #666; font-size: 0.9em; } img { max-width: 100%; }
+td.id { white-space: nowrap; font-family: ui-monospace, monospace; }
+td.reason { text-align: left; white-space: pre-wrap; min-width: 20em; }
 """
+# td.id: a run id is one word to copy, not text to break at its hyphen; td.reason: a failure reason
+# keeps its own line breaks
 
 
 def render(data: ReportData) -> str:
@@ -346,11 +480,18 @@ def render(data: ReportData) -> str:
 
 
 def _runs_section(runs: list[dict]) -> str:
+    """One row per run; a column of reasons when a run failed or was abandoned (its manifest says why)."""
     header = ["run", "status", "started", "seconds", "partitions", "input rows", "annotated", "quarantined",
               "tokens", "tokens/s", "entities"]
     rows = [[r["run_id"], r["status"], r["started_at"][:19], r["duration_s"], r["partitions"], r["input_rows"],
              r["annotated_rows"], r["quarantined_rows"], r["tokens"], r["tokens_per_s"], r["entities"]] for r in runs]
-    return _section("Runs", _table_html(header, rows))
+    classes = {0: "id"}
+    if any(r["reason"] for r in runs):
+        header.append("reason")
+        for row, r in zip(rows, runs):
+            row.append(r["reason"])
+        classes[len(header) - 1] = "reason"
+    return _section("Runs", _table_html(header, rows, classes))
 
 
 def _partitions_section(data: ReportData) -> str:
@@ -394,7 +535,7 @@ def _embedder_section(runs: list[dict]) -> str:
              r["embedder"].get("padded_pieces"), f"{r['embedder'].get('padding_ratio', 0):.2%}",
              float(r["embedder"].get("model_seconds", 0.0))] for r in with_counts]
     return _section("Windows and padding", _img(embedder_chart(with_counts), "pieces and padding per run"),
-                    _table_html(header, rows))
+                    _table_html(header, rows, {0: "id"}))
 
 
 def _throughput_section(runs: list[dict]) -> str:
@@ -402,7 +543,8 @@ def _throughput_section(runs: list[dict]) -> str:
     if not done:
         return _section("Throughput over time", note="no run annotated tokens")
     return _section("Throughput over time", _img(throughput_chart(done), "throughput"),
-                    note="tokens/s over the run's annotating time (model build and NER training apart)")
+                    note="tokens/s over the run's annotating time (model build and NER training apart); shaded: "
+                         f"the seconds before a run's first tokens ({START_UP_LABEL})")
 
 
 def _labels_section(title: str, counts: list[tuple[str, int]] | None, what: str, absent: str | None) -> str:

@@ -33,7 +33,7 @@ LOG_LEVELS = ("ALL", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF")
 
 def log4j_config_path() -> str:
     """The bundled log4j2 configuration: Spark's JVM logs errors only, to stderr, in one short line each.
-    A JVM the job starts gets it; for spark-submit pass it yourself (README "Logs")."""
+    A JVM the job starts gets it; for spark-submit pass it yourself (docs/running.md)."""
     from pipelines.resources import resources_dir
 
     return str(resources_dir() / "conf" / "log4j2.properties")

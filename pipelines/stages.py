@@ -31,30 +31,39 @@ from pipelines.text.tokens import DEFAULT_CONTEXT_CHARS, TokenizerRules
 _FUSION_ATTR = "_corpus_nlp_fusion"
 
 
-def verified_bundle(path: str):
-    """Load a model bundle on the driver with its hashes checked, once per bundle version; ``path`` may be
-    any Hadoop URI (fetched through the session, see :mod:`pipelines.model_paths`)."""
+def verified_model(path: str, kind: str = "bundle"):
+    """The model at ``path`` (a directory or any Hadoop URI, fetched through the session: see
+    :mod:`pipelines.model_paths`), loaded on the driver with every file's hash checked, once per version:
+    a model bundle (``kind`` "bundle") or an NER model directory ("ner")."""
     from pipelines.model_paths import local_dir
 
     path = local_dir(path)
-    manifest = path / "manifest.json"
+    manifest = path / ("ner.json" if kind == "ner" else "manifest.json")
     stamp = manifest.stat().st_mtime_ns if manifest.exists() else None
-    return _verified_bundle(str(path.resolve()), stamp)
+    return _verified_model(str(path.resolve()), kind, stamp)
+
+
+def verified_bundle(path: str):
+    return verified_model(path, "bundle")
 
 
 @functools.lru_cache(maxsize=16)
-def _verified_bundle(path: str, manifest_mtime):
+def _verified_model(path: str, kind: str, manifest_mtime):
+    if kind == "ner":
+        from pipelines.ner.model import NerModel
+
+        return NerModel.load(path, verify=True)
     from pipelines.model.bundle import ModelBundle
 
     return ModelBundle.load(path, verify=True)
 
 
-def _param(name: str, doc: str, converter) -> Param:
+def stage_param(name: str, doc: str, converter) -> Param:
     return Param(Params._dummy(), name, doc, typeConverter=converter)
 
 
-class _NativeStage(Transformer, DefaultParamsReadable, DefaultParamsWritable):
-    outputCol = _param("outputCol", "name of the annotation column this stage writes", TypeConverters.toString)
+class NativeStage(Transformer, DefaultParamsReadable, DefaultParamsWritable):
+    outputCol = stage_param("outputCol", "name of the annotation column this stage writes", TypeConverters.toString)
     annotator_type = A.DOCUMENT
 
     def setOutputCol(self, value):
@@ -64,7 +73,17 @@ class _NativeStage(Transformer, DefaultParamsReadable, DefaultParamsWritable):
         return self.getOrDefault(self.outputCol)
 
     def _set_init(self, kwargs):
-        return self._set(**{k: v for k, v in kwargs.items() if v is not None})
+        """Constructor keywords, through the setters where there are some: their checks hold for both.
+        (Not ``modelPath``: a stage's constructor does not load its model, ``loadSavedModel`` does.)"""
+        for name, value in kwargs.items():
+            setter = getattr(self, f"set{name[:1].upper()}{name[1:]}", None)
+            if value is None:
+                continue
+            if setter is not None and name != "modelPath":
+                setter(value)
+            else:
+                self._set(**{name: value})
+        return self
 
     # subclasses: the picklable step, and the Spark metadata of the output column
     def _step(self):
@@ -83,7 +102,7 @@ class _NativeStage(Transformer, DefaultParamsReadable, DefaultParamsWritable):
         return out
 
 
-def run_native_stages(base: DataFrame, stages: list[_NativeStage], keep: list[str] = (),
+def run_native_stages(base: DataFrame, stages: list[NativeStage], keep: list[str] = (),
                       report=None) -> DataFrame:
     """One mapInArrow pass over ``base`` that adds each stage's output column, a slice of rows at a time
     (:func:`pipelines.tables.stream_annotations`). ``report`` (a :class:`pipelines.worker_reports.RunReport`):
@@ -93,7 +112,7 @@ def run_native_stages(base: DataFrame, stages: list[_NativeStage], keep: list[st
     from pipelines.worker_reports import with_report_column
 
     steps = [s._step() for s in stages]
-    _check_inputs(base, steps, stages)
+    check_inputs(base, steps, stages)
     schema = StructType(list(base.schema.fields) + [StructField(s.output_col, A.spark_type(), True) for s in steps])
 
     def annotate(batches):
@@ -109,7 +128,7 @@ def run_native_stages(base: DataFrame, stages: list[_NativeStage], keep: list[st
     )
 
 
-def _check_inputs(base: DataFrame, steps, stages=None) -> None:
+def check_inputs(base: DataFrame, steps, stages=None) -> None:
     """Every input column exists; with ``stages``, each holds the annotator type the stage reads."""
     available = list(base.columns)
     types = {f.name: f.metadata.get("annotatorType") for f in base.schema.fields}
@@ -137,7 +156,7 @@ def _check_inputs(base: DataFrame, steps, stages=None) -> None:
 class HasInputCols(Params):
     """``inputCols`` checked against the annotator types the stage reads (``input_annotator_types``)."""
 
-    inputCols = _param("inputCols", "annotation columns this stage reads", TypeConverters.toListString)
+    inputCols = stage_param("inputCols", "annotation columns this stage reads", TypeConverters.toListString)
     input_annotator_types: tuple[str, ...] | None = None
 
     def setInputCols(self, *value):
@@ -156,11 +175,9 @@ class HasInputCols(Params):
         return self.getOrDefault(self.inputCols)
 
 
-_HasInputCols = HasInputCols  # the name the NER stages import
-
-
 class HasModelPath(Params):
-    modelPath = _param("modelPath", "model directory", TypeConverters.toString)
+    modelPath: Param[str] = stage_param("modelPath", "model directory (a bundle, or an NER model), or any Hadoop URI",
+                                   TypeConverters.toString)
 
     def setModelPath(self, value: str):
         return self._set(modelPath=value)
@@ -170,7 +187,7 @@ class HasModelPath(Params):
 
 
 class HasBatchSize(Params):
-    batchSize = _param("batchSize", "items per model call, at most", TypeConverters.toInt)
+    batchSize: Param[int] = stage_param("batchSize", "items per model call, at most", TypeConverters.toInt)
 
     def setBatchSize(self, value: int):
         return self._set(batchSize=value)
@@ -180,20 +197,74 @@ class HasBatchSize(Params):
 
 
 class HasStorageRef(Params):
-    storageRef = _param("storageRef", "which model produced the vectors", TypeConverters.toString)
+    storageRef: Param[str] = stage_param("storageRef", "which model produced the vectors (from the model)",
+                                    TypeConverters.toString)
+
+    def setStorageRef(self, value: str):
+        return self._set(storageRef=value)
 
 
 class HasIntraOpThreads(Params):
-    intraOpThreads = _param("intraOpThreads", "ONNX Runtime threads per task; 0 = spark.task.cpus",
-                            TypeConverters.toInt)
+    intraOpThreads: Param[int] = stage_param("intraOpThreads", "model threads per task; 0 = spark.task.cpus",
+                                        TypeConverters.toInt)
 
     def setIntraOpThreads(self, value: int):
         return self._set(intraOpThreads=value)
 
+    def getIntraOpThreads(self) -> int:
+        return self.getOrDefault(self.intraOpThreads)
+
+
+MAX_POSITIONS = 512  # BERT's position embeddings: no window of a BERT model is longer
+
+
+class HasMaxSentenceLength(Params):
+    """As Spark NLP's ``HasMaxSentenceLengthLimit``: the param and its limit together."""
+
+    maxSentenceLength: Param[int] = stage_param(
+        "maxSentenceLength", f"WordPieces per window, [CLS]/[SEP] included (3 to {MAX_POSITIONS})", TypeConverters.toInt)
+
+    def setMaxSentenceLength(self, value: int):
+        if not 3 <= value <= MAX_POSITIONS:
+            raise ValueError(f"{type(self).__name__}: maxSentenceLength must be in [3, {MAX_POSITIONS}] (WordPieces "
+                             f"per window, [CLS] and [SEP] included), got {value}")
+        return self._set(maxSentenceLength=value)
+
+    def getMaxSentenceLength(self) -> int:
+        return self.getOrDefault(self.maxSentenceLength)
+
+
+class HasCaseSensitive(Params):
+    caseSensitive: Param[bool] = stage_param("caseSensitive", "must agree with the bundle's tokenizer",
+                                        TypeConverters.toBoolean)
+
+    def setCaseSensitive(self, value: bool):
+        return self._set(caseSensitive=value)
+
+    def getCaseSensitive(self) -> bool:
+        return self.getOrDefault(self.caseSensitive)
+
+
+class HasMaxBatchPieces(Params):
+    maxBatchPieces: Param[int] = stage_param("maxBatchPieces", "padded WordPieces per model call, at most (0: no cap)",
+                                        TypeConverters.toInt)
+
+    def setMaxBatchPieces(self, value: int):
+        return self._set(maxBatchPieces=value)
+
+
+class HasProviders(Params):
+    providers: Param[list[str]] = stage_param("providers", "ONNX Runtime execution providers, in order of preference",
+                                         TypeConverters.toListString)
+
+    def setProviders(self, value: list[str]):
+        """E.g. ["CUDAExecutionProvider", "CPUExecutionProvider"] on GPU executors (needs onnxruntime-gpu)."""
+        return self._set(providers=list(value))
+
 
 class HasMinMaxLength(Params):
-    minLength = _param("minLength", "minimum length", TypeConverters.toInt)
-    maxLength = _param("maxLength", "maximum length", TypeConverters.toInt)
+    minLength = stage_param("minLength", "minimum length", TypeConverters.toInt)
+    maxLength = stage_param("maxLength", "maximum length", TypeConverters.toInt)
 
     def setMinLength(self, value: int):
         if value < 0:
@@ -213,18 +284,18 @@ class HasMinMaxLength(Params):
 
 
 # ------------------------------------------------------------------------------------------------
-class DocumentAssembler(_NativeStage):
+class DocumentAssembler(NativeStage):
     """Raw text column -> ``document`` annotation (null/empty text -> one empty document).
 
     Metadata as Spark NLP's: ``sentence: "0"``, plus ``id`` (the ``idCol`` value) and the ``metadataCol``
     map's entries when those are set.
     """
 
-    inputCol = _param("inputCol", "text column", TypeConverters.toString)
-    idCol = _param("idCol", "column whose value becomes the document's 'id' metadata", TypeConverters.toString)
-    metadataCol = _param("metadataCol", "map<string,string> column merged into the document's metadata",
+    inputCol = stage_param("inputCol", "text column", TypeConverters.toString)
+    idCol = stage_param("idCol", "column whose value becomes the document's 'id' metadata", TypeConverters.toString)
+    metadataCol = stage_param("metadataCol", "map<string,string> column merged into the document's metadata",
                          TypeConverters.toString)
-    cleanupMode = _param("cleanupMode", "text cleanup; only 'disabled' keeps offsets into the original text",
+    cleanupMode = stage_param("cleanupMode", "text cleanup; only 'disabled' keeps offsets into the original text",
                          TypeConverters.toString)
 
     @keyword_only
@@ -259,8 +330,8 @@ class DocumentAssembler(_NativeStage):
 
 class _SentenceParams(HasInputCols, HasMinMaxLength):
     input_annotator_types = (A.DOCUMENT,)
-    explodeSentences = _param("explodeSentences", "one row per sentence (not supported)", TypeConverters.toBoolean)
-    splitLength = _param("splitLength", "pack words into pieces of at most this length (a word is never cut)",
+    explodeSentences = stage_param("explodeSentences", "one row per sentence (not supported)", TypeConverters.toBoolean)
+    splitLength = stage_param("splitLength", "pack words into pieces of at most this length (a word is never cut)",
                          TypeConverters.toInt)
 
     def setExplodeSentences(self, value: bool):
@@ -280,20 +351,20 @@ class _SentenceParams(HasInputCols, HasMinMaxLength):
                 "split_length": g(self.splitLength) if self.isDefined(self.splitLength) else None}
 
 
-class SentenceDetector(_NativeStage, _SentenceParams):
+class SentenceDetector(NativeStage, _SentenceParams):
     """Spark NLP's rule-based SentenceDetector (the pragmatic rules), sentence by sentence the same.
 
     Sentences are ``document`` annotations with ``sentence: "<index>"`` metadata. For text in scripts
     those rules do not know (。, ।, ؟ ...), use :class:`MultilingualSentenceDetector`.
     """
 
-    useAbbreviations = _param("useAbbreviations", "protect the periods of Spark NLP's abbreviation lists",
+    useAbbreviations = stage_param("useAbbreviations", "protect the periods of Spark NLP's abbreviation lists",
                               TypeConverters.toBoolean)
-    detectLists = _param("detectLists", "break before list items (1. 2. / (a) (b))", TypeConverters.toBoolean)
-    customBounds = _param("customBounds", "regular expressions (Java syntax) that end a sentence",
+    detectLists = stage_param("detectLists", "break before list items (1. 2. / (a) (b))", TypeConverters.toBoolean)
+    customBounds = stage_param("customBounds", "regular expressions (Java syntax) that end a sentence",
                           TypeConverters.toListString)
-    useCustomBoundsOnly = _param("useCustomBoundsOnly", "split only at customBounds", TypeConverters.toBoolean)
-    customBoundsStrategy = _param("customBoundsStrategy", "none (drop the matched bound), prepend or append "
+    useCustomBoundsOnly = stage_param("useCustomBoundsOnly", "split only at customBounds", TypeConverters.toBoolean)
+    customBoundsStrategy = stage_param("customBoundsStrategy", "none (drop the matched bound), prepend or append "
                                   "(keep it at the start of the next / end of this sentence)",
                                   TypeConverters.toString)
 
@@ -340,15 +411,15 @@ class SentenceDetector(_NativeStage, _SentenceParams):
         return native.SentenceStep(self.getInputCols()[0], self.getOutputCol(), self.rules(), self._length_options())
 
 
-class MultilingualSentenceDetector(_NativeStage, _SentenceParams):
+class MultilingualSentenceDetector(NativeStage, _SentenceParams):
     """Rule-based sentence boundaries for ~300 languages (sentencex): 。！？ । ؟ and the like.
 
     Not a Spark NLP annotator: the same output schema as SentenceDetector, other rules. ``language``
     (ISO 639-1, 'xx' for generic rules) or a per-row ``languageCol`` picks the rule set.
     """
 
-    language = _param("language", "segmentation rules' language (ISO 639-1; 'xx' generic)", TypeConverters.toString)
-    languageCol = _param("languageCol", "column holding each row's language code", TypeConverters.toString)
+    language = stage_param("language", "segmentation rules' language (ISO 639-1; 'xx' generic)", TypeConverters.toString)
+    languageCol = stage_param("languageCol", "column holding each row's language code", TypeConverters.toString)
 
     @keyword_only
     def __init__(self, *, inputCols=None, outputCol=None, language=None, languageCol=None, splitLength=None,
@@ -373,7 +444,7 @@ class MultilingualSentenceDetector(_NativeStage, _SentenceParams):
         )
 
 
-class Tokenizer(_NativeStage, HasInputCols, HasMinMaxLength):
+class Tokenizer(NativeStage, HasInputCols, HasMinMaxLength):
     """Spark NLP's rule-based Tokenizer, plus one token per CJK ideograph; never drops a character.
 
     Patterns (targetPattern, infixPatterns, prefixPattern, suffixPattern, splitPattern, exceptions) are
@@ -382,18 +453,18 @@ class Tokenizer(_NativeStage, HasInputCols, HasMinMaxLength):
 
     annotator_type = A.TOKEN
     input_annotator_types = (A.DOCUMENT,)
-    targetPattern = _param("targetPattern", "regex of token candidates", TypeConverters.toString)
-    contextChars = _param("contextChars", "characters split off the start and end of candidates",
+    targetPattern = stage_param("targetPattern", "regex of token candidates", TypeConverters.toString)
+    contextChars = stage_param("contextChars", "characters split off the start and end of candidates",
                           TypeConverters.toListString)
-    prefixPattern = _param("prefixPattern", r"regex starting with \A; overrides contextChars", TypeConverters.toString)
-    suffixPattern = _param("suffixPattern", r"regex ending with \z; overrides contextChars", TypeConverters.toString)
-    infixPatterns = _param("infixPatterns", "regexes with groups, one token per group", TypeConverters.toListString)
-    exceptions = _param("exceptions", "regexes whose matches stay one token, spaces included",
+    prefixPattern = stage_param("prefixPattern", r"regex starting with \A; overrides contextChars", TypeConverters.toString)
+    suffixPattern = stage_param("suffixPattern", r"regex ending with \z; overrides contextChars", TypeConverters.toString)
+    infixPatterns = stage_param("infixPatterns", "regexes with groups, one token per group", TypeConverters.toListString)
+    exceptions = stage_param("exceptions", "regexes whose matches stay one token, spaces included",
                         TypeConverters.toListString)
-    caseSensitiveExceptions = _param("caseSensitiveExceptions", "match exceptions case-sensitively",
+    caseSensitiveExceptions = stage_param("caseSensitiveExceptions", "match exceptions case-sensitively",
                                      TypeConverters.toBoolean)
-    splitChars = _param("splitChars", "characters that split tokens inside (kept as tokens)", TypeConverters.toListString)
-    splitPattern = _param("splitPattern", "regex that splits tokens inside (kept as tokens; may be zero-width)",
+    splitChars = stage_param("splitChars", "characters that split tokens inside (kept as tokens)", TypeConverters.toListString)
+    splitPattern = stage_param("splitPattern", "regex that splits tokens inside (kept as tokens; may be zero-width)",
                           TypeConverters.toString)
 
     @keyword_only
@@ -464,25 +535,18 @@ class Tokenizer(_NativeStage, HasInputCols, HasMinMaxLength):
         return native.TokenStep(self.getInputCols()[0], self.getOutputCol(), self.rules())
 
 
-class BertEmbeddings(_NativeStage, HasInputCols, HasModelPath, HasBatchSize, HasStorageRef,
-                     HasIntraOpThreads):
+class BertEmbeddings(NativeStage, HasInputCols, HasModelPath, HasBatchSize, HasStorageRef, HasIntraOpThreads,
+                     HasMaxSentenceLength, HasCaseSensitive, HasMaxBatchPieces, HasProviders):
     """One ``word_embeddings`` annotation per token from a BERT model bundle (ONNX Runtime)."""
 
     annotator_type = A.WORD_EMBEDDINGS
     input_annotator_types = (A.DOCUMENT, A.TOKEN)
-    dimension = _param("dimension", "vector size; must match the bundle", TypeConverters.toInt)
-    maxBatchPieces = _param("maxBatchPieces", "padded WordPieces per ONNX Runtime call, at most (0: no cap)",
-                            TypeConverters.toInt)
-    maxSentenceLength = _param("maxSentenceLength", "WordPieces per window, [CLS]/[SEP] included (<= 512)",
-                               TypeConverters.toInt)
-    caseSensitive = _param("caseSensitive", "must agree with the bundle's tokenizer", TypeConverters.toBoolean)
-    pooling = _param("pooling", "'first' (Spark NLP) or 'mean' of the token's pieces", TypeConverters.toString)
-    providers = _param("providers", "ONNX Runtime execution providers, in order of preference",
-                       TypeConverters.toListString)
-    runtime = _param("runtime", "onnxruntime or openvino", TypeConverters.toString)
-    precision = _param("precision", "bundle (the weights' precision) or bf16 (openvino, CPUs with bf16)",
+    dimension = stage_param("dimension", "vector size; must match the bundle", TypeConverters.toInt)
+    pooling = stage_param("pooling", "'first' (Spark NLP) or 'mean' of the token's pieces", TypeConverters.toString)
+    runtime = stage_param("runtime", "onnxruntime or openvino", TypeConverters.toString)
+    precision = stage_param("precision", "bundle (the weights' precision) or bf16 (openvino, CPUs with bf16)",
                        TypeConverters.toString)
-    unsupportedPrecision = _param("unsupportedPrecision", "a CPU without bf16: fail, or fp32 with a warning",
+    unsupportedPrecision = stage_param("unsupportedPrecision", "a CPU without bf16: fail, or fp32 with a warning",
                                   TypeConverters.toString)
 
     @keyword_only
@@ -505,21 +569,8 @@ class BertEmbeddings(_NativeStage, HasInputCols, HasModelPath, HasBatchSize, Has
         self._set(modelPath=value)
         return self._sync_with_bundle()
 
-    def setMaxBatchPieces(self, value):
-        return self._set(maxBatchPieces=value)
-
-    def setMaxSentenceLength(self, value):
-        return self._set(maxSentenceLength=value)
-
-    def setCaseSensitive(self, value):
-        return self._set(caseSensitive=value)
-
     def setPooling(self, value):
         return self._set(pooling=value)
-
-    def setProviders(self, value):
-        """E.g. ["CUDAExecutionProvider", "CPUExecutionProvider"] on GPU executors (needs onnxruntime-gpu)."""
-        return self._set(providers=value)
 
     def setDimension(self, value):
         return self._set(dimension=value)

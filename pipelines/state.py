@@ -18,7 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from urllib.parse import unquote, urlparse
 
-from pipelines.lake import HIVE_NULL, local_file
+from pipelines.lake import HIVE_NULL, local_file, partition_spec
 
 # The settings that change what the lake holds (tokens, vectors, tags, which rows are quarantined or
 # how), as dotted config paths; a prefix takes every key below it, new ones included.
@@ -46,6 +46,7 @@ ADDED_LATER = ("output.embeddings", "classify.over", "classify.coalesce_sentence
 # Settings left out on purpose: they change speed, memory or where things run, never the output.
 NOT_IN_FINGERPRINT = (
     "incremental", "full_refresh", "partitions",    # which partitions run, not what they get
+    "deleted_partitions",                           # whether partitions gone from the input stay, not what they hold
     "spark",                                        # master, memory, batch rows, threads
     "input.path", "input.format", "output.path", "output.format",  # where, not what
     "input.table", "output.database", "output.table_prefix",        # idem: catalog names
@@ -105,7 +106,7 @@ class Partition:
     @property
     def spec(self) -> str:
         """'lang=de/hour=01' (unescaped values; null as Spark names it)."""
-        return "/".join(f"{k}={HIVE_NULL if v is None else v}" for k, v in self.values) or "<all>"
+        return partition_spec(dict(self.values))
 
     @property
     def key(self) -> str:
@@ -191,6 +192,25 @@ def holders(lake, tables: list[str], columns: list[str], partitions: list[Partit
         for r in df.select(*columns, "run_id").distinct().collect():
             found[json.dumps({c: r[c] for c in columns}, sort_keys=True)].add(r["run_id"])
     return found
+
+
+def deleted(lake, tables: list[str], columns: list[str], present: list[Partition],
+            filters: list[dict[str, str | None]]) -> list[Partition]:
+    """The partitions the lake holds (in any of ``tables``) that the input no longer has, among those
+    ``filters`` select: a run limited to some partitions says nothing of the others."""
+    if not columns:  # an unpartitioned lake is replaced whole: nothing can be left behind
+        return []
+    have = {p.key for p in present}
+    found: dict[str, Partition] = {}
+    for table in tables:
+        df = lake.read(table)
+        if df is None or not set(columns) <= set(df.columns):
+            continue
+        for r in df.select(*columns).distinct().collect():
+            p = Partition(tuple((c, r[c]) for c in columns), signature="")
+            if p.key not in have:
+                found.setdefault(p.key, p)
+    return select(sorted(found.values(), key=lambda p: p.spec), filters)
 
 
 def pending(partitions: list[Partition], held: dict[str, set[str]], manifests: list[dict],

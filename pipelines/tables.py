@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import unicodedata
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator
@@ -268,6 +269,7 @@ def stream_token_table(
     embedding_dtype: str = "float32",
     on_row_error: Callable[[RowFailure], None] | None = None,
     segment_chars: int = SEGMENT_CHARS,
+    hold_until: str | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """The ``mapInArrow`` body of the job: Arrow rows in, one row per token out.
 
@@ -278,10 +280,13 @@ def stream_token_table(
     ``on_row_error``: called with a :class:`RowFailure` for each row that fails, which then yields no
     token rows (see :class:`pipelines.worker_reports.TaskReport`); None: the first failure raises.
     ``on_batch(rows, tokens, embedder counters)``: after each Arrow batch, for progress.
+    ``hold_until`` (tests only): wait for this file first (see :func:`_hold`).
     """
     embedder_before = model_steps[0].stats()
     emitted = getattr(on_batch, "emitted", None)  # live counts while a batch (or one huge row) is under way
     task_rows = task_tokens = 0
+    if hold_until:
+        _hold(hold_until)
     for rb in batches:
         if fault_marker:
             _die_once(fault_marker)
@@ -565,6 +570,16 @@ def _chunk_heads(tokens: list[Ann], found: list[Ann], chunks_done: dict[int, int
                                     "entity": c.metadata.get("entity", ""), "confidence": _confidence(c)}
     chunks_done[row] = base + len(found)
     return heads
+
+
+def _hold(release: str) -> None:
+    """For tests only: say so (``<release>.held``), then wait until ``release`` exists, so that the write
+    this task belongs to keeps its transaction open while another run commits."""
+    open(f"{release}.held", "a").close()
+    for _ in range(60000):  # the test releases it within minutes; the bound only avoids a hang
+        if os.path.exists(release):
+            return
+        time.sleep(0.01)
 
 
 def _die_once(marker: str) -> None:

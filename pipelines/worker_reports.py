@@ -15,6 +15,7 @@ succeeding (a lost executor, a recomputed stage) counts again, hence the error r
 from __future__ import annotations
 
 import json
+import time
 from typing import Any, Iterator
 
 import pyarrow as pa
@@ -24,9 +25,11 @@ from pipelines.row_errors import LIMIT_MESSAGE, RowErrorLimitExceeded, RowFailur
 
 REPORT_COLUMN = "_corpus_nlp_report"
 STAT_KEYS = tuple(empty_stats())
+# done_at: when the batch's annotation ended (epoch seconds): the latest tells the driver when the model pass
+# ended inside a write that runs it, which splits the run's annotate and write times
 REPORT_TYPE = pa.struct([pa.field("rows", pa.int64()), pa.field("tokens", pa.int64()),
                          pa.field("stats", pa.struct([pa.field(k, pa.float64()) for k in STAT_KEYS])),
-                         pa.field("error", pa.string())])
+                         pa.field("done_at", pa.float64()), pa.field("error", pa.string())])
 REPORT_FIELD = pa.field(REPORT_COLUMN, REPORT_TYPE)
 
 
@@ -54,7 +57,7 @@ class TaskReport:
     def __call__(self, rows: int, tokens: int, embedder_delta: dict | None = None) -> None:
         """``on_batch``: one Arrow batch done."""
         stats = {k: float((embedder_delta or {}).get(k, 0)) for k in STAT_KEYS}
-        self._pending.append({"rows": rows, "tokens": tokens, "stats": stats, "error": None})
+        self._pending.append({"rows": rows, "tokens": tokens, "stats": stats, "done_at": time.time(), "error": None})
 
     def emitted(self, rows: int, tokens: int, final: bool = False) -> None:
         if self.live is not None:
@@ -64,7 +67,8 @@ class TaskReport:
         """``on_row_error``."""
         self.failed += 1
         record = error_record(failure, self.text_max_chars)
-        self._pending.append({"rows": None, "tokens": None, "stats": None, "error": json.dumps(record, default=str)})
+        self._pending.append({"rows": None, "tokens": None, "stats": None, "done_at": time.time(),
+                              "error": json.dumps(record, default=str)})
         if self.max_rows is not None and self.failed > self.max_rows:
             raise RowErrorLimitExceeded(
                 f"{LIMIT_MESSAGE}: more than {self.max_rows} rows failed in one task (policies.max_error_rows); "
@@ -135,6 +139,7 @@ class RunReport:
         # to_json: PySpark 3.5's Observation.get gives arrays back as Java objects; a string comes back whole
         observed = df.observe(self._observation, F.sum(report.rows).alias("rows"), F.sum(report.tokens).alias("tokens"),
                               *[F.sum(report.stats[k]).alias(f"stat_{k}") for k in STAT_KEYS],
+                              F.max(report.done_at).alias("done_at"),
                               F.to_json(F.collect_list(report.error)).alias("errors"))
         return observed.where(report.isNull()).drop(REPORT_COLUMN)
 
@@ -152,6 +157,11 @@ class RunReport:
         reports failed rows only)."""
         m = self._metrics()
         return None if m.get("rows") is None else (int(m["rows"]), int(m["tokens"]))
+
+    def annotated_at(self) -> float | None:
+        """When the workers finished annotating their last batch (epoch seconds); None when none reported."""
+        done_at = self._metrics().get("done_at")
+        return None if done_at is None else float(done_at)
 
     def embedder(self) -> dict:
         """The embedder's counters summed over the workers, with the padding ratio."""

@@ -14,45 +14,43 @@ classifier combines the windows' probabilities (see :mod:`pipelines.classify.cla
 
 from __future__ import annotations
 
+from pyspark import keyword_only
 from pyspark.ml.param import TypeConverters
 
 from pipelines import annotation as A
 from pipelines.classify.steps import CATEGORY, SequenceClassifyStep, TokenClassifyStep
 from pipelines.stages import (
     HasBatchSize,
+    HasCaseSensitive,
     HasInputCols,
     HasIntraOpThreads,
+    HasMaxBatchPieces,
+    HasMaxSentenceLength,
     HasModelPath,
-    _NativeStage,
-    _param,
+    HasProviders,
+    NativeStage,
+    stage_param,
     verified_bundle,
 )
 
-MAX_POSITIONS = 512
 
-
-class _Classifier(_NativeStage, HasInputCols, HasModelPath, HasBatchSize, HasIntraOpThreads):
+class _Classifier(NativeStage, HasInputCols, HasModelPath, HasBatchSize, HasIntraOpThreads, HasMaxSentenceLength,
+                  HasCaseSensitive, HasMaxBatchPieces, HasProviders):
     input_annotator_types = (A.DOCUMENT, A.TOKEN)
     task = ""  # the bundle task this stage runs
     model_type = ""  # "bert" | "distilbert"
-    maxSentenceLength = _param("maxSentenceLength", "WordPieces per window, [CLS]/[SEP] included (<= 512)",
-                               TypeConverters.toInt)
-    caseSensitive = _param("caseSensitive", "must agree with the bundle's tokenizer", TypeConverters.toBoolean)
-    maxBatchPieces = _param("maxBatchPieces", "padded WordPieces per ONNX Runtime call, at most (0: no cap)",
-                            TypeConverters.toInt)
-    providers = _param("providers", "ONNX Runtime execution providers, in order of preference",
-                       TypeConverters.toListString)
 
+    @keyword_only
     def __init__(self, *, inputCols=None, outputCol=None, modelPath=None, batchSize=None, maxSentenceLength=None,
                  caseSensitive=None, intraOpThreads=None, maxBatchPieces=None):
         super().__init__()
         self._setDefault(batchSize=8, maxSentenceLength=128, intraOpThreads=0, maxBatchPieces=0,
                          providers=["CPUExecutionProvider"], **self._own_defaults())
-        self._set_init(dict(inputCols=inputCols, outputCol=outputCol, batchSize=batchSize,
-                            maxSentenceLength=maxSentenceLength, caseSensitive=caseSensitive,
-                            intraOpThreads=intraOpThreads, maxBatchPieces=maxBatchPieces))
-        if modelPath is not None:
-            self.setModelPath(modelPath)
+        kwargs = dict(self._input_kwargs)
+        model = kwargs.pop("modelPath", None)
+        self._set_init(kwargs)
+        if model is not None:  # a classifier checks its bundle as it gets it (its labels, its task)
+            self.setModelPath(model)
 
     def _own_defaults(self) -> dict:
         return {}
@@ -65,22 +63,6 @@ class _Classifier(_NativeStage, HasInputCols, HasModelPath, HasBatchSize, HasInt
     def setModelPath(self, value):
         self._set(modelPath=value)
         return self._sync_with_bundle()
-
-    def setMaxSentenceLength(self, value):
-        if not 3 <= value <= MAX_POSITIONS:
-            raise ValueError(f"{type(self).__name__}: maxSentenceLength must be in [3, {MAX_POSITIONS}] (WordPieces "
-                             f"per window, [CLS] and [SEP] included), got {value}")
-        return self._set(maxSentenceLength=value)
-
-    def setCaseSensitive(self, value):
-        return self._set(caseSensitive=value)
-
-    def setMaxBatchPieces(self, value):
-        return self._set(maxBatchPieces=value)
-
-    def setProviders(self, value):
-        """E.g. ["CUDAExecutionProvider", "CPUExecutionProvider"] on GPU executors (needs onnxruntime-gpu)."""
-        return self._set(providers=list(value))
 
     def getClasses(self) -> list[str]:
         """The labels, in the order of the model's outputs (the checkpoint's id2label)."""
@@ -151,9 +133,9 @@ class _SequenceClassifier(_Classifier):
 
     annotator_type = CATEGORY
     task = "sequence-classification"
-    coalesceSentences = _param("coalesceSentences", "one label per row: the mean of its sequences' probabilities",
+    coalesceSentences = stage_param("coalesceSentences", "one label per row: the mean of its sequences' probabilities",
                                TypeConverters.toBoolean)
-    activation = _param("activation", "'softmax' (one label per sequence)", TypeConverters.toString)
+    activation = stage_param("activation", "'softmax' (one label per sequence)", TypeConverters.toString)
 
     def _own_defaults(self) -> dict:
         return {"outputCol": "class", "coalesceSentences": False, "activation": "softmax"}

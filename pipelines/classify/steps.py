@@ -6,22 +6,17 @@ them (so length sorting and batching span rows), and scatters the results back t
 
 from __future__ import annotations
 
-import threading
 from bisect import bisect_right
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from pipelines import annotation as A
 from pipelines.annotation import Ann
-from pipelines.native import Batch, _intra_op_threads
+from pipelines.native import Batch
+from pipelines.worker_models import intra_op_threads, loaded, worker_model
 
 CATEGORY = "category"  # Spark NLP's AnnotatorType.CATEGORY
-
-# One classifier (ONNX session + tokenizer) per (kind, bundle, settings) per Python worker.
-_CLASSIFIERS: dict[tuple, Any] = {}
-_CLASSIFIERS_LOCK = threading.Lock()
 
 
 def java_float(x: float) -> str:
@@ -86,31 +81,29 @@ class _ClassifyStep:
 
     def _key(self) -> tuple:
         return (self._classifier_class().__name__, self.bundle_path, self.max_sentence_length, self.batch_size,
-                _intra_op_threads(self.intra_op_threads), self.providers, self.max_batch_pieces)
+                intra_op_threads(self.intra_op_threads), self.providers, self.max_batch_pieces)
 
     def stats(self) -> dict:
         """This process's model counters so far, as :meth:`pipelines.native.EmbedStep.stats`."""
         from pipelines.embed import empty_stats
 
-        classifier = _CLASSIFIERS.get(self._key())
+        classifier = loaded(self._key())
         return dict(classifier.stats) if classifier is not None else empty_stats()
 
     def classifier(self):
         from pipelines.model.bundle import ModelBundle
         from pipelines.model_paths import load_on_executor
 
-        cls = self._classifier_class()
-        threads = _intra_op_threads(self.intra_op_threads)
-        key = self._key()
-        with _CLASSIFIERS_LOCK:
-            if key not in _CLASSIFIERS:
-                # Checked by the driver, or (shipped to this executor) by its first worker.
-                bundle = load_on_executor(self.bundle_path, ModelBundle.load)
-                _CLASSIFIERS[key] = cls(
-                    bundle.create_session(intra_op_threads=threads, providers=list(self.providers)),
-                    bundle.load_tokenizer(), max_sentence_length=self.max_sentence_length,
-                    batch_size=self.batch_size, max_batch_pieces=self.max_batch_pieces)
-            return _CLASSIFIERS[key]
+        def load():
+            # Checked by the driver, or (shipped to this executor) by its first worker.
+            bundle = load_on_executor(self.bundle_path, ModelBundle.load)
+            return self._classifier_class()(
+                bundle.create_session(intra_op_threads=intra_op_threads(self.intra_op_threads),
+                                      providers=list(self.providers)),
+                bundle.load_tokenizer(), max_sentence_length=self.max_sentence_length,
+                batch_size=self.batch_size, max_batch_pieces=self.max_batch_pieces)
+
+        return worker_model(self._key(), load)
 
     def _scores(self, probabilities: np.ndarray) -> dict[str, str]:
         return {label: java_float(p) for label, p in zip(self.labels, probabilities)}

@@ -9,58 +9,32 @@ NerDLModel -> NerConverter is still ONE ``mapInArrow`` over the input rows::
 
 from __future__ import annotations
 
-import functools
-
+from pyspark import keyword_only
 from pyspark.ml.param import TypeConverters
 from pyspark.sql import DataFrame
 
 from pipelines import annotation as A
 from pipelines.ner.steps import ConverterStep, NerStep
-from pipelines.stages import _HasInputCols, _NativeStage, _param
+from pipelines.stages import (HasBatchSize, HasInputCols, HasIntraOpThreads, HasModelPath, HasStorageRef, NativeStage,
+                              stage_param, verified_model)
 
 
-def verified_ner_model(path: str):
-    """Load an NER model directory on the driver with its hashes checked, once per version; ``path`` may be
-    any Hadoop URI (fetched through the session, see :mod:`pipelines.model_paths`)."""
-    from pipelines.model_paths import local_dir
-    from pipelines.ner.model import MANIFEST
-
-    path = local_dir(path)
-    manifest = path / MANIFEST
-    stamp = manifest.stat().st_mtime_ns if manifest.exists() else None
-    return _verified_ner_model(str(path.resolve()), stamp)
-
-
-@functools.lru_cache(maxsize=16)
-def _verified_ner_model(path: str, manifest_mtime):
-    from pipelines.ner.model import NerModel
-
-    return NerModel.load(path, verify=True)
-
-
-class NerDLModel(_NativeStage, _HasInputCols):
+class NerDLModel(NativeStage, HasInputCols, HasModelPath, HasBatchSize, HasStorageRef, HasIntraOpThreads):
     """Char-CNN + BiLSTM + CRF tagger: one ``named_entity`` annotation (IOB2 tag) per token."""
 
     annotator_type = A.NAMED_ENTITY
-    modelPath = _param("modelPath", "NER model directory (corpus-nlp train-ner)", TypeConverters.toString)
-    batchSize = _param("batchSize", "sentences per ONNX Runtime call", TypeConverters.toInt)
-    includeConfidence = _param("includeConfidence", "add 'confidence' (max softmax of the emission scores)",
-                               TypeConverters.toBoolean)
-    includeAllConfidenceScores = _param("includeAllConfidenceScores",
-                                        "add one score per tag (and 'confidence')", TypeConverters.toBoolean)
-    storageRef = _param("storageRef", "storage ref of the embeddings the model was trained on (from the model)",
-                        TypeConverters.toString)
-    intraOpThreads = _param("intraOpThreads", "ONNX Runtime threads per task; 0 = spark.task.cpus",
-                            TypeConverters.toInt)
+    includeConfidence = stage_param("includeConfidence", "add 'confidence' (max softmax of the emission scores)",
+                                    TypeConverters.toBoolean)
+    includeAllConfidenceScores = stage_param("includeAllConfidenceScores", "add one score per tag (and 'confidence')",
+                                             TypeConverters.toBoolean)
 
+    @keyword_only
     def __init__(self, *, inputCols=None, outputCol=None, modelPath=None, batchSize=None, includeConfidence=None,
                  includeAllConfidenceScores=None, intraOpThreads=None):
         super().__init__()
         self._setDefault(inputCols=["sentence", "token", "embeddings"], outputCol="ner", batchSize=8,
                          includeConfidence=False, includeAllConfidenceScores=False, intraOpThreads=0)
-        self._set_init(dict(inputCols=inputCols, outputCol=outputCol, modelPath=modelPath, batchSize=batchSize,
-                            includeConfidence=includeConfidence,
-                            includeAllConfidenceScores=includeAllConfidenceScores, intraOpThreads=intraOpThreads))
+        self._set_init(self._input_kwargs)
 
     @classmethod
     def loadSavedModel(cls, path: str, spark=None) -> "NerDLModel":
@@ -71,20 +45,11 @@ class NerDLModel(_NativeStage, _HasInputCols):
         self._set(modelPath=value)
         return self._sync_with_model()
 
-    def setBatchSize(self, value):
-        return self._set(batchSize=value)
-
     def setIncludeConfidence(self, value):
         return self._set(includeConfidence=value)
 
     def setIncludeAllConfidenceScores(self, value):
         return self._set(includeAllConfidenceScores=value)
-
-    def setIntraOpThreads(self, value):
-        return self._set(intraOpThreads=value)
-
-    def setStorageRef(self, value):
-        return self._set(storageRef=value)
 
     def getStorageRef(self) -> str:
         return self._sync_with_model().getOrDefault(self.storageRef)
@@ -97,7 +62,7 @@ class NerDLModel(_NativeStage, _HasInputCols):
         if not self.isDefined(self.modelPath):
             raise ValueError("NerDLModel needs a model: setModelPath(NER_DIR) (train one with "
                              "`corpus-nlp train-ner --config conf/train_ner.yaml`)")
-        return verified_ner_model(self.getOrDefault(self.modelPath))
+        return verified_model(self.getOrDefault(self.modelPath), "ner")
 
     def _sync_with_model(self):
         ref = self.model().storage_ref
@@ -156,19 +121,20 @@ class NerDLModel(_NativeStage, _HasInputCols):
                        g(self.includeAllConfidenceScores), g(self.intraOpThreads))
 
 
-class NerConverter(_NativeStage, _HasInputCols):
+class NerConverter(NativeStage, HasInputCols):
     """IOB tags -> ``chunk`` annotations, by Spark NLP's rules (see pipelines.ner.tags.converter_chunks)."""
 
     annotator_type = A.CHUNK
-    preservePosition = _param("preservePosition", "offsets of the original text (ours always are)",
-                              TypeConverters.toBoolean)
-    whiteList = _param("whiteList", "keep only these entity types (empty: all)", TypeConverters.toListString)
+    preservePosition = stage_param("preservePosition", "offsets of the original text (ours always are)",
+                                   TypeConverters.toBoolean)
+    whiteList = stage_param("whiteList", "keep only these entity types (empty: all)", TypeConverters.toListString)
 
+    @keyword_only
     def __init__(self, *, inputCols=None, outputCol=None, whiteList=None):
         super().__init__()
         self._setDefault(inputCols=["sentence", "token", "ner"], outputCol="ner_chunk", preservePosition=True,
                          whiteList=[])
-        self._set_init(dict(inputCols=inputCols, outputCol=outputCol, whiteList=whiteList))
+        self._set_init(self._input_kwargs)
 
     def setPreservePosition(self, value):
         return self._set(preservePosition=value)

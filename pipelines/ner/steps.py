@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import functools
-import threading
 from dataclasses import dataclass
-from typing import Any
 
 from pipelines import annotation as A
 from pipelines.annotation import Ann
-from pipelines.native import Batch, _intra_op_threads
+from pipelines.native import Batch
 from pipelines.ner.tags import converter_chunks
-
-# One NER model (ONNX session) per (directory, threads) per Python worker.
-_NER_MODELS: dict[tuple, Any] = {}
-_NER_MODELS_LOCK = threading.Lock()
+from pipelines.worker_models import intra_op_threads, worker_model
 
 
 def _score(x: float) -> str:
@@ -52,14 +47,10 @@ class NerStep:
         from pipelines.model_paths import load_on_executor
         from pipelines.ner.model import NerModel
 
-        threads = _intra_op_threads(self.intra_op_threads)
-        key = (self.ner_dir, threads)
-        with _NER_MODELS_LOCK:
-            if key not in _NER_MODELS:
-                # Checked by the driver, or (shipped to this executor) by its first worker.
-                _NER_MODELS[key] = load_on_executor(self.ner_dir, functools.partial(NerModel.load,
-                                                                                     intra_op_threads=threads))
-            return _NER_MODELS[key]
+        threads = intra_op_threads(self.intra_op_threads)
+        # Checked by the driver, or (shipped to this executor) by its first worker.
+        return worker_model(("ner", self.ner_dir, threads), lambda: load_on_executor(
+            self.ner_dir, functools.partial(NerModel.load, intra_op_threads=threads)))
 
     def _token_vectors(self, tokens: list[Ann], embeddings: list[Ann]) -> list:
         """The embedding of every token (matched by offsets); a token without one is an error, not a gap."""

@@ -62,7 +62,7 @@ def with_entities(stages, keep: list[str]):
     ``stages``: the native stages up to and including NerConverter (its output column is the chunks).
     """
     from pipelines import native
-    from pipelines.stages import _check_inputs
+    from pipelines.stages import check_inputs
 
     steps = [s._step() for s in stages]
     chunk_col = steps[-1].output_col
@@ -76,7 +76,7 @@ def with_entities(stages, keep: list[str]):
             yield entity_rows(native.apply_steps(rb, steps), rb, chunk_col, keep)
 
     def transform(df):
-        _check_inputs(df, steps)
+        check_inputs(df, steps)
         return df.mapInArrow(flatten, entity_schema([df.schema[c] for c in keep]))
 
     return transform

@@ -8,7 +8,7 @@ stand for, and each sentence is found again in the source with ``indexOf`` from 
 The patterns are Spark NLP's Java patterns, compiled through :mod:`pipelines.text.java_regex`, so
 ``\\s``, ``\\w``, ``\\d`` and ``.`` keep their (ASCII, line-bound) Java meaning.
 
-Where this differs from the jar, on purpose (README, "Differences from Spark NLP"):
+Where this differs from the jar, on purpose (docs/sparknlp.md, "Differences from Spark NLP"):
 
 - Text that already contains one of the marker characters (``\\uF050``–``\\uF057``, ``╚╦╞╟╔╩╤╥``) is
   segmented as if each were an ordinary symbol; Spark NLP turns them into periods or breaks, and the

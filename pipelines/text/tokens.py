@@ -8,7 +8,7 @@ stays whole); any other candidate goes through the first rule (``prefix + infix 
 per infix pattern) that matches, one token per non-empty group; a candidate no rule matches (e.g. "--")
 is one token. Every pattern is Java syntax (:mod:`pipelines.text.java_regex`).
 
-What differs from Spark NLP, on purpose (README, "Differences from Spark NLP"): each CJK ideograph is
+What differs from Spark NLP, on purpose (docs/sparknlp.md, "Differences from Spark NLP"): each CJK ideograph is
 its own token (the ranges BERT's basic tokenizer splits), ``splitChars``/``splitPattern`` keep the
 separator as its own token, a token longer than ``maxLength`` is cut into pieces instead of removed,
 offsets are where each group really is, and the characters ``ↇ``/``ↈ`` (Spark NLP's own markers) are

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -9,6 +13,8 @@ import pyarrow.parquet as pq
 from chispa import assert_df_equality
 
 from pipelines.config import parse_config
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # The job tests' small corpus: two languages with text, and a partition of rows for the quarantine.
 JOB_CORPUS = {
@@ -74,3 +80,27 @@ def files_per_partition(spark, path) -> dict[str, list[int]]:
         file = Path(unquote(urlparse(uri).path))
         found[str(file.parent.relative_to(Path(str(path))))].append(file.stat().st_size)
     return dict(found)
+
+
+def start_cli_run(config_file: Path, cfg) -> subprocess.Popen:
+    """`corpus-nlp annotate --config` on ``cfg`` (written to ``config_file``) in a process of its own."""
+    import yaml
+
+    config_file.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+    return subprocess.Popen([sys.executable, "-m", "pipelines.cli", "annotate", "--config", str(config_file),
+                             "--show", "0"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def manifests(lake: Path) -> list[dict]:
+    """The lake's run manifests, as they are now."""
+    runs = lake / "_runs"
+    return [json.loads(p.read_text()) for p in sorted(runs.glob("*.json"))] if runs.exists() else []
+
+
+def commits(spark, table_path) -> list[tuple[str, str | None]]:
+    """(operation, run id) of each commit of a Delta table, oldest first."""
+    history = spark.sql(f"DESCRIBE HISTORY delta.`{table_path}`").orderBy("version").collect()
+    return [(h.operation, json.loads(h.userMetadata)["corpus_nlp_run_id"] if h.userMetadata else None)
+            for h in history]

@@ -10,7 +10,8 @@ import pytest
 import yaml
 from lake_helpers import assert_same_table, job_config, write_corpus
 
-from pipelines.job import KILL_WORKER_ONCE, run_annotate
+from pipelines.faults import KILL_WORKER_ONCE
+from pipelines.job import run_annotate
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = {

@@ -1,16 +1,19 @@
 """Scheduled runs: incremental partitions, idempotence, row policies and clear errors."""
 
 import json
-import os
+import shutil
 import stat
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
-from lake_helpers import assert_same_table, job_config, write_corpus, read_table
+from click.testing import CliRunner
+from lake_helpers import assert_same_table, commits, job_config, write_corpus, read_table
 
+from pipelines.cli import main
+from pipelines.config import ConfigError
+from pipelines.dry_run import dry_run
 from pipelines.job import JobError, run_annotate
+from pipelines.lake import Lake
 from pipelines.session import EnvironmentProblem, check_java
 
 DAY1 = {"de": [("de-1", "Der Hund schläft."), ("de-2", "Die Katze auch!")], "fr": [("fr-1", "Bonjour à tous.")]}
@@ -59,6 +62,96 @@ def test_partition_filter_and_full_refresh(spark, tmp_path, demo_bundle):
     assert len(refresh["input"]["annotated_partitions"]) == 2
     with pytest.raises(JobError, match=r"does not name the input's partition columns \(lang\)"):
         run_annotate(job_config(lake, corpus, demo_bundle.path, partitions=["year=2024"]), spark=spark)
+
+
+# --- partitions deleted from the input ----------------------------------------------------------
+RETAINED = {**DAY1, "es": [("es-1", "Hola, mundo.")], "xx": [("xx-1", None), ("xx-2", "  ")]}
+GONE = "deleted from the input"
+
+
+def langs(spark, table) -> set[str]:
+    return {r.lang for r in read_table(spark, str(table)).select("lang").distinct().collect()}
+
+
+def assert_lake_is_todays_input(spark, lake: Path, corpus: Path, bundle, tmp_path: Path, **settings):
+    """The lake's tables hold what one run over today's input writes to a new lake."""
+    fresh = tmp_path / "fresh-lake"
+    config = job_config(fresh, corpus, bundle, **settings)
+    run_annotate(config, spark=spark)
+    assert_same_table(spark, lake / "token_embeddings", fresh / "token_embeddings")
+    quarantined = [Lake(spark, str(root), config.output.format).read("quarantine") for root in (lake, fresh)]
+    if all(df is None for df in quarantined):  # a parquet lake's quarantine without a row has no file to read
+        return
+    assert_same_table(spark, lake / "quarantine", fresh / "quarantine", order=("doc_id",))
+
+
+def test_partitions_deleted_from_the_input_are_named_then_kept_or_removed_in_the_runs_own_commits(
+        spark, tmp_path, demo_bundle):
+    corpus, lake = write_corpus(tmp_path / "corpus", RETAINED), tmp_path / "lake"
+    cfg = job_config(lake, corpus, demo_bundle.path, incremental=True)
+    run_annotate(cfg, spark=spark)
+    shutil.rmtree(corpus / "lang=fr")  # retention drops whole partitions: one with tokens,
+    shutil.rmtree(corpus / "lang=xx")  # and one whose rows all went to quarantine
+
+    # by default they are named, and stay
+    assert dry_run(cfg, spark).partitions == [("lang=de", "skip", "done"), ("lang=es", "skip", "done"),
+                                              ("lang=fr", "keep", GONE), ("lang=xx", "keep", GONE)]
+    args = ["annotate", "--input", str(corpus), "--output", str(lake), "--model", str(demo_bundle.path),
+            "--incremental", "--show", "0"]
+    kept = CliRunner().invoke(main, args)
+    assert kept.exit_code == 0, kept.output
+    assert "deleted from the input, still in the lake: lang=fr, lang=xx (--deleted-partitions remove" in kept.output
+    assert langs(spark, lake / "token_embeddings") == {"de", "es", "fr"} and langs(spark, lake / "quarantine") == {"xx"}
+
+    # a run limited to other partitions says nothing of the deleted ones, even when told to remove
+    only_de = manifest(run_annotate(job_config(lake, corpus, demo_bundle.path, incremental=True,
+                                               partitions=["lang=de"], deleted_partitions="remove"), spark=spark))
+    assert only_de["input"]["deleted_partitions"] == {"removed": [], "kept": []}
+    assert langs(spark, lake / "token_embeddings") == {"de", "es", "fr"}
+
+    # removed by the run's own commits (a DELETE per table here, nothing being left to annotate); a run
+    # limited to one deleted partition removes that one only
+    only_fr = run_annotate(job_config(lake, corpus, demo_bundle.path, incremental=True, partitions=["lang=fr"],
+                                      deleted_partitions="remove"), spark=spark)
+    assert only_fr.manifest["input"]["deleted_partitions"] == {"removed": [{"lang": "fr"}], "kept": []}
+    assert langs(spark, lake / "token_embeddings") == {"de", "es"} and langs(spark, lake / "quarantine") == {"xx"}
+    assert commits(spark, lake / "token_embeddings")[-1] == ("DELETE", only_fr.run_id)
+
+    text = CliRunner().invoke(main, [*args, "--deleted-partitions", "remove", "--dry-run"])
+    assert "0 partitions to annotate, 2 already done, 1 deleted from the input" in text.output, text.output
+    assert [line.split() for line in text.output.splitlines() if line.endswith(f"  {GONE}")] == [
+        ["lang=xx", "remove", *GONE.split()]]
+    removed = CliRunner().invoke(main, [*args, "--deleted-partitions", "remove"])
+    assert removed.exit_code == 0, removed.output
+    assert "deleted from the input, removed from the lake: lang=xx" in removed.output
+    (run,) = [m for m in map(json.loads, map(Path.read_text, (lake / "_runs").glob("*.json")))
+              if m["input"]["deleted_partitions"]["removed"] == [{"lang": "xx"}]]
+    assert run["status"] == "committed" and commits(spark, lake / "quarantine")[-1] == ("DELETE", run["run_id"])
+    assert langs(spark, lake / "token_embeddings") == {"de", "es"} and langs(spark, lake / "quarantine") == set()
+    assert_lake_is_todays_input(spark, lake, corpus, demo_bundle.path, tmp_path)
+    assert dry_run(cfg, spark).deleted == []
+
+
+@pytest.mark.parametrize("lake_format", ["delta", "parquet"])
+def test_a_full_refresh_makes_the_lake_the_annotation_of_todays_input(spark, tmp_path, demo_bundle, lake_format):
+    corpus, lake = write_corpus(tmp_path / "corpus", RETAINED), tmp_path / "lake"
+    run_annotate(job_config(lake, corpus, demo_bundle.path, output__format=lake_format), spark=spark)
+    shutil.rmtree(corpus / "lang=fr")
+    shutil.rmtree(corpus / "lang=xx")
+    refresh = job_config(lake, corpus, demo_bundle.path, incremental=True, full_refresh=True,
+                         output__format=lake_format)
+    assert dry_run(refresh, spark).deleted == [("lang=fr", "remove"), ("lang=xx", "remove")]
+    result = run_annotate(refresh, spark=spark)
+    assert result.manifest["input"]["deleted_partitions"] == {"removed": [{"lang": "fr"}, {"lang": "xx"}], "kept": []}
+    if lake_format == "delta":  # in the run's one write per table, which also replaced the partitions it annotated
+        for table in ("token_embeddings", "quarantine"):
+            assert [c for c in commits(spark, lake / table) if c[1] == result.run_id] == [("WRITE", result.run_id)]
+    else:
+        assert not (lake / "token_embeddings" / "lang=fr").exists() and not (lake / "quarantine" / "lang=xx").exists()
+    assert_lake_is_todays_input(spark, lake, corpus, demo_bundle.path, tmp_path, output__format=lake_format)
+    with pytest.raises(ConfigError, match="full_refresh .* removes the partitions deleted from the input, but "
+                                          "deleted_partitions is keep"):
+        job_config(lake, corpus, demo_bundle.path, full_refresh=True, deleted_partitions="keep")
 
 
 def test_the_same_run_twice_gives_the_same_lake(spark, tmp_path, demo_bundle):

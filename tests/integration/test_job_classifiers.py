@@ -11,7 +11,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from lake_helpers import job_config, read_table, write_corpus
+from lake_helpers import commits, job_config, read_table, write_corpus
 
 from classifier_checkpoints import NER_LABELS, SENTIMENT_LABELS, TEXTS, hf_word_logits, wordpiece_tokenizer, \
     write_classifier_checkpoint
@@ -116,6 +116,28 @@ def test_token_classifier_as_ner_and_document_classifier_then_incremental_runs(s
     relabelled = config.model_copy(update={"classify": config.classify.model_copy(
         update={"model": str(models["relabelled"][1])})})
     assert _fingerprint(relabelled, demo_bundle) != _fingerprint(config, demo_bundle) == result.manifest["fingerprint"]
+
+
+def test_a_partition_deleted_from_the_input_leaves_every_table(spark, tmp_path, models, demo_bundle):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(models["corpus"], corpus)
+    config = job_config(tmp_path / "lake", corpus, demo_bundle.path, ner__model=str(models["tagger"][1]),
+                        classify__model=str(models["sentiment"][1]), incremental=True)
+    first = run_annotate(config, spark=spark)
+    tables = ("token_embeddings", "quarantine", "entities", "classifications")
+
+    def rows_per_lang():
+        return {t: {r.lang: r["count"] for r in read_table(spark, first.tables[t]).groupBy("lang").count().collect()}
+                for t in tables}
+
+    before = rows_per_lang()
+    assert all("en" in before[t] for t in tables), before  # every table holds rows of the partition to delete
+    shutil.rmtree(corpus / "lang=en")
+    removed = run_annotate(config.model_copy(update={"deleted_partitions": "remove"}), spark=spark)
+    assert removed.manifest["input"]["deleted_partitions"]["removed"] == [{"lang": "en"}]
+    assert rows_per_lang() == {t: {k: v for k, v in before[t].items() if k != "en"} for t in tables}
+    for t in tables:  # each by a commit of the run that removed it
+        assert commits(spark, first.tables[t])[-1] == ("DELETE", removed.run_id)
 
 
 def _cli_dry_run_fingerprint(config, *flags: str) -> str:

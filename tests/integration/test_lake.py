@@ -15,14 +15,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from lake_helpers import files_per_partition, job_config, read_table, write_corpus
+from lake_helpers import files_per_partition, job_config, manifests, read_table, start_cli_run, write_corpus
 
+from pipelines.dry_run import dry_run
 from pipelines.errors import JobError, RunInProgress
+from pipelines.faults import HOLD_TASKS_UNTIL
 from pipelines.job import run_annotate
 from pipelines.lake import Lake
 from pipelines.state import Partition
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def write_rows(path: Path, rows: list[tuple], text_type=pa.string()) -> None:
@@ -115,15 +115,32 @@ def test_incremental_state_is_what_the_lake_holds(spark, tmp_path, demo_bundle):
     assert manifest(run_annotate(faster, spark=spark))["input"]["skipped_as_done"] == 2
 
 
-def test_a_setting_that_changes_the_schema_is_refused_in_one_line(spark, tmp_path, demo_bundle):
+def test_a_setting_that_changes_the_schema_is_refused_before_any_model_work(spark, tmp_path, demo_bundle):
     corpus = write_corpus(tmp_path / "corpus", {"de": [("de-1", "Der Hund.")]})
-    run_annotate(job_config(tmp_path / "lake", corpus, demo_bundle.path), spark=spark)
-    half = job_config(tmp_path / "lake", corpus, demo_bundle.path, output__embedding_dtype="float16")
-    with pytest.raises(JobError, match="holds columns of another type .* needs a new output path") as e:
-        run_annotate(half, spark=spark)
-    assert "\n" not in str(e.value)
-    failed = [json.loads(p.read_text()) for p in (tmp_path / "lake" / "_runs").glob("*.json")]
-    assert sorted(m["status"] for m in failed) == ["committed", "failed"]
+    run_annotate(job_config(tmp_path / "lake", corpus, demo_bundle.path, output__embedding_dtype="float16"),
+                 spark=spark)
+    # float16 and int8 are both binary columns: Delta would take int8 rows into a float16 table silently
+    for dtype in ("int8", "float32"):
+        other = job_config(tmp_path / "lake", corpus, demo_bundle.path, output__embedding_dtype=dtype)
+        with pytest.raises(JobError, match=f"lake .* stores its embeddings as float16 .* output.embedding_dtype "
+                                           f"{dtype} changes the token_embeddings table's column type") as e:
+            run_annotate(other, spark=spark)
+        assert "\n" not in str(e.value)
+        with pytest.raises(JobError, match="stores its embeddings as float16"):  # as its dry run says
+            dry_run(other, spark=spark)
+    runs = [json.loads(p.read_text()) for p in (tmp_path / "lake" / "_runs").glob("*.json")]
+    assert [m["status"] for m in runs] == ["committed"]  # refused before it started: no failed run to record
+
+    # The CLI refuses before Spark starts: without Java, a run that started Spark would fail on that instead.
+    (tmp_path / "f32.yaml").write_text(yaml.safe_dump({
+        "input": {"path": str(corpus)}, "output": {"path": str(tmp_path / "lake")},
+        "model": {"bundle": str(demo_bundle.path), "build_demo_if_missing": False}}))
+    no_java = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"}
+    no_java["PATH"] = os.pathsep.join(d for d in no_java["PATH"].split(os.pathsep) if not (Path(d) / "java").exists())
+    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "annotate", "--config", str(tmp_path / "f32.yaml")],
+                          env=no_java, capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.startswith(f"Error: lake {tmp_path / 'lake'} stores its embeddings as float16"), proc.stderr
 
 
 def test_plain_parquet_lake_keeps_working(spark, tmp_path, demo_bundle):
@@ -164,34 +181,27 @@ def test_corrupt_mismatched_or_incomplete_input_files_fail_the_run_in_one_line(s
     assert list((lake / "_runs").glob("*.json")) == []
 
 
-def _start_cli_run(tmp_path: Path, cfg) -> subprocess.Popen:
-    config_file = tmp_path / "other.yaml"
-    config_file.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
-    return subprocess.Popen([sys.executable, "-m", "pipelines.cli", "annotate", "--config", str(config_file),
-                             "--show", "0"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-
-
 def test_a_second_run_on_a_busy_lake_refuses_in_one_line_naming_the_first(spark, tmp_path, demo_bundle):
     corpus = write_corpus(tmp_path / "corpus", {"de": [(f"de-{i}", f"Satz {i}. Noch einer.") for i in range(200)]})
     lake = tmp_path / "lake"
-    cfg = job_config(lake, corpus, demo_bundle.path, spark__master="local[1]")
-    other = _start_cli_run(tmp_path, cfg)
+    release = tmp_path / "release"  # the other run's token pass waits for it: it stays busy while this one starts
+    cfg = job_config(lake, corpus, demo_bundle.path, spark__master="local[1]",
+                     spark__conf={HOLD_TASKS_UNTIL: str(release)})
+    other = start_cli_run(tmp_path / "other.yaml", cfg)
     try:
-        running = None
-        while running is None and other.poll() is None:  # the other run's manifest appears once its JVM is up
-            found = [json.loads(p.read_text()) for p in (lake / "_runs").glob("*.json")] if (lake / "_runs").exists() \
-                else []
-            running = next((m for m in found if m.get("status") == "running"), None)
+        holding = None
+        while holding is None and other.poll() is None:  # its lease is held once it knows what it writes
+            holding = next((m for m in manifests(lake) if m.get("lease", {}).get("state") == "held"), None)
             time.sleep(0.2)
-        assert running is not None, other.communicate()[1][-2000:]
-        with pytest.raises(RunInProgress, match=f"run {running['run_id']} .* is writing to"):
+        assert holding is not None, other.communicate()[1][-2000:]
+        assert holding["lease"]["partitions"] is None  # it creates the lake's tables: it holds the whole lake
+        with pytest.raises(RunInProgress, match=f"run {holding['run_id']} .* is writing to .*\\(the whole lake\\)"):
             run_annotate(job_config(lake, corpus, demo_bundle.path, incremental=True), spark=spark)
     finally:
+        release.touch()
         out, err = other.communicate()
     assert other.returncode == 0, err[-2000:]
-    statuses = sorted(json.loads(p.read_text())["status"] for p in (lake / "_runs").glob("*.json"))
+    statuses = sorted(m["status"] for m in manifests(lake))
     assert statuses == ["committed", "failed"]
 
 

@@ -1,9 +1,11 @@
 """Model bundles at Hadoop paths (here ``file:`` URIs, read through the session's Hadoop FileSystem like
-``hdfs:``/``s3a:``): fetched once into the cache under the manifest's sha256, checked before use."""
+``hdfs:``/``s3a:``): fetched and checked by every run, kept in the cache under the manifest's sha256 (and
+healed there when damaged)."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.cache import cache_dir
-from pipelines.model_paths import FETCHED_DIR, ModelFetchError, local_dir
+from pipelines.model_paths import FETCHED_DIR, ModelFetchError, forget_fetched, local_dir
 from pipelines.stages import BertEmbeddings
 
 
@@ -60,9 +62,46 @@ def test_a_tampered_file_at_the_uri_is_refused_and_nothing_is_cached(spark, remo
     _make_new_version(remote_bundle)
     (remote_bundle / "tokenizer.json").write_text((remote_bundle / "tokenizer.json").read_text().replace("[CLS]", "[XLS]"))
     before = set(cache_dir().joinpath(*FETCHED_DIR).glob("*"))
-    with pytest.raises(ModelFetchError, match=r"tokenizer.json .*does not match its manifest sha256"):
+    with pytest.raises(ModelFetchError, match=r"tokenizer.json does not match the sha256 its manifest.json lists") as e:
         local_dir(remote_bundle.as_uri())
     assert set(cache_dir().joinpath(*FETCHED_DIR).glob("*")) == before
+    assert_paths_exist(str(e.value))
+
+
+def assert_paths_exist(message: str) -> None:
+    """Every path an error names is one the user can go and look at."""
+    named = re.findall(r"(?:file:)?/[^\s:,;()]+", message)
+    assert named, message
+    for path in named:
+        assert Path(path.removeprefix("file:")).exists(), (path, message)
+
+
+def test_a_damaged_cached_copy_is_replaced_by_a_fresh_checked_one(spark, remote_bundle):
+    _make_new_version(remote_bundle)
+    uri = remote_bundle.as_uri()
+    cached = local_dir(uri)
+    (cached / "tokenizer.json").write_text("{}")  # damaged on this disk (a full disk, a stray edit)
+    (cached / "model.onnx").unlink()
+    forget_fetched()  # as the next run starts
+    healed = local_dir(uri)
+    assert healed == cached
+    for name in ("tokenizer.json", "model.onnx"):
+        assert (healed / name).read_bytes() == (remote_bundle / name).read_bytes()
+    assert not [p for p in healed.parent.iterdir() if p.name.startswith((".damaged-", ".fetch-"))]
+    BertEmbeddings(modelPath=uri)._sync_with_bundle()  # and the stage takes it
+
+
+def test_a_source_changed_under_an_unchanged_manifest_is_refused_by_the_next_run(spark, remote_bundle):
+    _make_new_version(remote_bundle)
+    uri = remote_bundle.as_uri()
+    good = local_dir(uri)
+    tokenizer = remote_bundle / "tokenizer.json"
+    tokenizer.write_text(tokenizer.read_text().replace("[CLS]", "[XLS]"))
+    forget_fetched()
+    with pytest.raises(ModelFetchError, match=rf"model {re.escape(uri)}: tokenizer.json does not match") as e:
+        local_dir(uri)
+    assert_paths_exist(str(e.value))
+    assert (good / "tokenizer.json").read_text() != tokenizer.read_text()  # the good copy stays as it was
 
 
 def test_a_uri_without_a_model_says_what_a_model_is(spark, tmp_path):

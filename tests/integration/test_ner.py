@@ -384,7 +384,7 @@ def test_cli_trains_from_config_and_reports_errors_plainly(data, demo_bundle, tm
     config.write_text("dev: null\n")
     result = runner.invoke(main, ["train-ner", "--config", str(config), "--train", str(broken),
                                   "--model", str(demo_bundle.path), "--out", str(tmp_path / "x")])
-    assert result.exit_code == 2 and f"error: {broken}:2: malformed line 'said'" in result.output
+    assert result.exit_code == 2 and f"Error: {broken}:2: malformed line 'said'" in result.output
 
 
 def test_job_pass_in_small_units_finds_the_same_chunks_as_the_fused_stages(annotated, docs, demo_bundle, trained):

@@ -7,20 +7,24 @@ partition, so that the page has two runs and ``--run`` has something to leave ou
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
+from xml.etree import ElementTree
 
+import matplotlib
 import pytest
 from click.testing import CliRunner
-from lake_helpers import job_config, read_table
+from lake_helpers import job_config, read_table, write_corpus
 from PIL import Image
 from pyspark.sql import functions as F
 
 from pipelines.cli import main
+from pipelines.errors import JobError
 from pipelines.job import run_annotate
 
 MATPLOTLIB_BLUE = (0x1F, 0x77, 0xB4)  # the first colour of matplotlib's cycle: the bars and histograms
@@ -155,3 +159,60 @@ def test_chromium_renders_the_page_with_its_plots(two_run_lake, whole_lake_repor
     # the plots were drawn: the browser decoded the SVGs (the page's own styles have no such blue)
     blue = sum(count for count, colour in image.getcolors(1280 * 3000) if colour == MATPLOTLIB_BLUE)
     assert blue > 10_000
+
+
+def test_run_ids_stay_on_one_line_in_a_narrow_window(two_run_lake, whole_lake_report, tmp_path):
+    """Chromium lays the page out 480 px wide (the runs table much wider than that) and counts the lines of
+    each run id cell: a copy of the page with a measuring script, the page itself has none."""
+    browser = chromium()
+    _, first, second = two_run_lake
+    measure = (f"<script>const ids = new Set({json.dumps([first, second])}); document.title = JSON.stringify("
+               "[...document.querySelectorAll('td')].filter(td => ids.has(td.textContent)).map(td => { "
+               "const r = document.createRange(); r.selectNodeContents(td); "
+               "return [td.textContent, r.getClientRects().length]; }));</script>")
+    measured = tmp_path / "measured.html"
+    measured.write_text(whole_lake_report[2].read_text(encoding="utf-8").replace("</body>", measure + "</body>"),
+                        encoding="utf-8")
+    dom = headless(browser, "--window-size=480,2000", "--dump-dom", measured.as_uri()).stdout
+    lines = json.loads(re.search(r"<title>(.*?)</title>", dom).group(1))
+    assert {run_id for run_id, _ in lines} == {first, second}
+    assert {n for _, n in lines} == {1}, lines
+
+
+HOSTILE_LANGS = ["$x^{$", "a$b$c", "<script>", "mixed"]  # all legal in a directory name
+
+
+@pytest.fixture(scope="module")
+def hostile_lake(spark, tmp_path_factory, demo_bundle):
+    """A real lake of partitions named like mathtext and markup, then a failed run whose reason holds both
+    (its model bundle path: a run fails on it after its manifest says "running")."""
+    root = tmp_path_factory.mktemp("hostile")
+    corpus = write_corpus(root / "corpus", {lang: [(f"{lang}-1", "Der Hund schläft.")] for lang in HOSTILE_LANGS})
+    lake = root / "lake"
+    committed = run_annotate(job_config(lake, corpus, demo_bundle.path), spark=spark)
+    missing_bundle = root / "$x^{$" / "<b>model</b>"
+    with pytest.raises(JobError, match="not found"):
+        run_annotate(job_config(lake, corpus, missing_bundle), spark=spark)
+    return lake, committed.run_id, str(missing_bundle)
+
+
+def test_the_report_draws_and_writes_hostile_partition_values_as_they_are(spark, hostile_lake, tmp_path):
+    lake, committed, missing_bundle = hostile_lake
+    out = tmp_path / "hostile.html"
+    # usetex as a matplotlibrc may set it (there is no TeX here: the report must not ask it), and text in
+    # the SVGs as text, not glyph paths, to read it back
+    with matplotlib.rc_context({"text.usetex": True, "svg.fonttype": "none"}):
+        output, page = report(spark, lake, out)
+    assert "Traceback" not in output and page.scripts == 0
+
+    partitions = {f"lang={lang}" for lang in HOSTILE_LANGS}
+    assert partitions <= {row[0] for row in page.rows}
+    drawn = set()
+    for uri in page.images:
+        svg = ElementTree.fromstring(base64.b64decode(uri.split(",", 1)[1]))
+        drawn |= {"".join(t.itertext()) for t in svg.iter("{http://www.w3.org/2000/svg}text")}
+    assert partitions <= drawn
+
+    runs = {row[0]: row for row in page.rows if row[1:2] in (("committed",), ("failed",))}  # the runs table's
+    failed, = (row for run_id, row in runs.items() if run_id != committed)
+    assert missing_bundle in failed[-1] and runs[committed][-1] == ""

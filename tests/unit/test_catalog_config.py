@@ -24,3 +24,15 @@ def test_output_database_names_delta_tables():
         parse_config({"output": {"table_prefix": "news_"}})
     with pytest.raises(ConfigError, match=r"'a\.b\.c' is not a database name"):
         parse_config({"output": {"database": "a.b.c"}})
+
+
+@pytest.mark.parametrize("section, key, value", [
+    ("output", "database", "corpora\n"), ("output", "database", "main.corpora\r"), ("output", "database", "db\x00"),
+    ("output", "table_prefix", "news_\n"), ("output", "table_prefix", "news\t_"),
+    ("input", "table", "corpora.news\n"),
+])
+def test_a_name_with_a_control_character_is_refused_naming_the_key(section, key, value):
+    settings = {"output": {"database": "corpora"}} if key == "table_prefix" else {}
+    settings.setdefault(section, {})[key] = value
+    with pytest.raises(ConfigError, match=rf"'{section}\.{key}'"):
+        parse_config(settings)

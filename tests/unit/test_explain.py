@@ -31,7 +31,8 @@ def test_truncated_parquet_names_the_file():
     e = Py4JJavaError("org.apache.spark.SparkException: ... file:/data/corpus/lang=de/part-0.parquet is not a "
                       "Parquet file. Expected magic number at tail")
     assert str(explain(e)) == ("input file file:/data/corpus/lang=de/part-0.parquet is not a Parquet file "
-                               "(or is truncated): remove or rewrite it")
+                               "(or is truncated): every file under input.path must be a Parquet file of the corpus: move "
+                               "this one out of the input directory, or write it again from its source")
 
 
 def test_column_type_mismatch_names_file_column_and_types():

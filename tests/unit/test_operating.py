@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from markdown_doc import PAGES
 
 from pipelines import log
 from pipelines.cli import main
@@ -43,8 +44,8 @@ def test_defaults_come_from_the_installed_package_and_the_user_cache(user_cache,
     assert load_config(None, {"model.bundle": "./demo"}).model.bundle == "./demo"  # a real folder named demo
 
 
-def test_every_config_the_readme_names_ships_with_the_package():
-    named = set(re.findall(r"conf/(\w+\.yaml)", (ROOT / "README.md").read_text(encoding="utf-8")))
+def test_every_config_the_documentation_names_ships_with_the_package():
+    named = {name for page in PAGES for name in re.findall(r"conf/(\w+\.yaml)", page.read_text(encoding="utf-8"))}
     assert {"local.yaml", "train_ner.yaml"} <= named
     for name in named:
         shipped = resources_dir() / "conf" / name

@@ -31,6 +31,6 @@ def test_annotate_without_pyspark_is_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 2
-    assert proc.stderr == ("error: PySpark is not installed: pip install 'corpus-nlp[local]', or run on a Spark "
+    assert proc.stderr == ("Error: PySpark is not installed: pip install 'corpus-nlp[local]', or run on a Spark "
                            "runtime\n")
     assert list(tmp_path.iterdir()) == []  # failed before writing anything (no ./lake)

@@ -49,7 +49,7 @@ CHANGES_OUTPUT = {
 }
 # And one per setting left out on purpose.
 CHANGES_NOTHING = {
-    "incremental": True, "full_refresh": True, "partitions": ["lang=de"],
+    "incremental": True, "full_refresh": True, "partitions": ["lang=de"], "deleted_partitions": "remove",
     "spark.master": "local[1]", "spark.arrow_batch_rows": 7, "spark.tasks_per_core": 1, "spark.conf": {"a": "b"},
     "input.path": "/elsewhere", "output.path": "/other-lake", "output.format": "parquet",
     "model.bundle": "/models/copy-of-the-same", "stages.embeddings.batch_size": 3,
