@@ -4,6 +4,7 @@ the native stages with their roles, and the summaries of those models the run's 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from pipelines import log, sparknlp_engine
 from pipelines.config import JobConfig
@@ -12,20 +13,29 @@ from pipelines.lake import is_local, local_path
 from pipelines.model_paths import has_file
 
 
-def prepare_models(config: JobConfig) -> dict[str, float]:
+@dataclass(frozen=True)
+class RunModels:
+    """The models a run uses, resolved once: the bundle (None when the run reads none) and the NER model
+    (None: no NER), with the seconds it took to build or train the demo ones."""
+
+    bundle: str | None
+    ner: str | None
+    timings: dict
+
+
+def prepare_models(config: JobConfig) -> RunModels:
     """Build the demo model and train the demo NER model where the config asks for them and they are
-    missing, before the run plans anything: their seconds are not annotate time. Returns the timings;
-    :func:`plan_run` then finds both in place."""
+    missing, before the run plans anything: their seconds are not annotate time."""
     timings = {"model_build_s": 0.0, "ner_training_s": 0.0}
-    native_engine = config.engine == "native"  # the same conditions as plan_run's
     started = time.time()
     bundle = ensure_model(config) if uses_bundle(config) else None
     timings["model_build_s"] = round(time.time() - started, 3)
-    if native_engine:
+    ner = None
+    if config.engine == "native":  # the sparknlp engine runs BertEmbeddings only
         started = time.time()
-        ensure_ner(config, bundle)
+        ner = ensure_ner(config, bundle)
         timings["ner_training_s"] = round(time.time() - started, 3)
-    return timings
+    return RunModels(bundle, ner, timings)
 
 
 def uses_bundle(config: JobConfig) -> bool:

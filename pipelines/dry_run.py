@@ -12,8 +12,9 @@ from pipelines import state
 from pipelines.config import JobConfig
 from pipelines.errors import JobError
 from pipelines.assemble import build_stages, model_summaries, uses_bundle
-from pipelines.inputs import corpus_partitions, precheck_input, read_corpus
-from pipelines.job import _libraries, check_lake_schema, for_session, lake_tables, state_tables
+from pipelines.inputs import precheck_input
+from pipelines.job import check_lake_schema, select_input, session_for, state_tables
+from pipelines.session import restores_session_conf
 from pipelines.lake import Lake, is_inside, is_local, local_path, read_manifests
 
 
@@ -51,42 +52,22 @@ class DryRun:
                 "notes": self.notes}
 
 
+@restores_session_conf
 def dry_run(config: JobConfig, spark=None) -> DryRun:
-    """What a run would do; a session passed in (a notebook's) keeps its settings."""
-    if spark is None:
-        return _dry_run(config, None)
-    from pipelines.session import conf_restored
-
-    with conf_restored(spark):
-        return _dry_run(config, spark)
-
-
-def _dry_run(config: JobConfig, spark) -> DryRun:
-    from pipelines.session import configure, get_spark
-
+    """What a run would do; a session passed in (a notebook's) keeps its settings. Writes nothing: not even
+    the output directory a run's check of the output path would create."""
     if not config.input.table and is_inside(config.output.path, config.input.path):
         raise JobError(f"output path {config.output.path} lies inside the input path {config.input.path}")
     precheck_input(config)
-    spark = configure(spark, config.spark) if spark is not None else get_spark(config.spark, _libraries(config))
-    config = for_session(config, spark)
+    spark, config = session_for(config, spark)
     check_lake_schema(config, spark)  # the run would be refused before any model work: say so now
-    raw, partition_cols, files = read_corpus(spark, config)
-    all_partitions = corpus_partitions(spark, config, files, partition_cols)
-    try:
-        filters = state.parse_partition_filters(config.partitions, partition_cols)
-    except ValueError as e:
-        raise JobError(str(e)) from None
-    selected = state.select(all_partitions, filters)
-
     out = config.output.path.rstrip("/")
-    report = DryRun(config.input.source, out, config.incremental and not config.full_refresh, None)
-    report.fingerprint = _fingerprint(config, raw.columns, report.notes)
     lake = Lake(spark, out, config.output.format)
     has_lake = not is_local(out) or local_path(out).exists()  # reading a missing local lake would be all "new"
-    deleted = state.deleted(lake, lake_tables(lake), partition_cols, all_partitions, filters) if has_lake else []
-    if filters and not selected and not deleted:
-        raise JobError(f"no input partition (nor partition of the lake) matches {config.partitions}: check "
-                       "--partition / partitions")
+    chosen = select_input(spark, config, lake, has_lake)
+    selected, deleted, partition_cols = chosen.selected, chosen.deleted, chosen.partition_cols
+    report = DryRun(config.input.source, out, config.incremental and not config.full_refresh, None)
+    report.fingerprint = _fingerprint(config, chosen.raw.columns, report.notes)
     action = "remove" if config.removes_deleted_partitions else "keep"
     gone = [(p.spec, action, DELETED) for p in deleted]
     if not report.incremental:
@@ -105,9 +86,9 @@ def _fingerprint(config: JobConfig, columns: list[str], notes: list[str]) -> str
     model it needs is not there yet: a run would build the demo ones first."""
     from pipelines import sparknlp_engine
 
-    if config.engine != "native":
-        return state.fingerprint(config, sparknlp_engine.model_info(config))
-    bundle, ner_dir = (config.model.bundle if uses_bundle(config) else None), config.ner.model or None
+    native_engine = config.engine == "native"
+    bundle = config.model.bundle if uses_bundle(config) else None
+    ner_dir = (config.ner.model or None) if native_engine else None
     wanted = (("model bundle", bundle, ("manifest.json",), "build"),
               ("NER model", ner_dir, ("ner.json", "manifest.json"), "train"))  # an NER directory, or a bundle
     missing = [(what, path, verb) for what, path, markers, verb in wanted
@@ -117,4 +98,6 @@ def _fingerprint(config: JobConfig, columns: list[str], notes: list[str]) -> str
                      "pipeline's fingerprint is not known yet")
     if missing:
         return None
+    if not native_engine:
+        return state.fingerprint(config, sparknlp_engine.model_info(config))
     return state.fingerprint(config, *model_summaries(build_stages(config, bundle, columns, ner_dir)))

@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from pipelines import sparknlp_engine, state, tables
-from pipelines.assemble import (model_summary, build_stages, ensure_model, ensure_ner, model_summaries,
-                                prepare_models, uses_bundle)
+from pipelines.assemble import RunModels, build_stages, model_summaries, model_summary, prepare_models
 from pipelines.config import SPARKNLP_NEEDS_CLASSIC, JobConfig
 from pipelines.errors import CorpusNlpError, JobError, explain
 from pipelines.faults import HOLD_TASKS_UNTIL, KILL_WORKER_ONCE, DriverFault
@@ -30,7 +29,7 @@ from pipelines.model_paths import forget_fetched
 from pipelines.phases import RunClock
 from pipelines.policies import classify_rows, error_rows, quarantine_rows, text_column
 from pipelines.row_errors import limit_message
-from pipelines.session import default_parallelism, is_connect, num_partitions
+from pipelines.session import default_parallelism, is_connect, num_partitions, restores_session_conf
 from pipelines.reconcile import check_accounted, counts_read_back, zero_counts
 from pipelines.text.sentences import VISIBLE_CHAR_REGEX
 from pipelines.worker_reports import REPORT_COLUMN, RunReport, with_report_column
@@ -62,7 +61,7 @@ def state_tables(config: JobConfig) -> list[str]:
     return [TOKEN_TABLE, QUARANTINE_TABLE] + ([CLASSIFICATIONS_TABLE] if config.classify.model else [])
 
 
-def _libraries(config: JobConfig) -> list[str]:
+def libraries_needed(config: JobConfig) -> list[str]:
     return (["sparknlp"] if config.engine == "sparknlp" else []) + (["delta"] if config.output.format == "delta" else [])
 
 
@@ -219,29 +218,19 @@ def new_run_id() -> str:
     return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
+@restores_session_conf
 def run_annotate(config: JobConfig, spark=None) -> RunResult:
     """Annotate the configured corpus into the lake; the manifest says ``committed`` only when every
     input row is accounted for. A session passed in (a notebook's) gets its settings back afterwards."""
-    if spark is None:
-        return _run_annotate(config, None)
-    from pipelines.session import conf_restored
-
-    with conf_restored(spark):
-        return _run_annotate(config, spark)
-
-
-def _run_annotate(config: JobConfig, spark) -> RunResult:
     from pipelines.catalog import register_tables, require_database
-    from pipelines.session import configure, get_spark
 
     check_paths(config)
     precheck_input(config)
     check_lake_schema(config)
     forget_fetched()  # models at Hadoop paths: checked against their source again by every run
     started = time.time()
-    spark = configure(spark, config.spark) if spark is not None else get_spark(config.spark, _libraries(config))
+    spark, config = session_for(config, spark)
     spark_start_s = round(time.time() - started, 3)
-    config = for_session(config, spark)
     if not is_local(config.output.path):
         check_lake_schema(config, spark)
     if config.output.format == "delta":
@@ -254,12 +243,13 @@ def _run_annotate(config: JobConfig, spark) -> RunResult:
         "format": config.output.format, "config": config.model_dump(mode="json")})
     manifest.start()
     try:
-        timings = {"spark_start_s": spark_start_s, **prepare_models(config)}
+        models = prepare_models(config)
+        timings = {"spark_start_s": spark_start_s, **models.timings}
         manifest.body["timings"] = timings
         clock = RunClock()
         with clock.phase("plan_s"):
             plan = plan_run(config, spark, Lake(spark, out, config.output.format, config.output.target_file_mb),
-                            manifest)
+                            manifest, models)
         plan.clock = clock
         abandoned = take_lease(spark, manifest, lease_partitions(plan))
         if abandoned:
@@ -297,6 +287,15 @@ def check_lake_schema(config: JobConfig, spark=None) -> None:
     check_stored_schema(config, read_manifests(spark, config.output.path))
 
 
+def session_for(config: JobConfig, spark=None) -> tuple:
+    """(the session, the config as a run on it takes it): ``spark`` configured for the run, or one started
+    with the libraries the config needs (Spark NLP, Delta)."""
+    from pipelines.session import configure, get_spark
+
+    spark = configure(spark, config.spark) if spark is not None else get_spark(config.spark, libraries_needed(config))
+    return spark, for_session(config, spark)
+
+
 def for_session(config: JobConfig, spark) -> JobConfig:
     """``config`` as a run on ``spark`` takes it. On a Spark Connect session the sparknlp engine is refused,
     and local paths become absolute: the server resolves a relative path from its own working directory,
@@ -318,16 +317,20 @@ def _unsaved(error: BaseException, manifest: RunManifest, why: str) -> str:
             "run abandoned")
 
 
-def plan_run(config: JobConfig, spark, lake: Lake, manifest: RunManifest) -> RunPlan:
-    """Model, input, partitions to do, stages and fingerprint; recorded in the manifest before any write."""
-    native_engine = config.engine == "native"
-    if not native_engine:
-        try:
-            sparknlp_engine.require_jar(spark)
-        except sparknlp_engine.SparkNlpUnavailable as e:
-            raise JobError(str(e)) from None
-    bundle_path = ensure_model(config) if uses_bundle(config) else None
-    ner_dir = ensure_ner(config, bundle_path) if native_engine else None
+@dataclass(frozen=True)
+class InputSelection:
+    """The input as a run (or its dry run) sees it: the rows, the partitions there are, those the config's
+    filters select, and the partitions the lake holds that the input no longer has (among those selected)."""
+
+    raw: object  # the input DataFrame
+    partition_cols: list[str]
+    all_partitions: list[state.Partition]
+    filters: dict
+    selected: list[state.Partition]
+    deleted: list[state.Partition]
+
+
+def select_input(spark, config: JobConfig, lake: Lake, lake_exists: bool = True) -> InputSelection:
     raw, partition_cols, files = read_corpus(spark, config)
     all_partitions = corpus_partitions(spark, config, files, partition_cols)
     try:
@@ -335,10 +338,24 @@ def plan_run(config: JobConfig, spark, lake: Lake, manifest: RunManifest) -> Run
     except ValueError as e:
         raise JobError(str(e)) from None
     selected = state.select(all_partitions, filters)
-    deleted = state.deleted(lake, lake_tables(lake), partition_cols, all_partitions, filters)
+    deleted = state.deleted(lake, lake_tables(lake), partition_cols, all_partitions, filters) if lake_exists else []
     if filters and not selected and not deleted:
         raise JobError(f"no input partition (nor partition of the lake) matches {config.partitions}: check "
                        "--partition / partitions")
+    return InputSelection(raw, partition_cols, all_partitions, filters, selected, deleted)
+
+
+def plan_run(config: JobConfig, spark, lake: Lake, manifest: RunManifest, models: RunModels) -> RunPlan:
+    """Model, input, partitions to do, stages and fingerprint; recorded in the manifest before any write."""
+    native_engine = config.engine == "native"
+    if not native_engine:
+        try:
+            sparknlp_engine.require_jar(spark)
+        except sparknlp_engine.SparkNlpUnavailable as e:
+            raise JobError(str(e)) from None
+    bundle_path, ner_dir = models.bundle, models.ner
+    chosen = select_input(spark, config, lake)
+    raw, partition_cols, selected, deleted = chosen.raw, chosen.partition_cols, chosen.selected, chosen.deleted
     stages = build_stages(config, bundle_path, raw.columns, ner_dir) if native_engine else None
     model, ner, classify = model_summaries(stages) if stages else (sparknlp_engine.model_info(config), None, None)
     fingerprint = state.fingerprint(config, model, ner, classify)
@@ -347,7 +364,7 @@ def plan_run(config: JobConfig, spark, lake: Lake, manifest: RunManifest) -> Run
     names = [TOKEN_TABLE, QUARANTINE_TABLE] + ([ANNOTATIONS_TABLE] if config.output.annotations else []) \
         + ([ENTITIES_TABLE] if ner else []) + ([CLASSIFICATIONS_TABLE] if classify else [])
     plan = RunPlan(config, spark, lake, manifest, raw, partition_cols, selected, selected, stages,
-                   {name: f"{out}/{name}" for name in names}, all_partitions)
+                   {name: f"{out}/{name}" for name in names}, chosen.all_partitions)
     if config.removes_deleted_partitions:
         plan.removed = deleted
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import subprocess
@@ -228,6 +229,19 @@ def configure(spark, settings: SparkSettings | None = None):
 def session_conf(spark) -> dict[str, str]:
     """The session's settings as ``SET`` lists them (every one set on it, by its builder or since)."""
     return {row["key"]: row["value"] for row in spark.sql("SET").collect()}
+
+
+def restores_session_conf(run):
+    """``run(config, spark=None)``, where a session passed in (a notebook's) gets its settings back afterwards."""
+
+    @functools.wraps(run)
+    def wrapper(config, spark=None):
+        if spark is None:
+            return run(config, None)
+        with conf_restored(spark):
+            return run(config, spark)
+
+    return wrapper
 
 
 @contextlib.contextmanager

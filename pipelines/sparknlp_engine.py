@@ -94,10 +94,10 @@ def model_info(config: JobConfig) -> SparkNlpModel:
 
 
 def _bundle(config: JobConfig):
-    from pipelines.assemble import ensure_model
+    """The bundle the run imports (built by the job first where it is the demo one)."""
     from pipelines.model.bundle import ModelBundle
 
-    return ModelBundle.load(ensure_model(config))
+    return ModelBundle.load(config.model.bundle)
 
 
 def export_folder(bundle) -> Path:
