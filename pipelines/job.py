@@ -601,8 +601,7 @@ def _write_entities(plan: RunPlan) -> None:
     else:
         tokens = plan.written(TOKEN_TABLE)
         entities = tokens.where(F.col("chunk").isNotNull()).select(
-            *keep, "sentence", "chunk.chunk_index", "chunk.begin", "chunk.end", "chunk.text", "chunk.entity",
-            "chunk.confidence")
+            *keep, "sentence", *[F.col(f"chunk.{name}") for name in tables.CHUNK_TYPE.names])
     plan.lake.replace(ENTITIES_TABLE, entities.withColumn("run_id", F.lit(plan.run_id)), plan.partition_cols,
                       plan.replaced, plan.run_id)
 

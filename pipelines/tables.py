@@ -434,8 +434,14 @@ class _BatchRun:
         self.on_row_error(RowFailure(keep, error, text, stage, self.emitted.get(row, 0)))
 
 
-CHUNK_TYPE = pa.struct([("chunk_index", pa.int32()), ("begin", pa.int32()), ("end", pa.int32()),
-                        ("text", pa.string()), ("entity", pa.string()), ("confidence", pa.float32())])
+# The entities table's columns after the kept ones (pipelines.ner.tables); the token table's ``chunk`` struct
+# holds the same, less the sentence its token row already has.
+ENTITY_FIELDS = (pa.field("sentence", pa.int32(), False), pa.field("chunk_index", pa.int32(), False),
+                 pa.field("begin", pa.int32(), False), pa.field("end", pa.int32(), False),
+                 pa.field("text", pa.string(), False), pa.field("entity", pa.string(), False),
+                 pa.field("confidence", pa.float32(), True))  # null: NerDLModel without includeConfidence
+ENTITY_COLUMNS = tuple(f.name for f in ENTITY_FIELDS)
+CHUNK_TYPE = pa.struct([(f.name, f.type) for f in ENTITY_FIELDS[1:]])
 
 
 def token_rows(group: list[Unit], embedded: list[list[Ann]], rb: pa.RecordBatch, keep: list[str],

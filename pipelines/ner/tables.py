@@ -13,47 +13,35 @@ from __future__ import annotations
 import pyarrow as pa
 
 from pipelines.native import Batch
+from pipelines.tables import ENTITY_COLUMNS, ENTITY_FIELDS
 
-ENTITY_COLUMNS = ("sentence", "chunk_index", "begin", "end", "text", "entity", "confidence")
+
+def _entity(a, index: int) -> dict:
+    c = a.metadata.get("confidence")
+    return {"sentence": int(a.metadata.get("sentence", "0")), "chunk_index": index, "begin": a.begin, "end": a.end,
+            "text": a.result, "entity": a.metadata.get("entity", ""), "confidence": float(c) if c is not None else None}
 
 
 def entity_rows(columns: Batch, record_batch: pa.RecordBatch, chunk_col: str, keep: list[str]) -> pa.RecordBatch:
     """One output row per ``chunk`` annotation of ``columns[chunk_col]``: ``keep`` columns, then ENTITY_COLUMNS."""
-    take, sentence, index, begin, end, text, entity, confidence = [], [], [], [], [], [], [], []
+    take, entities = [], []
     for row, anns in enumerate(columns[chunk_col]):
         for i, a in enumerate(anns):
             take.append(row)
-            sentence.append(int(a.metadata.get("sentence", "0")))
-            index.append(i)
-            begin.append(a.begin)
-            end.append(a.end)
-            text.append(a.result)
-            entity.append(a.metadata.get("entity", ""))
-            c = a.metadata.get("confidence")
-            confidence.append(float(c) if c is not None else None)
+            entities.append(_entity(a, i))
     indices = pa.array(take, pa.int64())
     arrays = [record_batch.column(name).take(indices) for name in keep] + [
-        pa.array(sentence, pa.int32()),
-        pa.array(index, pa.int32()),
-        pa.array(begin, pa.int32()),
-        pa.array(end, pa.int32()),
-        pa.array(text, pa.string()),
-        pa.array(entity, pa.string()),
-        pa.array(confidence, pa.float32()),
-    ]
+        pa.array([e[f.name] for e in entities], f.type) for f in ENTITY_FIELDS]
     return pa.RecordBatch.from_arrays(arrays, names=list(keep) + list(ENTITY_COLUMNS))
 
 
 def entity_schema(kept_fields: list):
     """The Spark schema of :func:`entity_rows`' output; ``kept_fields``: ``[df.schema[c] for c in keep]``."""
-    from pyspark.sql.types import FloatType, IntegerType, StringType, StructField, StructType
+    from pyspark.sql.pandas.types import from_arrow_type
+    from pyspark.sql.types import StructField, StructType
 
-    return StructType(list(kept_fields) + [
-        StructField("sentence", IntegerType(), False), StructField("chunk_index", IntegerType(), False),
-        StructField("begin", IntegerType(), False), StructField("end", IntegerType(), False),
-        StructField("text", StringType(), False), StructField("entity", StringType(), False),
-        StructField("confidence", FloatType(), True),
-    ])
+    return StructType(list(kept_fields) + [StructField(f.name, from_arrow_type(f.type), f.nullable)
+                                           for f in ENTITY_FIELDS])
 
 
 def with_entities(stages, keep: list[str]):
