@@ -44,33 +44,17 @@ MODELS = {"tagger": ("BertForTokenClassification", NER_LABELS),
 
 # --- models --------------------------------------------------------------------------------------
 def write_checkpoint(out: Path, architecture: str, labels: list[str], tokenizer, seed: int) -> Path:
-    """A seeded random-weight fine-tuned checkpoint, as ``save_pretrained`` lays it out."""
-    import torch
-    import transformers
-
-    from pipelines.model.checkpoint import vocab_in_id_order
+    """A seeded random-weight fine-tuned checkpoint of the users' shapes, as ``save_pretrained`` lays it out."""
+    from pipelines.model.checkpoint import write_random_classifier
     from pipelines.model.demo import MBERT_SHAPE
 
-    vocab = vocab_in_id_order(tokenizer)
-    ids = dict(id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)},
-               pad_token_id=tokenizer.token_to_id("[PAD]"))
     if architecture.startswith("DistilBert"):
-        config = transformers.DistilBertConfig(vocab_size=len(vocab), **DISTILBERT_MULTILINGUAL_SHAPE, **ids)
+        shape = DISTILBERT_MULTILINGUAL_SHAPE
     else:
         s = MBERT_SHAPE
-        config = transformers.BertConfig(
-            vocab_size=len(vocab), hidden_size=s["hidden_size"], num_hidden_layers=s["num_layers"],
-            num_attention_heads=s["num_heads"], intermediate_size=s["intermediate_size"],
-            max_position_embeddings=s["max_position_embeddings"], **ids)
-    torch.manual_seed(seed)
-    model = getattr(transformers, architecture)(config).eval()
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out), safe_serialization=True)
-    (out / "vocab.txt").write_text("".join(t + "\n" for t in vocab), encoding="utf-8")
-    (out / "tokenizer_config.json").write_text(json.dumps({
-        "tokenizer_class": "BertTokenizer", "do_lower_case": False, "strip_accents": None,
-        "tokenize_chinese_chars": True, "model_max_length": 512}), encoding="utf-8")
-    return out
+        shape = dict(hidden_size=s["hidden_size"], num_hidden_layers=s["num_layers"], num_attention_heads=s["num_heads"],
+                     intermediate_size=s["intermediate_size"], max_position_embeddings=s["max_position_embeddings"])
+    return write_random_classifier(out, architecture, labels, tokenizer, seed=seed, **shape)
 
 
 def ensure_models(models_dir: Path) -> dict[str, dict[str, Path]]:

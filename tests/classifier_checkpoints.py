@@ -28,6 +28,16 @@ TEXTS = [
 # Weights are drawn wider than Hugging Face's 0.02 so that different texts get clearly different
 # logits (with 0.02 every sequence's [CLS] scores are nearly the same, and argmax ties would be luck).
 INIT_RANGE = 0.3
+TINY_BERT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                 initializer_range=INIT_RANGE)
+TINY_DISTILBERT = dict(dim=32, n_layers=2, n_heads=4, hidden_dim=64, initializer_range=INIT_RANGE)
+# the four fine-tuned heads prepare-model converts, with the labels the tests give them
+ARCHITECTURES = {
+    "BertForTokenClassification": NER_LABELS,
+    "DistilBertForTokenClassification": NER_LABELS,
+    "BertForSequenceClassification": SENTIMENT_LABELS,
+    "DistilBertForSequenceClassification": SENTIMENT_LABELS,
+}
 
 
 def wordpiece_tokenizer():
@@ -38,34 +48,12 @@ def wordpiece_tokenizer():
 
 def write_classifier_checkpoint(out: Path, architecture: str, labels: list[str], tokenizer, seed: int = 0,
                                 max_position_embeddings: int = 128) -> Path:
-    """``architecture``: e.g. "BertForTokenClassification" or "DistilBertForSequenceClassification"."""
-    import torch
-    import transformers
+    """A tiny one (2 layers of 32): ``architecture`` e.g. "BertForTokenClassification"."""
+    from pipelines.model.checkpoint import write_random_classifier
 
-    from pipelines.model.checkpoint import vocab_in_id_order
-
-    vocab = vocab_in_id_order(tokenizer)
-    id2label = dict(enumerate(labels))
-    label2id = {v: k for k, v in id2label.items()}
-    if architecture.startswith("DistilBert"):
-        config = transformers.DistilBertConfig(
-            vocab_size=len(vocab), dim=32, n_layers=2, n_heads=4, hidden_dim=64,
-            max_position_embeddings=max_position_embeddings, initializer_range=INIT_RANGE,
-            id2label=id2label, label2id=label2id, pad_token_id=tokenizer.token_to_id("[PAD]"))
-    else:
-        config = transformers.BertConfig(
-            vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-            intermediate_size=64, max_position_embeddings=max_position_embeddings, initializer_range=INIT_RANGE,
-            id2label=id2label, label2id=label2id, pad_token_id=tokenizer.token_to_id("[PAD]"))
-    torch.manual_seed(seed)
-    model = getattr(transformers, architecture)(config).eval()
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out), safe_serialization=True)
-    (out / "vocab.txt").write_text("".join(t + "\n" for t in vocab), encoding="utf-8")
-    (out / "tokenizer_config.json").write_text(json.dumps({
-        "tokenizer_class": "BertTokenizer", "do_lower_case": False, "strip_accents": None,
-        "tokenize_chinese_chars": True, "model_max_length": max_position_embeddings}), encoding="utf-8")
-    return out
+    shape = TINY_DISTILBERT if architecture.startswith("DistilBert") else TINY_BERT
+    return write_random_classifier(out, architecture, labels, tokenizer, seed=seed,
+                                   max_position_embeddings=max_position_embeddings, **shape)
 
 
 def hf_model(checkpoint: Path):

@@ -268,3 +268,30 @@ def write_random_checkpoint(
     special = {"unk_token": UNK, "sep_token": SEP, "pad_token": PAD, "cls_token": CLS, "mask_token": MASK}
     (out / "special_tokens_map.json").write_text(json.dumps(special, indent=2) + "\n", encoding="utf-8")
     return out
+
+
+def write_random_classifier(out: str | Path, architecture: str, labels: list[str], tokenizer: Tokenizer, *,
+                            seed: int = 0, max_position_embeddings: int = 512, **shape) -> Path:
+    """A seeded random-weight fine-tuned classifier, in the layout ``save_pretrained`` gives one (config.json
+    with ``architectures`` and ``id2label``, model.safetensors, a cased vocabulary): the stand-in for a user's
+    fine-tuned checkpoint in the tests and benchmarks. ``architecture``: e.g. "BertForTokenClassification"
+    or "DistilBertForSequenceClassification"; ``shape``: the transformers config's size arguments
+    (``hidden_size``... for BERT, ``dim``... for DistilBERT). Needs the torch extra."""
+    import torch
+    import transformers
+
+    out = Path(out)
+    vocab = vocab_in_id_order(tokenizer)
+    id2label = dict(enumerate(labels))
+    common = dict(vocab_size=len(vocab), max_position_embeddings=max_position_embeddings, id2label=id2label,
+                  label2id={v: k for k, v in id2label.items()}, pad_token_id=tokenizer.token_to_id("[PAD]"))
+    kind = transformers.DistilBertConfig if architecture.startswith("DistilBert") else transformers.BertConfig
+    torch.manual_seed(seed)
+    model = getattr(transformers, architecture)(kind(**common, **shape)).eval()
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out), safe_serialization=True)
+    (out / "vocab.txt").write_text("".join(t + "\n" for t in vocab), encoding="utf-8")
+    (out / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "BertTokenizer", "do_lower_case": False, "strip_accents": None,
+        "tokenize_chinese_chars": True, "model_max_length": max_position_embeddings}), encoding="utf-8")
+    return out

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from pyspark.ml import Pipeline
 
-from classifier_checkpoints import NER_LABELS, SENTIMENT_LABELS, hf_model, hf_tokenizer, wordpiece_tokenizer, \
+from classifier_checkpoints import NER_LABELS, SENTIMENT_LABELS, hf_word_logits, wordpiece_tokenizer, \
     write_classifier_checkpoint
 from pipelines.classify.classifier import softmax
 from pipelines.classify.stages import (
@@ -56,22 +56,6 @@ def _text_stages():
             Tokenizer().setInputCols(["sentence"]).setOutputCol("token")]
 
 
-def _hf_word_logits(ckpt: Path, words: list[str]) -> np.ndarray:
-    """Hugging Face's logits of each word's first piece (token classification) or of the sequence."""
-    enc = hf_tokenizer(ckpt)(words, is_split_into_words=True, return_tensors="pt")
-    model = hf_model(ckpt)
-    feeds = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
-    if "DistilBert" in type(model).__name__:
-        feeds.pop("token_type_ids", None)
-    with torch.no_grad():
-        logits = model(**feeds).logits[0].numpy()
-    if logits.ndim == 1:
-        return logits
-    word_ids = enc.word_ids(0)
-    first = [word_ids.index(w) for w in range(len(words))]
-    return logits[first]
-
-
 def _scores(annotation, labels) -> np.ndarray:
     return np.array([float(annotation.metadata[label]) for label in labels])
 
@@ -97,7 +81,7 @@ def test_token_classifier_stage_equals_transformers(spark, bundles, architecture
             tokens = [t for t in row.token if t.metadata["sentence"] == index]
             tags = [a for a in row.ner if a.metadata["sentence"] == index]
             assert [(a.begin, a.end, a.metadata["word"]) for a in tags] == [(t.begin, t.end, t.result) for t in tokens]
-            theirs = softmax(_hf_word_logits(ckpt, [t.result for t in tokens]))
+            theirs = softmax(hf_word_logits(ckpt, [t.result for t in tokens]))
             ours = np.stack([_scores(a, labels) for a in tags])
             worst = max(worst, float(np.abs(ours - theirs).max()))
             assert [a.result for a in tags] == [labels[k] for k in theirs.argmax(1)]
@@ -130,7 +114,7 @@ def test_sequence_classifier_stage_equals_transformers(spark, bundles, architect
         sentence_probs = []
         for sentence, category in zip(row.sentence, row["class"]):
             words = [t.result for t in row.token if t.metadata["sentence"] == sentence.metadata["sentence"]]
-            theirs = softmax(_hf_word_logits(ckpt, words))
+            theirs = softmax(hf_word_logits(ckpt, words))
             ours = _scores(category, labels)
             worst = max(worst, float(np.abs(ours - theirs).max()))
             assert category.result == labels[int(theirs.argmax())]
@@ -138,7 +122,7 @@ def test_sequence_classifier_stage_equals_transformers(spark, bundles, architect
             assert category.metadata["sentence"] == sentence.metadata["sentence"]
             sentence_probs.append(ours)
         document, = row.doc_class  # the whole document's tokens as one sequence
-        theirs = softmax(_hf_word_logits(ckpt, [t.result for t in row.token]))
+        theirs = softmax(hf_word_logits(ckpt, [t.result for t in row.token]))
         worst = max(worst, float(np.abs(_scores(document, labels) - theirs).max()))
         assert document.result == labels[int(theirs.argmax())]
         coalesced_row, = row.coalesced  # Spark NLP: mean over the sentences, at the first sentence

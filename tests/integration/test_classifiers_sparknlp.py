@@ -16,7 +16,7 @@ import pytest
 
 from sparknlp_losses import spark_nlp_loses_part_of
 
-from classifier_checkpoints import NER_LABELS, SENTIMENT_LABELS, wordpiece_tokenizer, write_classifier_checkpoint
+from classifier_checkpoints import ARCHITECTURES, wordpiece_tokenizer, write_classifier_checkpoint
 from pipelines import sparknlp_engine
 from pipelines.classify import stages as ours_stages
 from pipelines.config import parse_config
@@ -35,12 +35,6 @@ DOCS = [
     ("d", "The food was terrible! What a wonderful film. I loved every minute of it."),
 ]
 SCORE_TOLERANCE = 1e-4
-ARCHITECTURES = {
-    "BertForTokenClassification": NER_LABELS,
-    "DistilBertForTokenClassification": NER_LABELS,
-    "BertForSequenceClassification": SENTIMENT_LABELS,
-    "DistilBertForSequenceClassification": SENTIMENT_LABELS,
-}
 
 
 @pytest.fixture(scope="module")

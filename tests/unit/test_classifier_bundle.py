@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from safetensors.numpy import load_file, save_file
 
 from classifier_checkpoints import (
-    NER_LABELS,
+    ARCHITECTURES,
     SENTIMENT_LABELS,
     TEXTS,
     hf_model,
@@ -25,12 +25,6 @@ from pipelines.model.prepare import prepare_model
 
 torch = pytest.importorskip("torch")
 
-ARCHITECTURES = {
-    "BertForTokenClassification": NER_LABELS,
-    "DistilBertForTokenClassification": NER_LABELS,
-    "BertForSequenceClassification": SENTIMENT_LABELS,
-    "DistilBertForSequenceClassification": SENTIMENT_LABELS,
-}
 
 
 @pytest.fixture(scope="module")
