@@ -27,7 +27,6 @@ This module never imports torch.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -38,8 +37,7 @@ import numpy as np
 
 from pipelines.ner.conll import read_conll
 from pipelines.ner.metrics import entity_scores
-from pipelines.ner.model import (MANIFEST, METRICS_FILE, ONNX_FILE, NerManifest, NerModel, NerModelError, viterbi,
-                                 write_manifest)
+from pipelines.ner.model import MANIFEST, ONNX_FILE, NerManifest, viterbi
 from pipelines.ner.tags import allowed_transitions, sorted_tag_set
 from pipelines.text.tokens import TokenizerRules
 
@@ -281,13 +279,13 @@ def train_linear_ner(
     :class:`pipelines.ner.train.NerTrainResult`."""
     from pipelines.embed import TokenEmbedder
     from pipelines.model.bundle import ModelBundle
-    from pipelines.ner.train import (NerTrainResult, _char_matrix, _char_vocabulary, _check_out_dir, _embed,
-                                     _evaluate, retokenize)
+    from pipelines.ner.train import (char_matrix, char_vocabulary, check_out_dir, embed_sentences, retokenize,
+                                     write_checked_model)
 
     log = log or (lambda _m: None)
     started = time.time()
     out = Path(out_dir)
-    _check_out_dir(out)
+    check_out_dir(out)
     threads = threads or max(1, os.cpu_count() or 1)
     rng = np.random.default_rng(seed)
 
@@ -299,7 +297,7 @@ def train_linear_ner(
     dev_sents = [retokenize(s, rules) for s in dev_data.sentences]
     tags = sorted_tag_set(t for s in train_sents for t in s.tags)
     tag_index = {t: i for i, t in enumerate(tags)}
-    chars = _char_vocabulary(train_sents, min_char_count)
+    chars = char_vocabulary(train_sents, min_char_count)
     char_ids = {c: i + 2 for i, c in enumerate(chars)}
 
     bundle = ModelBundle.load(bundle_path, verify=True)
@@ -307,8 +305,8 @@ def train_linear_ner(
                              max_sentence_length=max_sentence_length, batch_size=embed_batch_size, pooling=pooling)
     log(f"embeddings: {bundle.manifest.name} ({bundle.manifest.storage_ref}, {embedder.dimension} dims, "
         f"{bundle.manifest.kind})")
-    train = _embed(embedder, train_sents, tag_index, log, "training")
-    dev = _embed(embedder, dev_sents, tag_index, log, "dev")
+    train = embed_sentences(embedder, train_sents, tag_index, log, "training")
+    dev = embed_sentences(embedder, dev_sents, tag_index, log, "dev")
     dim, k = int(embedder.dimension), len(tags)
 
     def padded(data, idx) -> _Padded:
@@ -320,7 +318,7 @@ def train_linear_ner(
             emb[r, : lengths[r]] = data.vectors[i]
             tag[r, : lengths[r]] = data.tags[i]
         mask = np.arange(longest)[None, :] < np.asarray(lengths)[:, None]
-        return _Padded(context_features(emb, context), _char_matrix([data.tokens[i] for i in idx], char_ids,
+        return _Padded(context_features(emb, context), char_matrix([data.tokens[i] for i in idx], char_ids,
                                                                     max_chars, longest), mask, tag)
 
     allowed, allowed_start = (np.asarray(a) for a in allowed_transitions(tags))
@@ -403,30 +401,6 @@ def train_linear_ner(
                   "train_sentences": len(train.tokens), "dev_sentences": len(dev.tokens), "retokenized": True,
                   "train_scheme": train_data.scheme, "best_epoch": best_epoch, "epochs_run": len(history)},
     )
-    onnx_model = NerModel(out, manifest)
-    onnx_model._threads = threads
-    dev_em = onnx_model.emissions([(list(t), v) for t, v in zip(dev.tokens, dev.vectors)], batch_size=8)
     batch = padded(dev, list(range(len(dev.tokens))))
-    numpy_em = emissions(best, batch.feats, batch.chars, batch.mask)
-    worst = max((float(np.abs(a - numpy_em[r, : len(a)]).max()) for r, a in enumerate(dev_em) if len(a)),
-                default=0.0)
-    if worst > 1e-3:
-        raise NerModelError(f"the exported {ONNX_FILE} disagrees with the trained model (max |diff| {worst:.2e})")
-    metrics = {
-        "dev": _evaluate(onnx_model, dev),
-        "best_epoch": best_epoch,
-        "history": history,
-        "evaluated_with": f"{ONNX_FILE} + NumPy Viterbi (the inference path)",
-        "conventions": "entity level, exact type and span match (seqeval/conlleval default mode)",
-    }
-    (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    write_manifest(out, manifest.model_copy(update={"training": {**manifest.training,
-                                                                  "seconds": round(time.time() - started, 1)}}),
-                   [ONNX_FILE, METRICS_FILE])
-    loaded = NerModel.load(out, verify=True, intra_op_threads=threads)
-    seconds = time.time() - started
-    m = metrics["dev"]
-    log(f"best epoch {best_epoch}: dev entity P {m['micro']['precision']:.4f} R {m['micro']['recall']:.4f} "
-        f"F1 {m['micro']['f1']:.4f}; " + ", ".join(f"{k} {v['f1']:.3f}" for k, v in m["labels"].items()))
-    log(f"wrote {out} in {seconds:.1f}s")
-    return NerTrainResult(out, loaded, metrics, seconds, history)
+    expected = emissions(best, batch.feats, batch.chars, batch.mask)
+    return write_checked_model(out, manifest, dev, None, list(expected), best_epoch, history, started, threads, log)
