@@ -24,14 +24,14 @@ $(VENV)/.dev: pyproject.toml constraints.txt | $(BIN)/python
 	touch $@ $(VENV)/.base
 
 # The Spark NLP and Delta jars with their dependencies, through Maven, into ~/.cache/corpus-nlp/jars
-# (pipelines/jars.py pins the versions; CORPUS_NLP_JARS_DIR points elsewhere, e.g. on air-gapped machines).
+# (pipelines/spark/jars.py pins the versions; CORPUS_NLP_JARS_DIR points elsewhere, e.g. on air-gapped machines).
 jars: $(VENV)/.base
-	$(BIN)/python -m pipelines.jars fetch
+	$(BIN)/python -m pipelines.spark.jars fetch
 
 # Only the Delta jars of the installed Spark line (~7 MB for Spark 3.5): all the demo's lake needs; the Spark
 # NLP jars (~225 MB with their dependencies) are for `engine: sparknlp` and the reference tests (`make jars`).
 jars-delta: $(VENV)/.base
-	$(BIN)/python -m pipelines.jars fetch delta
+	$(BIN)/python -m pipelines.spark.jars fetch delta
 
 demo: $(VENV)/.base jars-delta
 	$(BIN)/corpus-nlp annotate --config conf/local.yaml
@@ -77,7 +77,7 @@ endef
 # What the leg got, on one line; then its Delta jars and the tests.
 define leg_test
 	$(1)/bin/python scripts/leg_versions.py
-	$(1)/bin/python -m pipelines.jars fetch
+	$(1)/bin/python -m pipelines.spark.jars fetch
 	$(1)/bin/python -m pytest -q $(LEG_TESTS) $(2)
 endef
 

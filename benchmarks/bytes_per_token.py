@@ -1,7 +1,7 @@
 """Bytes per token of the token_embeddings table, fp32 vs float16, from a real mBERT-shaped run's lake."""
 import sys, glob, os
 import numpy as np, pyarrow as pa, pyarrow.parquet as pq, pyarrow.dataset as ds
-from pipelines.tables import embedding_array
+from pipelines.annotate.tables import embedding_array
 lake = sys.argv[1]
 files = glob.glob(f"{lake}/**/*.parquet", recursive=True)
 table = ds.dataset(files).to_table()

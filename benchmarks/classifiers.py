@@ -11,7 +11,7 @@ Hugging Face checkpoints by ``prepare-model`` (fp32, and int8 from the same chec
   sentiment  DistilBertForSequenceClassification, distilbert-base-multilingual-cased's shape (6 layers,
              768 wide, 119,547 pieces), 5 labels ("1 star".."5 stars").
 
-Throughput: ``pipelines.job.run_annotate`` end to end (Parquet in, Delta lake out) on the benchmark corpus
+Throughput: ``pipelines.run.job.run_annotate`` end to end (Parquet in, Delta lake out) on the benchmark corpus
 (benchmarks.corpus), ``output.embeddings: false`` so the classifier is the only model: the tagger as
 ``ner.model`` (tokens/s, tokens being the token table's rows), the sentiment model as ``classify.model``
 over documents (documents/s). One Spark session for all phases, warmed up by an untimed small run.
@@ -102,7 +102,7 @@ def timed_run(spark, config) -> tuple[float, dict]:
     (the machine may be shared: above the core count, other processes took part of the CPU)."""
     import os
 
-    from pipelines.job import run_annotate
+    from pipelines.run.job import run_annotate
 
     shutil.rmtree(config.output.path, ignore_errors=True)
     started = time.perf_counter()
@@ -113,7 +113,7 @@ def timed_run(spark, config) -> tuple[float, dict]:
 def throughput(sentences: int, work: Path, models: dict) -> dict:
     from benchmarks.corpus import generate, write_parquet
     from pipelines.config import SparkSettings
-    from pipelines.session import get_spark
+    from pipelines.spark.session import get_spark
 
     corpus = write_parquet(generate(sentences), work / "corpus")
     warmup = write_parquet(generate(50, seed=1), work / "corpus-warmup")
@@ -168,8 +168,8 @@ def agreement(models: dict, per_language: int = 0) -> dict:
 
     from pipelines.classify import stages as classify_stages
     from pipelines.config import SparkSettings
-    from pipelines.session import get_spark
-    from pipelines.stages import DocumentAssembler, SentenceDetector, Tokenizer
+    from pipelines.spark.session import get_spark
+    from pipelines.annotate.stages import DocumentAssembler, SentenceDetector, Tokenizer
 
     spark = get_spark(SparkSettings(master="local[2]", app_name="corpus-nlp-int8-agreement"), libraries=[])
     spark.sparkContext.setLogLevel("ERROR")

@@ -7,7 +7,7 @@ throughput benchmark's (models/bench-mbert, its int8 twin); the int8-static bund
 300 sentences of another corpus of the same generator (another seed: the measured text is not the
 calibration text). The job's own worker code cuts the corpus into windows (benchmarks.throughput's
 replay); every variant then embeds the same windows, sorted by length and batched by the job's planner,
-through :class:`pipelines.embed.TokenEmbedder` on its session, in this process, ``--threads`` threads.
+through :class:`pipelines.model.embed.TokenEmbedder` on its session, in this process, ``--threads`` threads.
 
 For each variant: tokens/s (tokenizer tokens over model seconds; the variants take the batches a few at
 a time in turn, so that load from other processes on a shared machine hits all alike) and the per-token cosine to ONNX
@@ -98,7 +98,7 @@ def interleaved_passes(sessions: dict, tokenizer, windows: list, s: Settings, ro
     at a time, each slice by every variant in turn (``rounds`` times, the fastest counts), so that load from
     other processes on a shared machine falls on all variants alike. Returns per variant: model seconds,
     vectors per window (in window order) and the embedder's counters."""
-    from pipelines.embed import TokenEmbedder, plan_batches
+    from pipelines.model.embed import TokenEmbedder, plan_batches
 
     embedders = {name: TokenEmbedder(session, tokenizer, max_sentence_length=s.max_sentence_length,
                                      batch_size=s.batch_size, max_batch_pieces=s.max_batch_pieces)
@@ -136,7 +136,7 @@ def storage_report(vectors: list[np.ndarray]) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pipelines.tables import decode_float16, decode_int8, embedding_array
+    from pipelines.annotate.tables import decode_float16, decode_int8, embedding_array
 
     rows = [v for w in vectors for v in w]
     out = {}

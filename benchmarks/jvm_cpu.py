@@ -36,7 +36,7 @@ def cpu_seconds(process: psutil.Process) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from pipelines.job import run_annotate
+    from pipelines.run.job import run_annotate
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sentences", type=int, default=1000)

@@ -47,10 +47,10 @@ def _rss_mb() -> float:
 def run_case(docs: int, chars: int, bundle: str, max_tokens: int, docs_done: int | None = None) -> dict:
     import pyarrow as pa
 
-    from pipelines.assemble import build_stages
+    from pipelines.run.assemble import build_stages
     from pipelines.config import parse_config
-    from pipelines.job import split_roles
-    from pipelines.tables import stream_token_table
+    from pipelines.run.job import split_roles
+    from pipelines.annotate.tables import stream_token_table
 
     text_stages, model_stages = split_roles(build_stages(parse_config({}), bundle, ["doc_id", "text"]))
     text_steps, model_steps = [s._step() for s in text_stages], [s._step() for s in model_stages]

@@ -1,5 +1,5 @@
 """What checking a model at a Hadoop path on every run costs: the first fetch, a later run's, a second use
-within one run (pipelines.model_paths). Uses a fresh cache directory, deleted afterwards.
+within one run (pipelines.store.model_paths). Uses a fresh cache directory, deleted afterwards.
 
     python benchmarks/model_fetch.py BUNDLE_DIR    # e.g. after `corpus-nlp demo-model --out DIR --mbert-shape`
 """
@@ -16,8 +16,8 @@ def main(bundle: str) -> None:
     cache = tempfile.mkdtemp(prefix="model-fetch-")
     os.environ["CORPUS_NLP_CACHE_DIR"] = cache  # before pipelines reads it
     from pipelines.config import SparkSettings
-    from pipelines.model_paths import forget_fetched, local_dir
-    from pipelines.session import get_spark
+    from pipelines.store.model_paths import forget_fetched, local_dir
+    from pipelines.spark.session import get_spark
 
     get_spark(SparkSettings(master="local[2]"), [])
     uri = Path(bundle).resolve().as_uri()

@@ -13,7 +13,7 @@ tokens/s, tokens being our Tokenizer's tokens (the rows of the lake's token tabl
                    same max_sentence_length, batch_size and max_batch_pieces, one session with one
                    thread per core; model calls only: the ceiling. Measured just before and just
                    after pipeline_fp32 and averaged: the host's speed drifts between phases;
-  pipeline_fp32    pipelines.job.run_annotate end to end (Parquet in, token_embeddings Parquet out),
+  pipeline_fp32    pipelines.run.job.run_annotate end to end (Parquet in, token_embeddings Parquet out),
                    local[2], in a process of its own (cold JVM, fresh Python workers, like spark-submit);
   pipeline_int8    the same with the int8 bundle; int8_cosine compares its lake vectors with fp32's;
   pipeline_int8_2x the int8 run on twice the corpus: scaling_2x = its time / pipeline_int8's
@@ -28,7 +28,7 @@ tokens/s, tokens being our Tokenizer's tokens (the rows of the lake's token tabl
                    (PyTorch) on the same checkpoint and texts, batches of 16 in input order, written as
                    Parquet (benchmarks.hf_baseline); hf_fp32_sorted: the same, length-sorted batches.
 
-padding_ratio comes from replaying the job's worker code (pipelines.tables.stream_token_table with the
+padding_ratio comes from replaying the job's worker code (pipelines.annotate.tables.stream_token_table with the
 job's stages) in-process with a zero model, unless the job reports its embedders' stats itself.
 Prints a table and writes <out>/<YYYY-MM-DD>-<machine>.json. The machine may be shared: each phase
 records the CPU share other processes took (``foreign_cpu_share``); ``tokens_per_s_adjusted`` is the
@@ -309,7 +309,7 @@ class Replay:
 
 
 def replay_embed_step(s: Settings, corpus_dir: Path, bundle: Path) -> Replay:
-    """Run the job's own worker code (``pipelines.tables.stream_token_table`` with the job's stages) over
+    """Run the job's own worker code (``pipelines.annotate.tables.stream_token_table`` with the job's stages) over
     the corpus in Arrow batches of ``arrow_batch_rows``, with a model that returns zeros: gives the
     windows and padding statistics of the workers' embedders, at no model cost.
 
@@ -320,9 +320,9 @@ def replay_embed_step(s: Settings, corpus_dir: Path, bundle: Path) -> Replay:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pipelines import native, tables
-    from pipelines.embed import TokenEmbedder
-    from pipelines.job import build_stages
+    from pipelines.annotate import native, tables
+    from pipelines.model.embed import TokenEmbedder
+    from pipelines.run.job import build_stages
     from pipelines.model.bundle import ModelBundle
 
     cfg = job_config(s, corpus_dir, s.work / "unused", bundle)
@@ -366,7 +366,7 @@ def replay_embed_step(s: Settings, corpus_dir: Path, bundle: Path) -> Replay:
     finally:
         native.EmbedStep.embedder = real_embedder
     if tokens and not rec.stats["model_calls"]:
-        raise RuntimeError("the replay did not reach the job's embedder: pipelines.native.EmbedStep changed?")
+        raise RuntimeError("the replay did not reach the job's embedder: pipelines.annotate.native.EmbedStep changed?")
     prep = time.perf_counter() - t
     sentences = sum(1 for w in rec.windows if w.start == 0)
     return Replay(tokens, sentences, rec.windows, dict(rec.stats), prep)
@@ -375,7 +375,7 @@ def replay_embed_step(s: Settings, corpus_dir: Path, bundle: Path) -> Replay:
 # --- (a) raw bound -------------------------------------------------------------------------------
 def run_raw(s: Settings, bundle: Path, windows: list, threads: int, keep: bool = False) -> dict:
     """The same windows, sorted by length over the whole corpus, through one ONNX Runtime session."""
-    from pipelines.embed import TokenEmbedder, empty_stats, plan_batches
+    from pipelines.model.embed import TokenEmbedder, empty_stats, plan_batches
     from pipelines.model.bundle import ModelBundle
 
     mb = ModelBundle.load(bundle, verify=False)
@@ -416,7 +416,7 @@ def fresh_spark(s: Settings, engine: str = "native"):
     if s.tiny and _SHARED:
         return _SHARED[0]
     from pipelines.config import SparkSettings
-    from pipelines.session import get_spark
+    from pipelines.spark.session import get_spark
 
     # --tiny shares one JVM between the phases: it needs Spark NLP's jars when the sparknlp phase runs at all.
     wants_jars = engine == "sparknlp" or (s.tiny and "sparknlp" not in s.skip)
@@ -454,7 +454,7 @@ def _run_spark_phase(s: Settings, spec: dict) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     try:
         if spec["kind"] == "pipeline":
-            from pipelines.job import run_annotate
+            from pipelines.run.job import run_annotate
 
             cfg = job_config(s, Path(spec["corpus"]), out, Path(spec["bundle"]), spec.get("engine", "native"))
             with Monitor() as mon:
@@ -477,7 +477,7 @@ def _run_spark_phase(s: Settings, spec: dict) -> dict:
 
 def prime(s: Settings, bundle: Path) -> None:
     """What a user's earlier run leaves behind, so every timed phase starts from the same state: the JVM
-    class archive (written when a first local run exits, see pipelines.jvm_archive), the model digests
+    class archive (written when a first local run exits, see pipelines.spark.jvm_archive), the model digests
     (pipelines.model.digest) and the OS page cache holding the model. Untimed."""
     from benchmarks.corpus import generate, write_parquet
 
@@ -493,8 +493,8 @@ def run_pipeline(s: Settings, corpus: Path, bundle: Path, name: str, engine: str
 
 def sparknlp_ready(bundle: Path) -> str | None:
     """Export ``bundle`` for Spark NLP now (untimed, as a user's earlier run would have); why not, if it can't."""
-    from pipelines import sparknlp_engine
-    from pipelines.jars import JarsUnavailable, jar_paths
+    from pipelines.annotate import sparknlp_engine
+    from pipelines.spark.jars import JarsUnavailable, jar_paths
     from pipelines.model.bundle import ModelBundle
     from pipelines.model.sparknlp_io import export_for_sparknlp
 

@@ -3,7 +3,7 @@
     spark-submit jobs/annotate_corpus.py --config conf/local.yaml [--input DIR] [--output DIR] [--model DIR]
 """
 
-from pipelines.cli import main
+from pipelines.tools.cli import main
 
 if __name__ == "__main__":
     main(["annotate", *__import__("sys").argv[1:]])

@@ -5,7 +5,7 @@
 Training runs on the driver (it needs no Spark); the model directory it writes is what NerDLModel loads.
 """
 
-from pipelines.cli import main
+from pipelines.tools.cli import main
 
 if __name__ == "__main__":
     main(["train-ner", *__import__("sys").argv[1:]])

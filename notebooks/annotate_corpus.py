@@ -35,8 +35,7 @@ dbutils.widgets.dropdown("incremental", "true", ["true", "false"])
 
 # COMMAND ----------
 
-from pipelines.config import parse_config
-from pipelines.job import run_annotate
+from pipelines import parse_config, run_annotate
 
 input_table = dbutils.widgets.get("input_table").strip()
 config = parse_config({

@@ -131,7 +131,7 @@ class OutputSettings(_Strict):
         "one per this size (Spark's REBALANCE before the write); 0: Spark's default, a file per task per partition")
     embedding_dtype: Literal["float32", "float16", "int8"] = Field(
         "float32", description="float16: the embedding column holds little-endian half floats as binary; int8: "
-        "binary, a float32 scale then one int8 per dimension (pipelines.tables.decode_int8)")
+        "binary, a float32 scale then one int8 per dimension (pipelines.annotate.tables.decode_int8)")
     embeddings: bool = Field(
         True, description="compute BertEmbeddings and write the embedding column; false: the token table keeps "
         "its tokens (and the classifiers' results) without vectors, and model.bundle is not used (needs a "

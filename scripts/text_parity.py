@@ -20,7 +20,7 @@ COLUMNS = ["document", "sentence", "token"]
 def spark_session():
     from pyspark.sql import SparkSession
 
-    from pipelines import session as sessions
+    from pipelines.spark import session as sessions
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder
@@ -44,7 +44,7 @@ def sparknlp_rows(df):
 
 
 def native_rows(df):
-    from pipelines.stages import DocumentAssembler, SentenceDetector, Tokenizer
+    from pipelines.annotate.stages import DocumentAssembler, SentenceDetector, Tokenizer
 
     out = (df.transform(DocumentAssembler().setInputCol("text").setOutputCol("document").transform)
            .transform(SentenceDetector().setInputCols(["document"]).setOutputCol("sentence").transform)

@@ -15,7 +15,7 @@ def pytest_collection_modifyitems(config, items):
 
     import pyspark
 
-    from pipelines import jars
+    from pipelines.spark import jars
 
     skips = {}
     if "sparknlp" not in jars.pinned():
@@ -33,8 +33,8 @@ def pytest_collection_modifyitems(config, items):
 def spark(tmp_path_factory):
     from pyspark.sql import SparkSession
 
-    from pipelines import jars
-    from pipelines import session as sessions
+    from pipelines.spark import jars
+    from pipelines.spark import session as sessions
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     # The real Spark NLP and Delta jars, fetched by `make jars` (Maven): the reference engine and the lake;

@@ -1,6 +1,6 @@
 """Class probabilities from a classifier bundle, over tokenized text. No Spark.
 
-Both classifiers are :class:`pipelines.embed.TokenEmbedder` s over a graph whose output is ``logits``
+Both classifiers are :class:`pipelines.model.embed.TokenEmbedder` s over a graph whose output is ``logits``
 instead of ``last_hidden_state``: the same WordPiece handling (a token without pieces is fed as
 ``[UNK]``), the same overlapping windows for text longer than ``max_sentence_length`` pieces, and the
 same length-sorted batch planner.
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipelines.embed import TokenEmbedder, plan_batches
+from pipelines.model.embed import TokenEmbedder, plan_batches
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -1,6 +1,6 @@
-"""A sequence classifier inside the job's token pass (:func:`pipelines.tables.stream_token_table`).
+"""A sequence classifier inside the job's token pass (:func:`pipelines.annotate.tables.stream_token_table`).
 
-That pass sees a document as *units* of whole sentences (see :mod:`pipelines.tables`), and its rows
+That pass sees a document as *units* of whole sentences (see :mod:`pipelines.annotate.tables`), and its rows
 leave the worker unit by unit, so a classification rides on the token row of the **last token** of
 what it classifies: the last token of a sentence (``over: sentence``), or the last token of the
 document (``over: document``, or sentences coalesced), the first moment all of it has been through
@@ -55,7 +55,7 @@ class SequenceRollup:
         return not self.per_sentence or self.step.coalesce
 
     def heads(self, units: list, running: Running) -> list[list[dict | None]]:
-        """For each unit (:class:`pipelines.tables.Unit`), for each of its tokens: the classification
+        """For each unit (:class:`pipelines.annotate.tables.Unit`), for each of its tokens: the classification
         that the token ends, else None. ``running`` holds the documents' partial sums and is updated in
         place; the caller keeps it only when the whole chunk succeeds."""
         classifier = self.step.classifier()

@@ -19,7 +19,7 @@ from pyspark.ml.param import TypeConverters
 
 from pipelines import annotation as A
 from pipelines.classify.steps import CATEGORY, SequenceClassifyStep, TokenClassifyStep
-from pipelines.stages import (
+from pipelines.annotate.stages import (
     HasBatchSize,
     HasCaseSensitive,
     HasInputCols,
@@ -93,7 +93,7 @@ class _Classifier(NativeStage, HasInputCols, HasModelPath, HasBatchSize, HasIntr
         return self
 
     def _step_args(self) -> tuple:
-        from pipelines.model_paths import for_executors
+        from pipelines.store.model_paths import for_executors
 
         self._sync_with_bundle()
         g = self.getOrDefault

@@ -13,8 +13,8 @@ import numpy as np
 
 from pipelines import annotation as A
 from pipelines.annotation import Ann
-from pipelines.native import Batch
-from pipelines.worker_models import intra_op_threads, loaded, worker_model
+from pipelines.annotate.native import Batch
+from pipelines.annotate.worker_models import intra_op_threads, loaded, worker_model
 
 CATEGORY = "category"  # Spark NLP's AnnotatorType.CATEGORY
 
@@ -84,15 +84,15 @@ class _ClassifyStep:
                 intra_op_threads(self.intra_op_threads), self.providers, self.max_batch_pieces)
 
     def stats(self) -> dict:
-        """This process's model counters so far, as :meth:`pipelines.native.EmbedStep.stats`."""
-        from pipelines.embed import empty_stats
+        """This process's model counters so far, as :meth:`pipelines.annotate.native.EmbedStep.stats`."""
+        from pipelines.model.embed import empty_stats
 
         classifier = loaded(self._key())
         return dict(classifier.stats) if classifier is not None else empty_stats()
 
     def classifier(self):
         from pipelines.model.bundle import ModelBundle
-        from pipelines.model_paths import load_on_executor
+        from pipelines.store.model_paths import load_on_executor
 
         def load():
             # Checked by the driver, or (shipped to this executor) by its first worker.

@@ -79,7 +79,7 @@ class _RecordingSession(ModelSession):
 
 def calibration_feeds(texts: list[str], tokenizer, input_names: list[str], batch_size: int = 8) -> list[dict]:
     """The batches the job would feed the model for ``texts`` (whitespace-split into words)."""
-    from pipelines.embed import TokenEmbedder
+    from pipelines.model.embed import TokenEmbedder
 
     recorder = _RecordingSession(1, input_names)
     TokenEmbedder(recorder, tokenizer, max_sentence_length=CALIBRATION_MAX_LENGTH,
@@ -133,7 +133,7 @@ def token_cosines(reference: list[np.ndarray], other: list[np.ndarray]) -> np.nd
 
 def measure_agreement(reference_session, session, tokenizer, texts: list[str]) -> tuple[float, float]:
     """(lowest, mean) per-token cosine of ``session``'s vectors to ``reference_session``'s on ``texts``."""
-    from pipelines.embed import TokenEmbedder
+    from pipelines.model.embed import TokenEmbedder
 
     words = [t.split() for t in texts]
     ref = TokenEmbedder(reference_session, tokenizer, max_sentence_length=CALIBRATION_MAX_LENGTH).embed(words)

@@ -34,7 +34,7 @@ def _candidates(bundles: dict[str, ModelBundle]) -> list[tuple[str, str, str]]:
 def _embed(bundle: ModelBundle, runtime: str, precision: str, words: list[list[str]], threads: int | None):
     """(vectors per text, best model seconds of two passes) with the job's default batching."""
     from pipelines.config import EmbeddingsSettings
-    from pipelines.embed import TokenEmbedder
+    from pipelines.model.embed import TokenEmbedder
 
     e = EmbeddingsSettings()
     embedder = TokenEmbedder(bundle.open_session(runtime=runtime, precision=precision, threads=threads),

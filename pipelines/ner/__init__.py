@@ -6,7 +6,7 @@
 - :mod:`pipelines.ner.model`   ``NerModel``: NER_DIR at inference (ONNX Runtime + NumPy Viterbi, no torch)
 - :mod:`pipelines.ner.stages`  ``NerDLModel``, ``NerConverter``: native Spark stages (fused with the others)
 - :mod:`pipelines.ner.tables`  ``with_entities`` (a DataFrame of entities from the fused stages); the job's entities
-  table comes from the token pass (:mod:`pipelines.tables`)
+  table comes from the token pass (:mod:`pipelines.annotate.tables`)
 - :mod:`pipelines.ner.linear`  ``train_linear_ner``: a linear-chain CRF over the embeddings, trained with NumPy
   (no torch), written as the same NER_DIR
 - :mod:`pipelines.ner.demo`    ``build_demo_ner``: that CRF trained on the bundled NER sample (the demo NER model)

@@ -277,7 +277,7 @@ def train_linear_ner(
     """Train on ``train_file`` (CoNLL, retokenized as the pipeline cuts), keep the epoch with the best dev
     entity F1, and write NER_DIR ``out_dir`` (see the module doc). Returns a
     :class:`pipelines.ner.train.NerTrainResult`."""
-    from pipelines.embed import TokenEmbedder
+    from pipelines.model.embed import TokenEmbedder
     from pipelines.model.bundle import ModelBundle
     from pipelines.ner.train import (char_matrix, char_vocabulary, check_out_dir, embed_sentences, retokenize,
                                      write_checked_model)

@@ -15,8 +15,8 @@ from pyspark.sql import DataFrame
 
 from pipelines import annotation as A
 from pipelines.ner.steps import ConverterStep, NerStep
-from pipelines.stages import (HasBatchSize, HasInputCols, HasIntraOpThreads, HasModelPath, HasStorageRef, NativeStage,
-                              stage_param, verified_model)
+from pipelines.annotate.stages import (HasBatchSize, HasInputCols, HasIntraOpThreads, HasModelPath, HasStorageRef, NativeStage,
+                                       stage_param, verified_model)
 
 
 class NerDLModel(NativeStage, HasInputCols, HasModelPath, HasBatchSize, HasStorageRef, HasIntraOpThreads):
@@ -111,7 +111,7 @@ class NerDLModel(NativeStage, HasInputCols, HasModelPath, HasBatchSize, HasStora
         return super()._transform(dataset)
 
     def _step(self):
-        from pipelines.model_paths import for_executors
+        from pipelines.store.model_paths import for_executors
 
         self._sync_with_model()
         g = self.getOrDefault

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from pipelines import annotation as A
 from pipelines.annotation import Ann
-from pipelines.native import Batch
+from pipelines.annotate.native import Batch
 from pipelines.ner.tags import converter_chunks
-from pipelines.worker_models import intra_op_threads, worker_model
+from pipelines.annotate.worker_models import intra_op_threads, worker_model
 
 
 def _score(x: float) -> str:
@@ -44,7 +44,7 @@ class NerStep:
         return [self.sentence_col, self.token_col, self.embeddings_col]
 
     def model(self):
-        from pipelines.model_paths import load_on_executor
+        from pipelines.store.model_paths import load_on_executor
         from pipelines.ner.model import NerModel
 
         threads = intra_op_threads(self.intra_op_threads)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from pipelines.native import Batch
-from pipelines.tables import ENTITY_COLUMNS, ENTITY_FIELDS
+from pipelines.annotate.native import Batch
+from pipelines.annotate.tables import ENTITY_COLUMNS, ENTITY_FIELDS
 
 
 def _entity(a, index: int) -> dict:
@@ -49,8 +49,8 @@ def with_entities(stages, keep: list[str]):
 
     ``stages``: the native stages up to and including NerConverter (its output column is the chunks).
     """
-    from pipelines import native
-    from pipelines.stages import check_inputs
+    from pipelines.annotate import native
+    from pipelines.annotate.stages import check_inputs
 
     steps = [s._step() for s in stages]
     chunk_col = steps[-1].output_col

@@ -1,6 +1,6 @@
 """Train a NER model (NerDLApproach's job, natively): CoNLL -> BERT embeddings -> tagger -> NER_DIR.
 
-No Spark: the CoNLL sentences are embedded directly with :class:`pipelines.embed.TokenEmbedder` on the
+No Spark: the CoNLL sentences are embedded directly with :class:`pipelines.model.embed.TokenEmbedder` on the
 model bundle (the same code the BertEmbeddings stage runs, with the same settings), so the tagger sees
 at training time exactly the vectors it will see in the pipeline. The embeddings are computed once and
 kept fixed, as in Spark NLP. torch is imported only here (inside :func:`train_ner`) and in
@@ -164,7 +164,7 @@ def train_ner(
     import torch
 
     from pipelines.model.bundle import ModelBundle
-    from pipelines.embed import TokenEmbedder
+    from pipelines.model.embed import TokenEmbedder
     from pipelines.ner.tagger import NerTagger, export_onnx
 
     log = log or (lambda _m: None)

@@ -14,6 +14,6 @@ def corpus_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def first_run(spark, tmp_path_factory, corpus_dir, demo_bundle):
     """The default job on ``JOB_CORPUS`` (read only: tests that write run their own job)."""
-    from pipelines.job import run_annotate
+    from pipelines.run.job import run_annotate
 
     return run_annotate(job_config(tmp_path_factory.mktemp("run") / "lake", corpus_dir, demo_bundle.path), spark=spark)

@@ -10,7 +10,7 @@ from pathlib import Path
 from notebook_runner import run_notebook
 from pyspark.sql import SparkSession
 
-from pipelines.session import session_conf
+from pipelines.spark.session import session_conf
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "annotate_corpus.py"
 

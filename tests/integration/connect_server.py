@@ -46,7 +46,7 @@ def connect_server(workdir: Path, jars: list[str], conf: dict[str, str]) -> Iter
     """``sc://127.0.0.1:PORT`` of a server running while the block runs; its log is ``workdir/server.log``."""
     import pyspark
 
-    from pipelines.session import log4j_config_path
+    from pipelines.spark.session import log4j_config_path
 
     port = _free_port()
     spark_home = Path(pyspark.__file__).parent

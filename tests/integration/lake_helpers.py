@@ -53,7 +53,7 @@ def read_table(spark, path):
     """A lake table, Delta or plain Parquet, as the lake wrote it."""
     from pathlib import Path as _P
 
-    from pipelines.lake import text_partition_values
+    from pipelines.store.lake import text_partition_values
 
     if (_P(str(path)) / "_delta_log").exists():
         return spark.read.format("delta").load(str(path))
@@ -88,7 +88,7 @@ def start_cli_run(config_file: Path, cfg) -> subprocess.Popen:
 
     config_file.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
-    return subprocess.Popen([sys.executable, "-m", "pipelines.cli", "annotate", "--config", str(config_file),
+    return subprocess.Popen([sys.executable, "-m", "pipelines.tools.cli", "annotate", "--config", str(config_file),
                              "--show", "0"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
 

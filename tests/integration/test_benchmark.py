@@ -29,7 +29,7 @@ PHASES = ("raw_fp32", "pipeline_fp32", "sparknlp_fp32", "pipeline_int8", "pipeli
 def result(tmp_path_factory):
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    from pipelines import jars
+    from pipelines.spark import jars
 
     tmp = tmp_path_factory.mktemp("bench")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from lake_helpers import job_config
 
-from pipelines.dry_run import dry_run
-from pipelines.job import JobError, run_annotate
+from pipelines.run.dry_run import dry_run
+from pipelines.run.job import JobError, run_annotate
 
 ROWS = [("de-1", "Der Hund schläft.", "de"), ("de-2", "Die Katze auch!", "de"), ("fr-1", "Bonjour à tous.", "fr")]
 

@@ -21,7 +21,7 @@ from pipelines.classify.stages import (
 )
 from pipelines.model.prepare import prepare_model
 from pipelines.ner.stages import NerConverter
-from pipelines.stages import DocumentAssembler, SentenceDetector, Tokenizer
+from pipelines.annotate.stages import DocumentAssembler, SentenceDetector, Tokenizer
 
 torch = pytest.importorskip("torch")
 

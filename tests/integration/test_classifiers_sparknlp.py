@@ -17,7 +17,7 @@ import pytest
 from sparknlp_losses import spark_nlp_loses_part_of
 
 from classifier_checkpoints import ARCHITECTURES, wordpiece_tokenizer, write_classifier_checkpoint
-from pipelines import sparknlp_engine
+from pipelines.annotate import sparknlp_engine
 from pipelines.classify import stages as ours_stages
 from pipelines.config import parse_config
 from pipelines.model.bundle import ModelBundle

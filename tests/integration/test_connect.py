@@ -16,7 +16,7 @@ import yaml
 from connect_server import connect_server, connect_supported
 from lake_helpers import JOB_CORPUS, assert_same_table, job_config, read_table, write_corpus
 
-from pipelines.session import DELTA_CONF
+from pipelines.spark.session import DELTA_CONF
 
 pytestmark = pytest.mark.skipif(connect_supported() is not None, reason=str(connect_supported()))
 HERE = Path(__file__).resolve().parent
@@ -24,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 
 @pytest.fixture(scope="module")
 def connect_url(tmp_path_factory):
-    from pipelines.jars import jar_paths
+    from pipelines.spark.jars import jar_paths
 
     with connect_server(tmp_path_factory.mktemp("connect-server"), jar_paths("delta"), DELTA_CONF) as url:
         yield url
@@ -42,13 +42,13 @@ def corpus(tmp_path_factory):
 
 
 def _cli(config: dict, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    from pipelines.jars import cache_root
+    from pipelines.spark.jars import cache_root
 
     path = tmp_path / f"config-{len(list(tmp_path.glob('config-*')))}.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     env = {**os.environ, "CORPUS_NLP_CACHE_DIR": str(tmp_path / "cache"), "CORPUS_NLP_JARS_DIR": str(cache_root()),
            "PYSPARK_PYTHON": sys.executable}
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", "annotate", "--config", str(path), "--log-format",
+    return subprocess.run([sys.executable, "-m", "pipelines.tools.cli", "annotate", "--config", str(path), "--log-format",
                            "json", "--show", "0", *args], env=env, capture_output=True, text=True)
 
 
@@ -99,7 +99,7 @@ def test_cli_on_a_connect_server_writes_the_lake_a_classic_driver_writes(spark, 
 
 
 def run_annotate_classic(spark, lake: Path, corpus: Path, bundle) -> dict:
-    from pipelines.job import run_annotate
+    from pipelines.run.job import run_annotate
 
     return run_annotate(job_config(lake, corpus, bundle), spark=spark).manifest
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from test_installed_package import build_wheel
 
-from pipelines.cli import main
+from pipelines.tools.cli import main
 from pipelines.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,7 +129,7 @@ def test_wheel_task_runs_the_built_wheels_entry_point_with_parameters_the_cli_ac
     name = re.search(r"^Name: (.+)$", metadata, re.M).group(1)
     assert re.sub(r"[-_.]+", "_", name).lower() == wheel_task["package_name"]
     scripts = re.search(r"\[console_scripts\]\n((?:.+\n?)*)", entry_points).group(1)
-    assert f"{wheel_task['entry_point']} = pipelines.cli:main" in scripts
+    assert f"{wheel_task['entry_point']} = pipelines.tools.cli:main" in scripts
     # a runtime's own PySpark and Delta are kept: the wheel asks for PySpark only under the local and
     # connect extras, and for no Delta package at all
     requires = re.findall(r"^Requires-Dist: (.+)$", metadata, re.M)

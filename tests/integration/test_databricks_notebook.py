@@ -7,7 +7,7 @@ import pytest
 from lake_helpers import write_corpus
 from notebook_runner import run_notebook
 
-from pipelines.session import session_conf
+from pipelines.spark.session import session_conf
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "annotate_corpus.py"
 CORPUS = {"de": [("de-1", "Angela Merkel besuchte Berlin."), ("de-2", "Die Katze schläft.")],

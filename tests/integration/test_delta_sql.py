@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from pipelines.delta_sql import USER_METADATA
-from pipelines.lake import Lake
+from pipelines.store.delta_sql import USER_METADATA
+from pipelines.store.lake import Lake
 
 
 def test_a_table_is_a_folder_with_a_commit(spark, tmp_path):

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines import jars
+from pipelines.spark import jars
 from pipelines.ner.model import NerModel
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,7 +93,7 @@ def test_demo_ner_is_deterministic(demo_ners):
 
 
 def test_demo_ner_finds_entities_and_its_metrics_are_the_inference_paths(demo_ners, demo_bundle):
-    from pipelines.embed import TokenEmbedder
+    from pipelines.model.embed import TokenEmbedder
     from pipelines.ner.conll import read_conll
     from pipelines.ner.metrics import entity_scores
     from pipelines.ner.train import retokenize
@@ -139,7 +139,7 @@ def test_the_demo_job_trains_its_ner_model_without_torch_and_report_works_after_
     # the jars this checkout already fetched (`make jars`); the fetch itself is the test below
     env, marker = no_torch_env(tmp_path, CORPUS_NLP_CACHE_DIR=str(user_cache),
                                CORPUS_NLP_JARS_DIR=str(jars.cache_root()))
-    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "annotate", "--config", str(ROOT / "conf" / "local.yaml"),
+    proc = subprocess.run([sys.executable, "-m", "pipelines.tools.cli", "annotate", "--config", str(ROOT / "conf" / "local.yaml"),
                            "--partition", "lang=de", "--show", "0", "--log-format", "json"],
                           env=env, cwd=cwd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -152,7 +152,7 @@ def test_the_demo_job_trains_its_ner_model_without_torch_and_report_works_after_
     assert json.loads((ner_dir / "ner.json").read_text())["hyperparameters"]["architecture"] == "linear-crf"
     assert manifest["ner"]["storage_ref"] == json.loads((ner_dir / "ner.json").read_text())["storage_ref"]
 
-    report = subprocess.run([sys.executable, "-m", "pipelines.cli", "report", "lake"], env=env, cwd=cwd,
+    report = subprocess.run([sys.executable, "-m", "pipelines.tools.cli", "report", "lake"], env=env, cwd=cwd,
                             capture_output=True, text=True)
     assert report.returncode == 0, report.stderr[-3000:]
     page = (cwd / "lake" / "_reports" / "report.html").read_text(encoding="utf-8")
@@ -171,12 +171,12 @@ def test_make_demo_installs_no_torch_and_fetches_the_delta_jars_only(tmp_path):
     demo = make_dry_run("demo", tmp_path)
     installs = [re.search(r'-e "\.\[([^\]]*)\]"', line) for line in demo if "pip install" in line and "-e" in line]
     assert [set(m.group(1).split(",")) for m in installs if m] == [{"local", "report"}]
-    fetches = [shlex.split(line) for line in demo if "pipelines.jars" in line]
-    assert [f[f.index("pipelines.jars") + 1:] for f in fetches] == [["fetch", "delta"]]
+    fetches = [shlex.split(line) for line in demo if "pipelines.spark.jars" in line]
+    assert [f[f.index("pipelines.spark.jars") + 1:] for f in fetches] == [["fetch", "delta"]]
     # `make test` installs torch and fetches everything the Spark line pins (no names)
     test = make_dry_run("test", tmp_path)
     assert any("torch" in line for line in test if "pip install" in line)
-    assert [shlex.split(line)[-1] for line in test if "pipelines.jars" in line] == ["fetch"]
+    assert [shlex.split(line)[-1] for line in test if "pipelines.spark.jars" in line] == ["fetch"]
 
     # what that command puts into a fresh CORPUS_NLP_CACHE_DIR (it moves the jars too): the Delta build only
     cache = tmp_path / "cache"
@@ -194,7 +194,7 @@ def test_make_demo_installs_no_torch_and_fetches_the_delta_jars_only(tmp_path):
 
 def test_train_ner_without_torch_says_in_one_line_which_extra_to_install(tmp_path):
     env, marker = no_torch_env(tmp_path)
-    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "train-ner", "--out", str(tmp_path / "ner")],
+    proc = subprocess.run([sys.executable, "-m", "pipelines.tools.cli", "train-ner", "--out", str(tmp_path / "ner")],
                           env=env, cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr

@@ -9,7 +9,7 @@ import pytest
 from lake_helpers import job_config, write_corpus
 
 from pipelines.errors import JobError
-from pipelines.job import run_annotate
+from pipelines.run.job import run_annotate
 
 SENTENCE = "Der Zug nach München fährt um 9.15 Uhr ab, sagte Dr. Weiß. 北京很大！ "
 

@@ -8,9 +8,9 @@ from pathlib import Path
 from click.testing import CliRunner
 from lake_helpers import job_config, write_corpus
 
-from pipelines.cli import main
-from pipelines.dry_run import dry_run
-from pipelines.job import run_annotate
+from pipelines.tools.cli import main
+from pipelines.run.dry_run import dry_run
+from pipelines.run.job import run_annotate
 
 CORPUS = {
     "de": [("de-1", "Der Hund schläft. Die Katze auch!")],

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from lake_helpers import assert_same_table, job_config, write_corpus
 
-from pipelines.faults import KILL_WORKER_ONCE
-from pipelines.job import run_annotate
+from pipelines.run.faults import KILL_WORKER_ONCE
+from pipelines.run.job import run_annotate
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = {
@@ -35,7 +35,7 @@ def clean_lake(spark, tmp_path_factory, corpus, demo_bundle):
 
 def _run_cli(config_file: Path, extra=()):
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", "annotate", "--config", str(config_file),
+    return subprocess.run([sys.executable, "-m", "pipelines.tools.cli", "annotate", "--config", str(config_file),
                            "--show", "0", *extra], env=env, capture_output=True, text=True, cwd=ROOT)
 
 

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lake_helpers import job_config, write_corpus, read_table
 
-from pipelines.job import run_annotate, with_token_embeddings
-from pipelines.tables import SEGMENT_CHARS, stream_token_table
+from pipelines.run.job import run_annotate, with_token_embeddings
+from pipelines.annotate.tables import SEGMENT_CHARS, stream_token_table
 
 PIECES = st.one_of(
     st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40),  # any plane, controls included
@@ -24,7 +24,7 @@ TEXTS = st.lists(st.lists(PIECES, max_size=6).map(" ".join), min_size=1, max_siz
 @pytest.fixture(scope="module")
 def steps(demo_bundle):
     from pipelines.config import parse_config
-    from pipelines.job import build_stages
+    from pipelines.run.job import build_stages
 
     stages = build_stages(parse_config({}), str(demo_bundle.path), ["doc_id", "text"])
     all_steps = [s._step() for s in stages]

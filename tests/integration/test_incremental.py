@@ -9,12 +9,12 @@ import pytest
 from click.testing import CliRunner
 from lake_helpers import assert_same_table, commits, job_config, write_corpus, read_table
 
-from pipelines.cli import main
+from pipelines.tools.cli import main
 from pipelines.config import ConfigError
-from pipelines.dry_run import dry_run
-from pipelines.job import JobError, run_annotate
-from pipelines.lake import Lake
-from pipelines.session import EnvironmentProblem, check_java
+from pipelines.run.dry_run import dry_run
+from pipelines.run.job import JobError, run_annotate
+from pipelines.store.lake import Lake
+from pipelines.spark.session import EnvironmentProblem, check_java
 
 DAY1 = {"de": [("de-1", "Der Hund schläft."), ("de-2", "Die Katze auch!")], "fr": [("fr-1", "Bonjour à tous.")]}
 

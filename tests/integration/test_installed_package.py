@@ -30,7 +30,7 @@ def build_wheel(tmp: Path) -> Path:
 
 def test_installed_wheel_fetches_delta_and_annotates_the_bundled_sample_without_a_config(tmp_path):
     from pipelines.cache import cache_dir
-    from pipelines.jars import library
+    from pipelines.spark.jars import library
 
     wheel = build_wheel(tmp_path)
     target = tmp_path / "site"
@@ -82,7 +82,7 @@ def test_installed_wheel_fetches_delta_and_annotates_the_bundled_sample_without_
     assert summary["tokens"] == manifest["counts"]["tokens"]
     assert summary["tokens_per_s"] == round(summary["tokens"] / timings["annotate_s"], 1)
 
-    init = subprocess.run([sys.executable, "-m", "pipelines.cli", "init"], env=env, cwd=cwd, capture_output=True,
+    init = subprocess.run([sys.executable, "-m", "pipelines.tools.cli", "init"], env=env, cwd=cwd, capture_output=True,
                           text=True)
     assert init.returncode == 0 and (cwd / "corpus-nlp.yaml").read_bytes() == (ROOT / "conf" / "local.yaml").read_bytes()
     assert (target / "pipelines" / "resources" / "conf" / "log4j2.properties").is_file()

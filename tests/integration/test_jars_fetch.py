@@ -1,10 +1,10 @@
-"""Every Delta build pipelines/jars.py pins resolves through Maven as `corpus-nlp jars fetch delta` fetches
+"""Every Delta build pipelines/spark/jars.py pins resolves through Maven as `corpus-nlp jars fetch delta` fetches
 it, whichever Spark line this environment has: a pin that names no published artifact fails here, not on a
 user's machine (the legs run the lake on their own line's build)."""
 
 import pytest
 
-from pipelines import jars
+from pipelines.spark import jars
 
 
 @pytest.mark.parametrize("line", [line for line, libs in jars.LIBRARIES.items() if "delta" in libs])

@@ -14,10 +14,10 @@ from click.testing import CliRunner
 
 from lake_helpers import JOB_CORPUS as CORPUS, files_per_partition, job_config, read_table, write_corpus
 
-from pipelines.cli import main
-from pipelines.job import JobError, run_annotate
+from pipelines.tools.cli import main
+from pipelines.run.job import JobError, run_annotate
 from pipelines.model.bundle import BundleError
-from pipelines.session import library_conf, log4j_config_path
+from pipelines.spark.session import library_conf, log4j_config_path
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -179,7 +179,7 @@ def test_float16_embeddings_halve_the_vectors_and_decode_to_the_float32_ones(spa
                                                                             demo_bundle, first_run):
     import numpy as np
 
-    from pipelines.tables import decode_float16
+    from pipelines.annotate.tables import decode_float16
 
     result = run_annotate(config(tmp_path, corpus_dir, demo_bundle.path, embedding_dtype="float16"), spark=spark)
     half = {(r.doc_id, r.token_index): r.embedding for r in read_table(spark, result.tables["token_embeddings"]).collect()}

@@ -16,10 +16,10 @@ from lake_helpers import commits, job_config, read_table, write_corpus
 from classifier_checkpoints import NER_LABELS, SENTIMENT_LABELS, TEXTS, hf_word_logits, wordpiece_tokenizer, \
     write_classifier_checkpoint
 from pipelines.classify.classifier import softmax
-from pipelines import state
-from pipelines.cli import main
-from pipelines.dry_run import dry_run
-from pipelines.job import JobError, build_stages, model_summaries, run_annotate
+from pipelines.store import state
+from pipelines.tools.cli import main
+from pipelines.run.dry_run import dry_run
+from pipelines.run.job import JobError, build_stages, model_summaries, run_annotate
 from pipelines.model.prepare import prepare_model
 from pipelines.ner.tags import converter_chunks
 

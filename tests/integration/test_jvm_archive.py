@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RUN = textwrap.dedent("""
     import sys
     from pipelines.config import SparkSettings
-    from pipelines.session import get_spark
+    from pipelines.spark.session import get_spark
 
     log = sys.argv[1]
     conf = {"spark.ui.enabled": "false", "spark.driver.extraJavaOptions": f"-Xlog:class+load=info:file={log}"}

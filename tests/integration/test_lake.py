@@ -17,12 +17,12 @@ import pytest
 import yaml
 from lake_helpers import files_per_partition, job_config, manifests, read_table, start_cli_run, write_corpus
 
-from pipelines.dry_run import dry_run
+from pipelines.run.dry_run import dry_run
 from pipelines.errors import JobError, RunInProgress
-from pipelines.faults import HOLD_TASKS_UNTIL
-from pipelines.job import run_annotate
-from pipelines.lake import Lake
-from pipelines.state import Partition
+from pipelines.run.faults import HOLD_TASKS_UNTIL
+from pipelines.run.job import run_annotate
+from pipelines.store.lake import Lake
+from pipelines.store.state import Partition
 
 
 def write_rows(path: Path, rows: list[tuple], text_type=pa.string()) -> None:
@@ -137,7 +137,7 @@ def test_a_setting_that_changes_the_schema_is_refused_before_any_model_work(spar
         "model": {"bundle": str(demo_bundle.path), "build_demo_if_missing": False}}))
     no_java = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"}
     no_java["PATH"] = os.pathsep.join(d for d in no_java["PATH"].split(os.pathsep) if not (Path(d) / "java").exists())
-    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "annotate", "--config", str(tmp_path / "f32.yaml")],
+    proc = subprocess.run([sys.executable, "-m", "pipelines.tools.cli", "annotate", "--config", str(tmp_path / "f32.yaml")],
                           env=no_java, capture_output=True, text=True)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr.startswith(f"Error: lake {tmp_path / 'lake'} stores its embeddings as float16"), proc.stderr

@@ -11,10 +11,10 @@ import pytest
 from lake_helpers import assert_same_table, commits, job_config, manifests, start_cli_run, write_corpus
 
 from pipelines.errors import LakeConflict, RunInProgress
-from pipelines.faults import HOLD_TASKS_UNTIL
-from pipelines.job import run_annotate
-from pipelines.lake import Lake
-from pipelines.state import Partition
+from pipelines.run.faults import HOLD_TASKS_UNTIL
+from pipelines.run.job import run_annotate
+from pipelines.store.lake import Lake
+from pipelines.store.state import Partition
 
 GERMAN = Partition(values=(("lang", "de"),), signature="")
 

@@ -10,8 +10,8 @@ from pipelines import LightPipeline
 from pipelines.ner.stages import NerConverter, NerDLModel
 from pipelines.ner.train import train_ner
 from pipelines.resources import ner_sample_dir
-from pipelines.stages import (BertEmbeddings, DocumentAssembler, MultilingualSentenceDetector, SentenceDetector,
-                              Tokenizer)
+from pipelines.annotate.stages import (BertEmbeddings, DocumentAssembler, MultilingualSentenceDetector, SentenceDetector,
+                                       Tokenizer)
 
 TEXTS = [
     "Angela Merkel besuchte Paris. Dr. Weiß stimmte zu.",

@@ -1,5 +1,5 @@
 """Progress moves while one huge document is under way: running tasks send their counts to the driver
-(UDP), before the task reports the finished batch in its output (pipelines.worker_reports)."""
+(UDP), before the task reports the finished batch in its output (pipelines.annotate.worker_reports)."""
 
 import time
 
@@ -8,18 +8,18 @@ import pytest
 
 from pyspark.sql.types import StringType, StructField
 
-from pipelines.progress import JobProgress, LiveCounts
-from pipelines.tables import spark_schema, stream_token_table
-from pipelines.worker_reports import REPORT_COLUMN, RunReport, TaskReport, with_report_column
+from pipelines.run.progress import JobProgress, LiveCounts
+from pipelines.annotate.tables import spark_schema, stream_token_table
+from pipelines.annotate.worker_reports import REPORT_COLUMN, RunReport, TaskReport, with_report_column
 
 SENTENCE = "Der Zug nach München fährt um 9.15 Uhr ab, sagte Dr. Weiß. 北京很大！ "
 
 
 @pytest.fixture(scope="module")
 def steps(demo_bundle):
-    from pipelines.assemble import build_stages
+    from pipelines.run.assemble import build_stages
     from pipelines.config import parse_config
-    from pipelines.job import split_roles
+    from pipelines.run.job import split_roles
 
     text_stages, model_stages = split_roles(build_stages(parse_config({}), str(demo_bundle.path), ["doc_id", "text"]))
     return [s._step() for s in text_stages], [s._step() for s in model_stages]

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from pipelines.cache import cache_dir
-from pipelines.model_paths import FETCHED_DIR, ModelFetchError, forget_fetched, local_dir
-from pipelines.stages import BertEmbeddings
+from pipelines.store.model_paths import FETCHED_DIR, ModelFetchError, forget_fetched, local_dir
+from pipelines.annotate.stages import BertEmbeddings
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def test_a_bundle_at_a_uri_is_fetched_checked_and_used_like_a_local_one(spark, r
     assert local_dir(uri) == fetched and fetched.name == key  # the same model: the same copy
 
     texts = spark.createDataFrame([("d1", "Angela Merkel besuchte Paris.")], ["doc_id", "text"])
-    from pipelines.stages import DocumentAssembler, SentenceDetector, Tokenizer
+    from pipelines.annotate.stages import DocumentAssembler, SentenceDetector, Tokenizer
 
     def vectors(bundle_path):
         df = texts

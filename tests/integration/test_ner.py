@@ -18,15 +18,15 @@ from pyspark.ml import Pipeline, PipelineModel
 from pyspark.sql import functions as F
 
 from pipelines.annotation import spark_type
-from pipelines.cli import main
-from pipelines.job import JobError, run_annotate
+from pipelines.tools.cli import main
+from pipelines.run.job import JobError, run_annotate
 from pipelines.ner.conll import write_conll
 from pipelines.ner.model import NerModel, NerModelError
 from pipelines.ner.stages import NerConverter, NerDLModel
 from pipelines.ner.tables import ENTITY_COLUMNS, with_entities
 from pipelines.ner.tags import entities
 from pipelines.ner.train import train_ner
-from pipelines.stages import BertEmbeddings, DocumentAssembler, MultilingualSentenceDetector, Tokenizer
+from pipelines.annotate.stages import BertEmbeddings, DocumentAssembler, MultilingualSentenceDetector, Tokenizer
 
 # --- synthetic multilingual data -----------------------------------------------------------------
 
@@ -215,7 +215,7 @@ def test_training_reaches_f1_on_sentences_with_held_out_names(trained, demo_bund
 
 
 def test_scores_do_not_depend_on_the_batch(trained, demo_bundle):
-    from pipelines.embed import TokenEmbedder
+    from pipelines.model.embed import TokenEmbedder
 
     embedder = TokenEmbedder(demo_bundle.create_session(intra_op_threads=1), demo_bundle.load_tokenizer())
     sentences = [["Renmi", "Kalo", "said", "so", "."], ["in", "Torva", "."], ["Das", "Wetter", "war", "kalt", "und",
@@ -390,7 +390,7 @@ def test_cli_trains_from_config_and_reports_errors_plainly(data, demo_bundle, tm
 def test_job_pass_in_small_units_finds_the_same_chunks_as_the_fused_stages(annotated, docs, demo_bundle, trained):
     import pyarrow as pa
 
-    from pipelines.tables import stream_token_table
+    from pipelines.annotate.tables import stream_token_table
 
     rb = pa.RecordBatch.from_pydict({"doc_id": [d for d, _, _ in docs], "text": [t for _, t, _ in docs]})
     steps = [s._step() for s in stages(demo_bundle.path, trained.path)]

@@ -23,7 +23,7 @@ NOT_COPIED = shutil.ignore_patterns(".git", ".venv*", "lake", "__pycache__", "*.
 
 NOTEBOOK_SESSION = textwrap.dedent("""\
     from pipelines.config import SparkSettings
-    from pipelines.session import get_spark
+    from pipelines.spark.session import get_spark
     spark = get_spark(SparkSettings(master="local[2]"), ["delta"])
 """)
 

@@ -23,9 +23,9 @@ from lake_helpers import job_config, read_table, write_corpus
 from PIL import Image
 from pyspark.sql import functions as F
 
-from pipelines.cli import main
+from pipelines.tools.cli import main
 from pipelines.errors import JobError
-from pipelines.job import run_annotate
+from pipelines.run.job import run_annotate
 
 MATPLOTLIB_BLUE = (0x1F, 0x77, 0xB4)  # the first colour of matplotlib's cycle: the bars and histograms
 

@@ -8,10 +8,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.native import EmbedStep, MultilingualSentenceStep
-from pipelines.row_errors import RowErrorLimitExceeded, limit_message
-from pipelines.tables import segment_bounds, spark_schema, stream_annotations, stream_token_table
-from pipelines.worker_reports import RunReport, with_report_column
+from pipelines.annotate.native import EmbedStep, MultilingualSentenceStep
+from pipelines.annotate.row_errors import RowErrorLimitExceeded, limit_message
+from pipelines.annotate.tables import segment_bounds, spark_schema, stream_annotations, stream_token_table
+from pipelines.annotate.worker_reports import RunReport, with_report_column
 
 TEXT_POISON = "Giftpilz"  # a document holding it makes the sentence step below raise
 MODEL_POISON = "Knollenblätterpilz"  # a token equal to it makes the embeddings step below raise
@@ -41,7 +41,7 @@ class EmbeddingsThatBreak(EmbedStep):
 @pytest.fixture(scope="module")
 def steps(demo_bundle):
     from pipelines.config import parse_config
-    from pipelines.job import build_stages
+    from pipelines.run.job import build_stages
 
     stages = build_stages(parse_config({}), str(demo_bundle.path), ["doc_id", "text"])
     all_steps = [s._step() for s in stages]

@@ -16,14 +16,16 @@ from click.testing import CliRunner
 from lake_helpers import job_config, write_corpus
 from sparknlp_losses import spark_nlp_loses_part_of
 
-from pipelines import sparknlp_engine, state
-from pipelines.cli import main
+from pipelines.annotate import sparknlp_engine
+
+from pipelines.store import state
+from pipelines.tools.cli import main
 from pipelines.config import parse_config
-from pipelines.job import JobError, run_annotate
+from pipelines.run.job import JobError, run_annotate
 from pipelines.model.bundle import BundleError, ModelBundle
 from pipelines.model.demo import SAMPLE_CORPUS_DIR
 from pipelines.model.sparknlp_io import bundle_from_sparknlp
-from pipelines.stages import BertEmbeddings
+from pipelines.annotate.stages import BertEmbeddings
 
 DOCS_PER_LANGUAGE = 4
 TOLERANCE = 1e-4

@@ -6,7 +6,7 @@ from chispa import assert_df_equality
 from pyspark.ml import Pipeline, PipelineModel
 
 from pipelines.annotation import spark_type
-from pipelines.stages import BertEmbeddings, DocumentAssembler, SentenceDetector, Tokenizer
+from pipelines.annotate.stages import BertEmbeddings, DocumentAssembler, SentenceDetector, Tokenizer
 
 TEXTS = [
     ("de-1", "Der Bürgermeister von München sagte: „Wir bauen 3,5 km Radwege.“ Dr. Weiß stimmte zu."),

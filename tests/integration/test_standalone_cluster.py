@@ -25,9 +25,9 @@ import pytest
 import yaml
 from lake_helpers import assert_same_table, job_config, write_corpus
 
-from pipelines.job import run_annotate
-from pipelines.lake import QUARANTINE_TABLE, TOKEN_TABLE
-from pipelines.session import log4j_config_path
+from pipelines.run.job import run_annotate
+from pipelines.store.lake import QUARANTINE_TABLE, TOKEN_TABLE
+from pipelines.spark.session import log4j_config_path
 
 pytestmark = pytest.mark.slow
 
@@ -109,7 +109,7 @@ def cluster(tmp_path):
 
 @pytest.fixture(scope="module")
 def packed_env(tmp_path_factory):
-    from pipelines.pack_env import pack_env
+    from pipelines.tools.pack_env import pack_env
 
     return pack_env(tmp_path_factory.mktemp("env") / "corpus-nlp-env.tar.gz").path
 

@@ -10,7 +10,7 @@ difference has its own test below, showing what Spark NLP loses and that we do n
 import pytest
 from pyspark.ml import Pipeline
 
-from pipelines.stages import DocumentAssembler, SentenceDetector, Tokenizer
+from pipelines.annotate.stages import DocumentAssembler, SentenceDetector, Tokenizer
 from pipelines.text import parity
 
 COLUMNS = ["document", "sentence", "token"]

@@ -23,10 +23,10 @@ def test_the_annotation_type_is_spark_nlps_to_the_last_nullable_flag():
 NATIVE = """
 import json, sys
 sys.modules["sparknlp"] = None  # what an absent (or unimportable) spark-nlp gives: ImportError
-import pipelines.cli, pipelines.job, pipelines.stages
+import pipelines.tools.cli, pipelines.run.job, pipelines.annotate.stages
 from pipelines import LightPipeline
 from pipelines.annotation import spark_type
-from pipelines.stages import DocumentAssembler, SentenceDetector, Tokenizer
+from pipelines.annotate.stages import DocumentAssembler, SentenceDetector, Tokenizer
 spark_type()
 stages = [DocumentAssembler().setInputCol("text").setOutputCol("document"),
           SentenceDetector().setInputCols(["document"]).setOutputCol("sentence"),
@@ -44,7 +44,7 @@ def test_the_native_path_and_light_pipeline_run_without_spark_nlp():
     assert {a[0] for anns in without.values() for a in anns} == {"Ann"}  # our own, with the same six fields
 
     from pipelines import LightPipeline
-    from pipelines.stages import DocumentAssembler, SentenceDetector, Tokenizer
+    from pipelines.annotate.stages import DocumentAssembler, SentenceDetector, Tokenizer
 
     stages = [DocumentAssembler().setInputCol("text").setOutputCol("document"),
               SentenceDetector().setInputCols(["document"]).setOutputCol("sentence"),

@@ -89,7 +89,7 @@ def test_embeddings_manifest_keeps_its_fields(tmp_path):
 
 
 def test_cli_prepare_model_prints_task_and_labels(checkpoints, tmp_path):
-    from pipelines.cli import main
+    from pipelines.tools.cli import main
 
     out = tmp_path / "cli"
     result = CliRunner().invoke(main, ["prepare-model", "--from-dir",

@@ -12,8 +12,8 @@ from classifier_checkpoints import NER_LABELS, SENTIMENT_LABELS, TEXTS, wordpiec
 from pipelines.classify.stages import BertForTokenClassification, DistilBertForSequenceClassification
 from pipelines.model.prepare import prepare_model
 from pipelines.ner.stages import NerConverter
-from pipelines.stages import DocumentAssembler, SentenceDetector, Tokenizer
-from pipelines.tables import stream_token_table
+from pipelines.annotate.stages import DocumentAssembler, SentenceDetector, Tokenizer
+from pipelines.annotate.tables import stream_token_table
 
 pytest.importorskip("torch")
 

@@ -6,8 +6,8 @@ import sys
 import zipfile
 
 from pipelines.config import SparkSettings
-from pipelines.pack_env import driver_constraints, env_key, executor_requirements
-from pipelines.session import executor_python
+from pipelines.tools.pack_env import driver_constraints, env_key, executor_requirements
+from pipelines.spark.session import executor_python
 
 METADATA = """Metadata-Version: 2.1
 Name: corpus-nlp

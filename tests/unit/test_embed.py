@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.embed import TokenEmbedder, plan_batches
+from pipelines.model.embed import TokenEmbedder, plan_batches
 
 SENTENCES = [
     ["Der", "Bürgermeister", "von", "München", "sagte", ":", '"', "Ja", '"', "."],

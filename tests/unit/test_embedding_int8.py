@@ -5,7 +5,7 @@ import pytest
 
 from pipelines.config import ConfigError, parse_config
 from pipelines.model.calibrate import token_cosines
-from pipelines.tables import decode_int8, embedding_array, token_fields
+from pipelines.annotate.tables import decode_int8, embedding_array, token_fields
 
 
 def test_int8_cells_decode_to_the_vectors_at_a_quarter_of_the_bytes():

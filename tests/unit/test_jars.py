@@ -1,4 +1,4 @@
-"""The JVM library pins of pipelines/jars.py against the Spark lines pyproject.toml accepts: an unpinned
+"""The JVM library pins of pipelines/spark/jars.py against the Spark lines pyproject.toml accepts: an unpinned
 `pip install 'corpus-nlp[local]'` must get a PySpark whose Delta jars `corpus-nlp jars fetch` can fetch."""
 
 import tomllib
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from pipelines import jars
+from pipelines.spark import jars
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from pipelines.errors import RunInProgress
-from pipelines.lake import HELD, PLANNING, RunManifest, overlap, read_manifests, take_lease
+from pipelines.store.lake import HELD, PLANNING, RunManifest, overlap, read_manifests, take_lease
 
 DE, FR = {"lang": "de"}, {"lang": "fr"}
 

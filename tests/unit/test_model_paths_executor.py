@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.model_paths import SHIPPED, is_uri, load_on_executor
+from pipelines.store.model_paths import SHIPPED, is_uri, load_on_executor
 
 
 def _recording_load(log: Path):

@@ -14,12 +14,12 @@ from click.testing import CliRunner
 from markdown_doc import PAGES
 
 from pipelines import log
-from pipelines.cli import main
+from pipelines.tools.cli import main
 from pipelines.config import load_config
 from pipelines.errors import JobError
 from pipelines.ner.config import load_train_ner_config
 from pipelines.resources import resources_dir
-from pipelines.state import Partition, reasons
+from pipelines.store.state import Partition, reasons
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,7 +77,7 @@ def test_init_writes_starter_configs_that_load(user_cache, tmp_path):
 
 def test_train_ner_without_torch_says_what_to_install_in_one_line(tmp_path):
     code = ("import sys; sys.modules['torch'] = None\n"  # `import torch` now raises ImportError
-            "from pipelines.cli import main; main(['train-ner'])")
+            "from pipelines.tools.cli import main; main(['train-ner'])")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     lines = (proc.stdout + proc.stderr).strip().splitlines()
@@ -117,7 +117,7 @@ import sys
 from pyspark import SparkContext
 from pipelines.config import load_config
 from pipelines.errors import JobError
-from pipelines.job import run_annotate
+from pipelines.run.job import run_annotate
 
 for path in sys.argv[2:]:
     try:

@@ -11,8 +11,8 @@ import pytest
 
 from pipelines.config import JobConfig, parse_config
 from pipelines.errors import JobError
-from pipelines.lake import RunManifest
-from pipelines.reconcile import check_accounted, zero_counts
+from pipelines.store.lake import RunManifest
+from pipelines.run.reconcile import check_accounted, zero_counts
 
 
 @dataclass

@@ -10,8 +10,8 @@ from xml.etree import ElementTree
 
 import pytest
 
-from pipelines.report import (START_UP_LABEL, FileLayout, Histogram, ReportData, bar_figure, embedder_figure,
-                              histogram_figure, render, run_rows, start_up_seconds, throughput_figure)
+from pipelines.tools.report import (START_UP_LABEL, FileLayout, Histogram, ReportData, bar_figure, embedder_figure,
+                                    histogram_figure, render, run_rows, start_up_seconds, throughput_figure)
 
 matplotlib = pytest.importorskip("matplotlib")
 

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from pipelines.config import ConfigError, parse_config
-from pipelines.embed import TokenEmbedder
+from pipelines.model.embed import TokenEmbedder
 from pipelines.model.calibrate import read_calibration_texts, texts_fingerprint, token_cosines
 from pipelines.model.demo import FALLBACK_TEXTS, SAMPLE_CORPUS_DIR
 from pipelines.model.runtime import RuntimeSettingError, bf16_supported, check_runtime
-from pipelines.native import EmbedStep
+from pipelines.annotate.native import EmbedStep
 
 pytest.importorskip("openvino")
 

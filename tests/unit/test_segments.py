@@ -1,9 +1,9 @@
-"""Where the worker pass cuts a long document into segments (pipelines.tables.segment_bounds)."""
+"""Where the worker pass cuts a long document into segments (pipelines.annotate.tables.segment_bounds)."""
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.tables import segment_bounds
+from pipelines.annotate.tables import segment_bounds
 
 
 def _check_cover(text: str, limit: int) -> list[tuple[int, int]]:

@@ -27,7 +27,7 @@ def test_pyspark_only_in_the_local_extra_which_make_installs_and_no_delta_packag
 def test_annotate_without_pyspark_is_one_line(tmp_path):
     """A base install without PySpark: sys.modules blocks the import as an absent package would."""
     code = ("import sys; sys.modules['pyspark'] = None\n"
-            "from pipelines.cli import main; main(['annotate', '--show', '0'])")
+            "from pipelines.tools.cli import main; main(['annotate', '--show', '0'])")
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 2

@@ -4,9 +4,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from pipelines import state
+from pipelines.store import state
 from pipelines.config import JobConfig, parse_config
-from pipelines.lake import escape_path_name, is_inside, partition_dir, partition_predicate
+from pipelines.store.lake import escape_path_name, partition_dir, partition_predicate
+from pipelines.store.remote_files import is_inside
 
 
 @dataclass(frozen=True)
