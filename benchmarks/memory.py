@@ -49,7 +49,7 @@ def run_case(docs: int, chars: int, bundle: str, max_tokens: int, docs_done: int
 
     from pipelines.run.assemble import build_stages
     from pipelines.config import parse_config
-    from pipelines.run.job import split_roles
+    from pipelines.annotate.dataframes import split_roles
     from pipelines.annotate.tables import stream_token_table
 
     text_stages, model_stages = split_roles(build_stages(parse_config({}), bundle, ["doc_id", "text"]))

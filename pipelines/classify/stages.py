@@ -34,7 +34,7 @@ from pipelines.annotate.stages import (
 )
 
 
-class _Classifier(NativeStage, HasInputCols, HasModelPath, HasBatchSize, HasIntraOpThreads, HasMaxSentenceLength,
+class ClassifierStage(NativeStage, HasInputCols, HasModelPath, HasBatchSize, HasIntraOpThreads, HasMaxSentenceLength,
                   HasCaseSensitive, HasMaxBatchPieces, HasProviders):
     input_annotator_types = (A.DOCUMENT, A.TOKEN)
     task = ""  # the bundle task this stage runs
@@ -104,7 +104,7 @@ class _Classifier(NativeStage, HasInputCols, HasModelPath, HasBatchSize, HasIntr
                 g(self.maxBatchPieces))
 
 
-class _TokenClassifier(_Classifier):
+class _TokenClassifier(ClassifierStage):
     """One ``named_entity`` annotation per token: ``result`` the label of the token's first WordPiece,
     metadata ``sentence``, ``word`` and every label's probability (as Spark NLP writes them)."""
 
@@ -126,7 +126,7 @@ class DistilBertForTokenClassification(_TokenClassifier):
     model_type = "distilbert"
 
 
-class _SequenceClassifier(_Classifier):
+class _SequenceClassifier(ClassifierStage):
     """One ``category`` annotation per annotation of the first input column (sentence or document):
     ``result`` the label, metadata ``sentence`` and every label's probability; with ``coalesceSentences``
     one per row, the mean of its sequences' probabilities (as Spark NLP)."""

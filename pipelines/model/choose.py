@@ -68,13 +68,13 @@ def prepare_fastest(out_dir: str | Path, min_cosine: float, calibrate: str | Pat
                     **source: Any) -> ModelBundle:
     """Build every precision in a scratch directory, time them here, write the fastest above the floor."""
     from pipelines.model.demo import default_texts
-    from pipelines.model.prepare import _prepare_out_dir, prepare_model
+    from pipelines.model.prepare import prepare_out_dir, prepare_model
     from pipelines.model.runtime import cpu_model
 
     if not 0 < min_cosine <= 1:
         raise BundleError(f"--min-cosine {min_cosine} must be in (0, 1], e.g. 0.999")
     out = Path(out_dir)
-    _prepare_out_dir(out)
+    prepare_out_dir(out)
     with tempfile.TemporaryDirectory(prefix="corpus-nlp-choose-") as tmp:
         precisions = ["fp32", "int8"] + (["int8-static"] if calibrate else [])
         bundles = {p: prepare_model(Path(tmp) / p, precision=p, calibrate=calibrate if p == "int8-static" else None,

@@ -301,7 +301,7 @@ def quantize_int8(fp32_path: Path, out_path: Path) -> None:
     )
 
 
-def _prepare_out_dir(out: Path) -> None:
+def prepare_out_dir(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise BundleError(f"--out {out} exists and is not a directory: choose another path")
     out.mkdir(parents=True, exist_ok=True)
@@ -346,7 +346,7 @@ def prepare_model(
     if kind not in ("demo", "real"):
         raise BundleError(f"kind {kind!r} is not supported: use 'real' or 'demo'")
     out = Path(out_dir)
-    _prepare_out_dir(out)  # fail before the expensive part
+    prepare_out_dir(out)  # fail before the expensive part
 
     if hf_id is not None:
         ckpt = _download(hf_id)

@@ -203,7 +203,7 @@ def bundle_from_sparknlp(saved_dir: str | os.PathLike[str], out_dir: str | os.Pa
     """Turn a saved Spark NLP ``BertEmbeddings`` (ONNX engine) into a verified bundle in ``out_dir``."""
     import onnx
 
-    from .prepare import _prepare_out_dir
+    from .prepare import prepare_out_dir
 
     saved = Path(saved_dir).expanduser().resolve()
     if not saved.is_dir():
@@ -223,7 +223,7 @@ def bundle_from_sparknlp(saved_dir: str | os.PathLike[str], out_dir: str | os.Pa
         raise BundleError(f"{saved} was saved with engine {params.get('engine')!r}; only 'onnx' models can become "
                           "a bundle: import an ONNX export into Spark NLP and save that")
     out = Path(out_dir)
-    _prepare_out_dir(out)
+    prepare_out_dir(out)
     raw = _read_onnx_bytes(saved)
     try:
         model = onnx.load_from_string(raw)

@@ -35,11 +35,12 @@ from pipelines.annotate.row_errors import limit_message
 from pipelines.spark.session import default_parallelism, is_connect, num_partitions, restores_session_conf
 from pipelines.run.reconcile import check_accounted, counts_read_back, zero_counts
 from pipelines.text.sentences import VISIBLE_CHAR_REGEX
-from pipelines.annotate.worker_reports import REPORT_COLUMN, RunReport, with_report_column
+from pipelines.annotate.dataframes import split_roles, tokens_from_annotations, with_token_embeddings
+from pipelines.annotate.worker_reports import REPORT_COLUMN, RunReport
 
 CLASSIFICATION_COLUMNS = ("sentence", "label", "score", "scores")  # of the classifications table
 
-__all__ = ["JobError", "RunResult", "run_annotate", "build_stages", "with_token_embeddings"]
+__all__ = ["JobError", "RunResult", "run_annotate", "build_stages"]
 
 
 @dataclass
@@ -85,89 +86,6 @@ def require_delta(spark) -> None:
 
 
 # --- inputs --------------------------------------------------------------------------------------
-
-
-# --- pipeline ------------------------------------------------------------------------------------
-
-
-def split_roles(stages) -> tuple[list, list]:
-    """(text stages, model stages): everything before the first model stage (BertEmbeddings or a
-    classifier) turns text into tokens; the model stages and what follows them (NerDLModel,
-    NerConverter, classifiers) work on those tokens."""
-    from pipelines.classify.stages import _Classifier
-    from pipelines.annotate.stages import BertEmbeddings
-
-    first_model = next((i for i, s in enumerate(stages) if isinstance(s, (BertEmbeddings, _Classifier))), None)
-    if first_model is None:
-        raise ValueError("with_token_embeddings needs a BertEmbeddings or classifier stage after the text stages")
-    return list(stages[:first_model]), list(stages[first_model:])
-
-
-def with_token_embeddings(stages, keep: list[str], max_tokens: int = 16384, fault_marker=None,
-                          embedding_dtype: str = "float32", report=None, hold_until: str | None = None):
-    """``df.transform(with_token_embeddings(stages, ["doc_id", "lang"]))``: one row per token.
-
-    Runs the fused native stages and flattens in the same Python pass, in units of at most
-    ``max_tokens`` tokens, so per-token annotation structs never reach the JVM and a worker's memory
-    does not grow with the document. ``report`` (a :class:`pipelines.annotate.worker_reports.RunReport`): a row
-    that raises is reported there and the task goes on, and the output carries the workers' reports
-    until ``report.split`` takes them off; None: the first row that raises fails the task. ``hold_until``
-    (tests only): each task waits for this file before its first row.
-    """
-    from pipelines.annotate.stages import check_inputs
-
-    for stage in stages:  # NerDLModel's storage-ref rule, on the driver, before any task runs
-        check = getattr(stage, "_check_embeddings_of_stages", None)
-        if check is not None:
-            check(stages)
-    text_stages, model_stages = split_roles(stages)
-    text_steps, model_steps = [s._step() for s in text_stages], [s._step() for s in model_stages]
-
-    def transform(df):
-        check_inputs(df, text_steps + model_steps)
-        roles = tables.model_roles(model_steps)
-        schema = tables.spark_schema([df.schema[c] for c in keep], embedding_dtype if roles.embeddings else None,
-                                     ner=roles.tagger is not None, classification=roles.sequence is not None)
-
-        def flatten(batches):
-            task = report.task() if report is not None else None
-            out = tables.stream_token_table(batches, text_steps, model_steps, keep, max_tokens, task, fault_marker,
-                                            embedding_dtype, on_row_error=task.row_failed if task else None,
-                                            hold_until=hold_until)
-            return task.attach(out, schema) if task else out
-
-        return df.mapInArrow(flatten, with_report_column(schema) if report is not None else schema)
-
-    return transform
-
-
-def tokens_from_annotations(annotations_df, keep: list[str], embeddings_col: str, embedding_dtype: str = "float32"):
-    """The token table derived from a written annotations table (when ``output.annotations`` is on)."""
-    from pyspark.sql import functions as F
-
-    exploded = annotations_df.select(*keep, F.posexplode(embeddings_col).alias("token_index", "a"))
-    embedding = F.col("a.embeddings")
-    if embedding_dtype == "float16":
-        embedding = _float16_bytes(embedding)
-    return exploded.select(
-        *keep,
-        F.col("a.metadata").getItem("sentence").cast("int").alias("sentence"),
-        F.col("token_index").cast("int").alias("token_index"),
-        F.col("a.begin").alias("begin"), F.col("a.end").alias("end"), F.col("a.result").alias("token"),
-        embedding.alias("embedding"),
-    )
-
-
-def _float16_bytes(column):
-    import numpy as np
-    import pandas as pd
-    from pyspark.sql.functions import pandas_udf
-
-    @pandas_udf("binary")
-    def to_float16(vectors: pd.Series) -> pd.Series:
-        return vectors.map(lambda v: np.asarray(v, dtype="<f2").tobytes())
-
-    return to_float16(column)
 
 
 # --- the run -------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lake_helpers import job_config, write_corpus, read_table
 
-from pipelines.run.job import run_annotate, with_token_embeddings
+from pipelines.run.job import run_annotate
 from pipelines.annotate.tables import SEGMENT_CHARS, stream_token_table
 
 PIECES = st.one_of(

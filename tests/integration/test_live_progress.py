@@ -19,7 +19,7 @@ SENTENCE = "Der Zug nach München fährt um 9.15 Uhr ab, sagte Dr. Weiß. 北京
 def steps(demo_bundle):
     from pipelines.run.assemble import build_stages
     from pipelines.config import parse_config
-    from pipelines.run.job import split_roles
+    from pipelines.annotate.dataframes import split_roles
 
     text_stages, model_stages = split_roles(build_stages(parse_config({}), str(demo_bundle.path), ["doc_id", "text"]))
     return [s._step() for s in text_stages], [s._step() for s in model_stages]
