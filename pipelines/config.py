@@ -42,7 +42,7 @@ def bundled_path(*parts: str) -> str:
     return str(resources_dir().joinpath(*parts))
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -50,7 +50,7 @@ SPARKNLP_NEEDS_CLASSIC = ("engine: sparknlp needs a classic Spark driver (Spark 
                           "driver's JVM), and Spark Connect has none: use engine: native")
 
 
-class SparkSettings(_Strict):
+class SparkSettings(StrictModel):
     master: str = "local[*]"
     remote: str | None = Field(
         None, description="Spark Connect: sc://host:port (a running server, with Delta for the default lake), or "
@@ -93,7 +93,7 @@ def _catalog_name(value: str | None, pattern: str, what: str) -> str | None:
     return value
 
 
-class InputSettings(_Strict):
+class InputSettings(StrictModel):
     path: str = Field(default_factory=lambda: bundled_path("sample_corpus"),
                       description="the corpus; default: the sample corpus inside the installed package")
     table: str | None = Field(None, description="read the corpus from this catalog table (spark.table) instead of a path, "
@@ -120,7 +120,7 @@ class InputSettings(_Strict):
         return f"table {self.table}" if self.table else self.path
 
 
-class OutputSettings(_Strict):
+class OutputSettings(StrictModel):
     path: str = "lake"
     format: Literal["delta", "parquet"] = Field(
         "delta", description="delta: one transaction per table per run, conflicts detected; parquet: plain "
@@ -160,7 +160,7 @@ class OutputSettings(_Strict):
         return f"{self.database}.{self.table_prefix}{table}" if self.database else None
 
 
-class NerSettings(_Strict):
+class NerSettings(StrictModel):
     """NerDLModel + NerConverter after the embeddings; off while `model` is unset."""
 
     model: str | None = Field(None, description="NER directory (corpus-nlp train-ner), or a token-classification "
@@ -178,7 +178,7 @@ class NerSettings(_Strict):
         return resolve_demo(value, "ner")
 
 
-class ClassifySettings(_Strict):
+class ClassifySettings(StrictModel):
     """A fine-tuned sequence classifier (sentiment, topic) in the same pass; off while `model` is unset."""
 
     model: str | None = Field(None, description="sequence-classification bundle (corpus-nlp prepare-model "
@@ -191,7 +191,7 @@ class ClassifySettings(_Strict):
     batch_size: int = Field(8, ge=1, description="sequences per ONNX Runtime call, at most")
 
 
-class PolicySettings(_Strict):
+class PolicySettings(StrictModel):
     """What happens to rows that cannot be annotated as they are; every row ends somewhere."""
 
     empty_text: Literal["quarantine", "keep"] = Field(
@@ -208,7 +208,7 @@ class PolicySettings(_Strict):
         "many fail the run")
 
 
-class ModelSettings(_Strict):
+class ModelSettings(StrictModel):
     bundle: str = Field(DEMO, validate_default=True, description="native engine: model bundle directory; `demo`: "
                         "the per-user demo model (~/.cache/corpus-nlp/models/demo-bert)")
     build_demo_if_missing: bool = Field(True, description="native engine: build the demo model there if missing")
@@ -222,7 +222,7 @@ class ModelSettings(_Strict):
         return resolve_demo(value, "bert")
 
 
-class SentenceDetectorSettings(_Strict):
+class SentenceDetectorSettings(StrictModel):
     kind: Literal["multilingual", "pragmatic"] = Field(
         "multilingual", description="multilingual: sentencex's rules for ~300 languages (MultilingualSentenceDetector); "
         "pragmatic: Spark NLP's SentenceDetector rules, sentence for sentence (they find no boundary in 。 । ؟ text)")
@@ -243,7 +243,7 @@ class SentenceDetectorSettings(_Strict):
         return self
 
 
-class TokenizerSettings(_Strict):
+class TokenizerSettings(StrictModel):
     target_pattern: str = r"\S+"
     context_chars: list[str] | None = None  # None: Spark NLP's default set
     exceptions: list[str] = Field(default_factory=list)
@@ -254,7 +254,7 @@ class TokenizerSettings(_Strict):
     max_length: int = Field(99999, ge=1)
 
 
-class EmbeddingsSettings(_Strict):
+class EmbeddingsSettings(StrictModel):
     max_sentence_length: int = Field(128, ge=3, le=512)
     batch_size: int = Field(
         32, ge=1, description="windows per ONNX Runtime call, at most; the embedder cuts its length-sorted "
@@ -287,13 +287,13 @@ class EmbeddingsSettings(_Strict):
         return self
 
 
-class StageSettings(_Strict):
+class StageSettings(StrictModel):
     sentence_detector: SentenceDetectorSettings = Field(default_factory=SentenceDetectorSettings)
     tokenizer: TokenizerSettings = Field(default_factory=TokenizerSettings)
     embeddings: EmbeddingsSettings = Field(default_factory=EmbeddingsSettings)
 
 
-class JobConfig(_Strict):
+class JobConfig(StrictModel):
     engine: Literal["native", "sparknlp"] = "native"
     incremental: bool = Field(False, description="annotate only partitions not yet done with this pipeline")
     partitions: list[str] = Field(default_factory=list, description="limit the run, e.g. ['lang=de']")

@@ -107,7 +107,7 @@ def build_corpus() -> None:
 CONTEXT_CHARS = ".,;:!?*-()\"'"
 _CTX = re.escape(CONTEXT_CHARS)
 _WORD_RULE = re.compile(rf"\A([{_CTX}]*)([^{_CTX}](?:.*[^{_CTX}])*)([{_CTX}]*)\Z", re.DOTALL)
-_CJK_RE = re.compile(
+CJK_RE = re.compile(
     "[\u4e00-\u9fff\u3400-\u4dbf\uf900-\ufaff"
     "\U00020000-\U0002a6df\U0002a700-\U0002b73f\U0002b740-\U0002b81f\U0002b820-\U0002ceaf"
     "\U0002f800-\U0002fa1f]"
@@ -126,7 +126,7 @@ def tokenize(text: str) -> list[tuple[int, int]]:
             pieces = [(s + rule.start(g), s + rule.end(g)) for g in (1, 2, 3) if rule.end(g) > rule.start(g)]
         for a, b in pieces:
             cur = a
-            for c in _CJK_RE.finditer(text, a, b):
+            for c in CJK_RE.finditer(text, a, b):
                 if c.start() > cur:
                     spans.append((cur, c.start()))
                 spans.append((c.start(), c.end()))

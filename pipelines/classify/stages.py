@@ -104,7 +104,7 @@ class ClassifierStage(NativeStage, HasInputCols, HasModelPath, HasBatchSize, Has
                 g(self.maxBatchPieces))
 
 
-class _TokenClassifier(ClassifierStage):
+class TokenClassifierStage(ClassifierStage):
     """One ``named_entity`` annotation per token: ``result`` the label of the token's first WordPiece,
     metadata ``sentence``, ``word`` and every label's probability (as Spark NLP writes them)."""
 
@@ -118,15 +118,15 @@ class _TokenClassifier(ClassifierStage):
         return TokenClassifyStep(*self._step_args())
 
 
-class BertForTokenClassification(_TokenClassifier):
+class BertForTokenClassification(TokenClassifierStage):
     model_type = "bert"
 
 
-class DistilBertForTokenClassification(_TokenClassifier):
+class DistilBertForTokenClassification(TokenClassifierStage):
     model_type = "distilbert"
 
 
-class _SequenceClassifier(ClassifierStage):
+class SequenceClassifierStage(ClassifierStage):
     """One ``category`` annotation per annotation of the first input column (sentence or document):
     ``result`` the label, metadata ``sentence`` and every label's probability; with ``coalesceSentences``
     one per row, the mean of its sequences' probabilities (as Spark NLP)."""
@@ -156,9 +156,9 @@ class _SequenceClassifier(ClassifierStage):
         return SequenceClassifyStep(*self._step_args(), coalesce=self.getCoalesceSentences())
 
 
-class BertForSequenceClassification(_SequenceClassifier):
+class BertForSequenceClassification(SequenceClassifierStage):
     model_type = "bert"
 
 
-class DistilBertForSequenceClassification(_SequenceClassifier):
+class DistilBertForSequenceClassification(SequenceClassifierStage):
     model_type = "distilbert"

@@ -7,10 +7,10 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from pipelines.config import DEMO, _Strict, bundled_path, load_yaml_config, resolve_demo, validate
+from pipelines.config import DEMO, StrictModel, bundled_path, load_yaml_config, resolve_demo, validate
 
 
-class NerBundleSettings(_Strict):
+class NerBundleSettings(StrictModel):
     bundle: str = Field(DEMO, validate_default=True, description="BertEmbeddings model bundle the tagger learns "
                         "from; `demo`: the per-user demo model")
     build_demo_if_missing: bool = True
@@ -21,14 +21,14 @@ class NerBundleSettings(_Strict):
         return resolve_demo(value, "bert")
 
 
-class NerEmbeddingsSettings(_Strict):
+class NerEmbeddingsSettings(StrictModel):
     max_sentence_length: int = Field(128, ge=3, le=512, description="as the pipeline's BertEmbeddings")
     batch_size: int = Field(32, ge=1)
     pooling: Literal["first", "mean"] = "first"
     threads: int = Field(0, ge=0, description="ONNX Runtime threads; 0: all cores")
 
 
-class NerTrainingSettings(_Strict):
+class NerTrainingSettings(StrictModel):
     epochs: int = Field(15, ge=1)
     batch_size: int = Field(16, ge=1)
     learning_rate: float = Field(5e-3, gt=0)
@@ -46,7 +46,7 @@ class NerTrainingSettings(_Strict):
     torch_threads: int = Field(1, ge=1)
 
 
-class TrainNerConfig(_Strict):
+class TrainNerConfig(StrictModel):
     # defaults: the NER sample inside the installed package, and the per-user demo NER directory
     train: str = Field(default_factory=lambda: bundled_path("ner_sample", "train.conll"))
     dev: str | None = Field(default_factory=lambda: bundled_path("ner_sample", "dev.conll"))

@@ -191,15 +191,15 @@ def _classifier_stage(config: JobConfig, path: str, task: str, key: str, batch_s
 
 def model_summaries(stages) -> tuple:
     """(embeddings model manifest or None, NER summary or None, sequence classifier summary or None)."""
-    from pipelines.classify.stages import _SequenceClassifier, _TokenClassifier
+    from pipelines.classify.stages import SequenceClassifierStage, TokenClassifierStage
     from pipelines.ner.stages import NerDLModel
     from pipelines.annotate.stages import BertEmbeddings
 
     def first(kind):
         return next((s for s in stages if isinstance(s, kind)), None)
 
-    embeddings, ner_dl, tagger, sequence = (first(BertEmbeddings), first(NerDLModel), first(_TokenClassifier),
-                                            first(_SequenceClassifier))
+    embeddings, ner_dl, tagger, sequence = (first(BertEmbeddings), first(NerDLModel), first(TokenClassifierStage),
+                                            first(SequenceClassifierStage))
     ner = _ner_summary(ner_dl.model()) if ner_dl else _classifier_summary(tagger, "tags") if tagger else None
     return (embeddings.bundle().manifest if embeddings else None, ner,
             _classifier_summary(sequence, "labels") if sequence else None)

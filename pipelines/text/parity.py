@@ -129,7 +129,7 @@ _CONTROL = re.compile("[\x00-\x08\x0E-\x1B]")
 
 def deliberate_difference(text: str, stage: str) -> str | None:
     """Why the README says our ``stage`` output may differ from Spark NLP's on ``text`` (None: it may not)."""
-    from pipelines.text.tokens import _CJK_RE
+    from pipelines.text.tokens import CJK_RE
 
     if stage in ("sentence", "token") and _SENTENCE_MARKERS.search(text):
         return "Spark NLP's sentence marker characters in the text"
@@ -137,7 +137,7 @@ def deliberate_difference(text: str, stage: str) -> str | None:
         return "control characters that String.trim removes"
     if stage == "token" and _TOKEN_MARKERS.search(text):
         return "Spark NLP's tokenizer marker characters in the text"
-    if stage == "token" and _CJK_RE.search(text):
+    if stage == "token" and CJK_RE.search(text):
         return "one token per CJK ideograph"
     return None
 

@@ -46,11 +46,11 @@ _CJK_RANGES = (
     (0x2F800, 0x2FA1F),
 )
 _CJK_CLASS = "".join(f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in _CJK_RANGES)
-_CJK_RE = re.compile(f"[{_CJK_CLASS}]")
+CJK_RE = re.compile(f"[{_CJK_CLASS}]")
 
 
 def is_cjk(ch: str) -> bool:
-    return _CJK_RE.match(ch) is not None
+    return CJK_RE.match(ch) is not None
 
 
 @dataclass(frozen=True)
@@ -162,7 +162,7 @@ class TokenizerRules:
         out = []
         for a, b in runs:
             cursor = a
-            for m in _CJK_RE.finditer(content, a, b):
+            for m in CJK_RE.finditer(content, a, b):
                 out += [(cursor, m.start()), (m.start(), m.end())]
                 cursor = m.end()
             out.append((cursor, b))
