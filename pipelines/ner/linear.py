@@ -38,7 +38,7 @@ import numpy as np
 from pipelines.ner.conll import read_conll
 from pipelines.ner.metrics import entity_scores
 from pipelines.ner.model import MANIFEST, ONNX_FILE, NerManifest, viterbi
-from pipelines.ner.tags import allowed_transitions, sorted_tag_set
+from pipelines.ner.tags import allowed_transitions
 from pipelines.text.tokens import TokenizerRules
 
 _FORBIDDEN = -1e4  # as pipelines.ner.model: the score of a transition IOB2 does not allow
@@ -277,10 +277,7 @@ def train_linear_ner(
     """Train on ``train_file`` (CoNLL, retokenized as the pipeline cuts), keep the epoch with the best dev
     entity F1, and write NER_DIR ``out_dir`` (see the module doc). Returns a
     :class:`pipelines.ner.train.NerTrainResult`."""
-    from pipelines.model.embed import TokenEmbedder
-    from pipelines.model.bundle import ModelBundle
-    from pipelines.ner.train import (char_matrix, char_vocabulary, check_out_dir, embed_sentences, retokenize,
-                                     write_checked_model)
+    from pipelines.ner.train import char_matrix, check_out_dir, embedded_data, retokenize, write_checked_model
 
     log = log or (lambda _m: None)
     started = time.time()
@@ -295,19 +292,10 @@ def train_linear_ner(
     rules = TokenizerRules()
     train_sents = [retokenize(s, rules) for s in train_data.sentences]
     dev_sents = [retokenize(s, rules) for s in dev_data.sentences]
-    tags = sorted_tag_set(t for s in train_sents for t in s.tags)
-    tag_index = {t: i for i, t in enumerate(tags)}
-    chars = char_vocabulary(train_sents, min_char_count)
-    char_ids = {c: i + 2 for i, c in enumerate(chars)}
-
-    bundle = ModelBundle.load(bundle_path, verify=True)
-    embedder = TokenEmbedder(bundle.create_session(intra_op_threads=threads), bundle.load_tokenizer(),
-                             max_sentence_length=max_sentence_length, batch_size=embed_batch_size, pooling=pooling)
-    log(f"embeddings: {bundle.manifest.name} ({bundle.manifest.storage_ref}, {embedder.dimension} dims, "
-        f"{bundle.manifest.kind})")
-    train = embed_sentences(embedder, train_sents, tag_index, log, "training")
-    dev = embed_sentences(embedder, dev_sents, tag_index, log, "dev")
-    dim, k = int(embedder.dimension), len(tags)
+    data = embedded_data(train_sents, dev_sents, [], bundle_path, min_char_count, log, threads=threads,
+                         max_sentence_length=max_sentence_length, batch_size=embed_batch_size, pooling=pooling)
+    tags, chars, char_ids, bundle = data.tags, data.chars, data.char_ids, data.bundle
+    train, dev, dim, k = data.train, data.dev, data.dimension, len(data.tags)
 
     def padded(data, idx) -> _Padded:
         lengths = [len(data.tokens[i]) for i in idx]

@@ -163,8 +163,6 @@ def train_ner(
     require_torch()
     import torch
 
-    from pipelines.model.bundle import ModelBundle
-    from pipelines.model.embed import TokenEmbedder
     from pipelines.ner.tagger import NerTagger, export_onnx
 
     log = log or (lambda _m: None)
@@ -201,23 +199,10 @@ def train_ner(
         train_sents, dev_sents, test_sents = ([retokenize(s, rules) for s in part]
                                               for part in (train_sents, dev_sents, test_sents))
 
-    tags = sorted_tag_set(t for s in train_sents for t in s.tags)
-    unseen = sorted({t for s in dev_sents + test_sents for t in s.tags} - set(tags))
-    if unseen:
-        log(f"  warning: tags {unseen} occur in the evaluation data but never in training")
-    tag_index = {t: i for i, t in enumerate(tags)}
-    chars = char_vocabulary(train_sents, min_char_count)
-    char_ids = {c: i + 2 for i, c in enumerate(chars)}
-
-    bundle = ModelBundle.load(bundle_path, verify=True)
-    embedder = TokenEmbedder(bundle.create_session(intra_op_threads=threads), bundle.load_tokenizer(),
-                             max_sentence_length=max_sentence_length, batch_size=embed_batch_size, pooling=pooling)
-    log(f"embeddings: {bundle.manifest.name} ({bundle.manifest.storage_ref}, {embedder.dimension} dims, "
-        f"{bundle.manifest.kind})")
-    train = embed_sentences(embedder, train_sents, tag_index, log, "training")
-    dev = embed_sentences(embedder, dev_sents, tag_index, log, "dev")
-    test = embed_sentences(embedder, test_sents, tag_index, log, "test") if test_sents else None
-    dim = int(embedder.dimension)
+    data = embedded_data(train_sents, dev_sents, test_sents, bundle_path, min_char_count, log, threads=threads,
+                         max_sentence_length=max_sentence_length, batch_size=embed_batch_size, pooling=pooling)
+    tags, chars, char_ids, bundle = data.tags, data.chars, data.char_ids, data.bundle
+    train, dev, test, dim = data.train, data.dev, data.test, data.dimension
 
     hyper = dict(char_dim=char_dim, char_filters=char_filters, char_window=char_window, lstm_hidden=lstm_hidden,
                  dropout=dropout)
@@ -308,6 +293,45 @@ def train_ner(
                   "train_scheme": train_data.scheme, "best_epoch": best_epoch, "epochs_run": len(history)},
     )
     return write_checked_model(out, manifest, dev, test, emissions_of(dev), best_epoch, history, started, threads, log)
+
+
+@dataclass
+class EmbeddedData:
+    """What both trainers start from: the tag set, the character vocabulary (ids from 2: 0 pads, 1 is unknown),
+    the embeddings bundle, and the sentences embedded once with it (the embeddings stay fixed, as in Spark NLP)."""
+
+    tags: list[str]
+    chars: list[str]
+    bundle: object
+    dimension: int
+    train: object
+    dev: object
+    test: object | None
+
+    @property
+    def char_ids(self) -> dict[str, int]:
+        return {c: i + 2 for i, c in enumerate(self.chars)}
+
+
+def embedded_data(train_sents, dev_sents, test_sents, bundle_path, min_char_count: int, log, *, threads: int,
+                  max_sentence_length: int, batch_size: int, pooling: str) -> EmbeddedData:
+    from pipelines.model.embed import TokenEmbedder
+    from pipelines.model.bundle import ModelBundle
+
+    tags = sorted_tag_set(t for s in train_sents for t in s.tags)
+    unseen = sorted({t for s in dev_sents + test_sents for t in s.tags} - set(tags))
+    if unseen:
+        log(f"  warning: tags {unseen} occur in the evaluation data but never in training")
+    tag_index = {t: i for i, t in enumerate(tags)}
+    bundle = ModelBundle.load(bundle_path, verify=True)
+    embedder = TokenEmbedder(bundle.create_session(intra_op_threads=threads), bundle.load_tokenizer(),
+                             max_sentence_length=max_sentence_length, batch_size=batch_size, pooling=pooling)
+    log(f"embeddings: {bundle.manifest.name} ({bundle.manifest.storage_ref}, {embedder.dimension} dims, "
+        f"{bundle.manifest.kind})")
+    embed = lambda sents, what: embed_sentences(embedder, sents, tag_index, log, what)  # noqa: E731
+    return EmbeddedData(tags, char_vocabulary(train_sents, min_char_count), bundle, int(embedder.dimension),
+                        embed(train_sents, "training"), embed(dev_sents, "dev"),
+                        embed(test_sents, "test") if test_sents else None)
 
 
 def write_checked_model(out: Path, manifest: NerManifest, dev, test, expected: list, best_epoch: int, history: list,
