@@ -481,7 +481,8 @@ def token_rows(group: list[Unit], embedded: list[list[Ann]], rb: pa.RecordBatch,
     return pa.RecordBatch.from_arrays(arrays, names=list(keep) + [f.name for f in fields])
 
 
-CLASSIFICATION_COLUMN = "classification"
+CLASSIFICATION_COLUMN = "classification"  # on the token rows: a struct of CLASSIFICATION_TYPE
+CLASSIFICATION_COLUMNS = tuple(CLASSIFICATION_TYPE.names)  # the classifications table's, after the kept ones
 
 
 def token_fields(embedding_dtype: str | None = "float32", ner: bool = False,

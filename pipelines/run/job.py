@@ -38,8 +38,6 @@ from pipelines.text.sentences import VISIBLE_CHAR_REGEX
 from pipelines.annotate.dataframes import split_roles, tokens_from_annotations, with_token_embeddings
 from pipelines.annotate.worker_reports import REPORT_COLUMN, RunReport
 
-CLASSIFICATION_COLUMNS = ("sentence", "label", "score", "scores")  # of the classifications table
-
 __all__ = ["JobError", "RunResult", "run_annotate", "build_stages"]
 
 
@@ -537,6 +535,6 @@ def _write_classifications(plan: RunPlan) -> None:
         schema = tables.spark_schema([plan.raw.schema[c] for c in plan.keep], None, classification=True)
         tokens = plan.spark.createDataFrame([], schema)
     rows = tokens.where(F.col(tables.CLASSIFICATION_COLUMN).isNotNull()).select(
-        *plan.keep, *[F.col(f"{tables.CLASSIFICATION_COLUMN}.{c}").alias(c) for c in CLASSIFICATION_COLUMNS])
+        *plan.keep, *[F.col(f"{tables.CLASSIFICATION_COLUMN}.{c}").alias(c) for c in tables.CLASSIFICATION_COLUMNS])
     plan.lake.replace(CLASSIFICATIONS_TABLE, rows.withColumn("run_id", F.lit(plan.run_id)), plan.partition_cols,
                       plan.replaced, plan.run_id)
