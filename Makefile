@@ -55,11 +55,13 @@ LEG_TESTS = tests/unit tests/integration/test_job.py tests/integration/test_incr
 	tests/integration/test_installed_package.py tests/integration/test_lake.py tests/integration/test_stages.py \
 	tests/integration/test_row_errors.py tests/integration/test_delta_sql.py tests/integration/test_catalog_tables.py \
 	tests/integration/test_light_pipeline.py tests/integration/test_dry_run.py tests/integration/test_jars_fetch.py \
-	tests/integration/test_sparknlp_engine.py tests/integration/test_live_progress.py \
-	tests/integration/test_demo.py tests/integration/test_lake_conflict.py
+	tests/integration/test_sparknlp_engine.py tests/integration/test_live_progress.py
 # Spark Connect against a real server (~3 minutes): on Python 3.12 with the newest line and with 4.0 (Databricks
 # Runtime 17, serverless); PySpark 3.5 has no server to start, and the other legs would only repeat it.
 CONNECT_TESTS = $(if $(filter-out 4.0,$(SPARK)),,tests/integration/test_connect.py)
+# The torch-free demo and two runs of one lake at once (partition leases, Delta's concurrent commits), on the
+# newest line only: each leg costs CI minutes, and the other lines would only repeat them.
+NEWEST_LINE_TESTS = $(if $(SPARK),,tests/integration/test_demo.py tests/integration/test_lake_conflict.py)
 LEG312 = .venv-py312$(if $(SPARK),-spark$(SPARK))
 LEG313 = .venv-py313$(if $(SPARK),-spark$(SPARK))
 
@@ -89,7 +91,7 @@ $(LEG313)/.installed: pyproject.toml
 	$(call leg_venv,$(PY313),$(LEG313))
 
 test-py312: $(LEG312)/.installed
-	$(call leg_test,$(LEG312),$(CONNECT_TESTS))
+	$(call leg_test,$(LEG312),$(CONNECT_TESTS) $(NEWEST_LINE_TESTS))
 
 test-py313: $(LEG313)/.installed
 	$(call leg_test,$(LEG313))
