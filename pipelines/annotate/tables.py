@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipelines.annotate import native
+from pipelines.annotate.reuse import MemoSpec, SentenceMemo
 from pipelines.annotation import Ann
 from pipelines.classify.rollup import CLASSIFICATION_TYPE, SequenceRollup
 from pipelines.classify.steps import SequenceClassifyStep, TokenClassifyStep
@@ -270,6 +271,7 @@ def stream_token_table(
     on_row_error: Callable[[RowFailure], None] | None = None,
     segment_chars: int = SEGMENT_CHARS,
     hold_until: str | None = None,
+    memo: MemoSpec | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """The ``mapInArrow`` body of the job: Arrow rows in, one row per token out.
 
@@ -281,8 +283,11 @@ def stream_token_table(
     token rows (see :class:`pipelines.annotate.worker_reports.TaskReport`); None: the first failure raises.
     ``on_batch(rows, tokens, embedder counters)``: after each Arrow batch, for progress.
     ``hold_until`` (tests only): wait for this file first (see :func:`_hold`).
+    ``memo``: each distinct sentence through the model steps once per worker (and the run's shared sentences
+    not at all): see :mod:`pipelines.annotate.reuse`; None: every sentence through the model.
     """
-    embedder_before = model_steps[0].stats()
+    sentence_memo = memo.memo() if memo is not None else None
+    embedder_before = _counters(model_steps, sentence_memo)
     emitted = getattr(on_batch, "emitted", None)  # live counts while a batch (or one huge row) is under way
     task_rows = task_tokens = 0
     if hold_until:
@@ -290,7 +295,8 @@ def stream_token_table(
     for rb in batches:
         if fault_marker:
             _die_once(fault_marker)
-        run = _BatchRun(rb, text_steps, model_steps, keep, on_row_error, segment_chars, embedding_dtype)
+        run = _BatchRun(rb, text_steps, model_steps, keep, on_row_error, segment_chars, embedding_dtype,
+                        sentence_memo)
         n_tokens = 0
         for group in chunks(run.units(max_tokens), max_tokens):
             for out in run.embed(group):
@@ -300,19 +306,40 @@ def stream_token_table(
                 emitted(task_rows, task_tokens + n_tokens)
         task_rows, task_tokens = task_rows + rb.num_rows, task_tokens + n_tokens
         if on_batch is not None:  # rows, tokens and this batch's share of the embedder's counters
-            embedder_now = model_steps[0].stats()
+            embedder_now = _counters(model_steps, sentence_memo)
             on_batch(rb.num_rows, n_tokens, {k: v - embedder_before[k] for k, v in embedder_now.items()})
             embedder_before = embedder_now
     if emitted is not None:
         emitted(task_rows, task_tokens, final=True)
 
 
+def _counters(model_steps: list, memo: SentenceMemo | None) -> dict:
+    """This worker's running counters: the first model step's (the embedder's), and the memo's."""
+    return {**model_steps[0].stats(), **(memo.stats() if memo is not None else {})}
+
+
+def stream_sentences(batches: Iterator[pa.RecordBatch], text_steps: list,
+                     segment_chars: int = SEGMENT_CHARS) -> Iterator[pa.RecordBatch]:
+    """The ``mapInArrow`` body of the run's key pass: each sentence the worker pass will see (the same
+    segments, the same text steps), with its token count; sentences without tokens, and rows the text steps
+    fail on (the worker pass reports those), are left out."""
+    for rb in batches:
+        run = _BatchRun(rb, text_steps, [], [], lambda failure: None, segment_chars, None)
+        texts, counts = [], []
+        for text, n_tokens in run.sentences():
+            texts.append(text)
+            counts.append(n_tokens)
+        yield pa.RecordBatch.from_arrays([pa.array(texts, pa.string()), pa.array(counts, pa.int32())],
+                                         names=["sentence", "tokens"])
+
+
 class _BatchRun:
     """One Arrow batch through the steps, row by row and segment by segment, failures contained."""
 
     def __init__(self, rb: pa.RecordBatch, text_steps: list, model_steps: list, keep: list[str],
-                 on_row_error, segment_chars: int, embedding_dtype: str):
+                 on_row_error, segment_chars: int, embedding_dtype: str | None, memo: SentenceMemo | None = None):
         self.rb, self.text_steps, self.model_steps, self.keep = rb, text_steps, model_steps, keep
+        self.memo = memo
         self.on_row_error, self.segment_chars, self.embedding_dtype = on_row_error, segment_chars, embedding_dtype
         self.text_col = text_steps[0].inputs()[0]  # the DocumentAssembler's: the column cut into segments
         self.sentence_col = text_steps[-1].inputs()[0]  # the Tokenizer's input
@@ -336,6 +363,23 @@ class _BatchRun:
                 held = unit
             if held is not None and row not in self.failed:
                 yield replace(held, last=True)
+
+    def sentences(self) -> Iterator[tuple[str, int]]:
+        """(text, tokens) of every sentence with tokens, row by row; a row that fails yields none."""
+        for row in range(self.rb.num_rows):
+            try:
+                values = {name: _cell(self.rb.column(name), row, name) for name in self.inputs}
+                for sentences, tokens in self._segments(values):
+                    per_sentence: dict[str, int] = {}
+                    for t in tokens:
+                        number = t.metadata.get("sentence", "0")
+                        per_sentence[number] = per_sentence.get(number, 0) + 1
+                    for s in sentences:
+                        if s.metadata.get("sentence", "0") in per_sentence:
+                            yield s.result, per_sentence[s.metadata.get("sentence", "0")]
+            except Exception as e:
+                if isinstance(e, MemoryError):
+                    raise
 
     def _row_units(self, row: int, max_tokens: int) -> Iterator[Unit]:
         stage, values, first_token = "read", None, 0
@@ -405,8 +449,12 @@ class _BatchRun:
     def _embed(self, group: list[Unit]) -> pa.RecordBatch:
         sub: native.Batch = {self.sentence_col: [u.sentences for u in group], self.token_col: [u.tokens for u in group]}
         roles = self.roles
-        for step in roles.annotating:
-            sub[step.output_col] = step.apply(sub)
+        if self.memo is not None:
+            sub.update(self.memo.annotate(sub[self.sentence_col], sub[self.token_col], list(roles.annotating),
+                                          self.sentence_col, self.token_col))
+        else:
+            for step in roles.annotating:
+                sub[step.output_col] = step.apply(sub)
         # kept only if all goes well
         chunks_done = {u.row: self.chunks_done.get(u.row, 0) for u in group}
         running = {u.row: self.running[u.row] for u in group if u.row in self.running}

@@ -1,0 +1,250 @@
+"""Each distinct sentence through the model once: the worker side.
+
+BertEmbeddings, the taggers (NerDLModel, a token classifier) and NerConverter compute each sentence from
+that sentence alone, as Spark NLP's do (padding is masked: a sentence's vectors do not depend on the
+batch it rides in). So identical sentence text gives identical outputs, and a repeated sentence can take
+them from its first occurrence instead of from the model: the outputs are kept relative to the sentence
+(offsets from its start, sentence number 0) and moved to each occurrence's place.
+
+The key is the sentence's exact text: a near-duplicate (one character, one space, case, another Unicode
+normalisation form) is another key, and the tokens, which the model steps read, are a function of the
+text (the Tokenizer splits each sentence alone). Everything else that changes the outputs (models,
+parameters) is fixed for one memo: a worker keeps one memo per pass configuration
+(:func:`worker_memo`).
+
+A worker's memo holds, first, the run's *shared* sentences, computed once for the whole run before the
+pass and shipped to every executor as one Arrow file (:mod:`pipelines.run.reuse`), then, within
+``worker_cache_mb``, the sentences this worker computed itself, least recently used out first.
+
+Not reused: a sequence classifier's results over whole documents, which depend on the document (they are
+computed as before); a sentence-level classifier, which runs on every occurrence too (its cost is small
+next to the embeddings it would be reused with).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+from pipelines import annotation as A
+from pipelines.annotation import Ann
+from pipelines.annotate import native
+from pipelines.annotate.worker_models import worker_model
+
+Entry = tuple  # one list[Ann] per model step, relative to the sentence
+SHARED_FILE = "shared.arrow"  # the run's shared sentences: columns sentence (string), payload (binary)
+SHARED_MANIFEST = "shared.json"  # {"sha256": ..., "sentences": n}
+COUNTERS = ("sentences", "reused_run", "reused_worker")  # per occurrence; computed = sentences - reused
+ANN_BYTES = 240  # what one Ann costs in Python beyond its vector (the object, its metadata dict and strings)
+
+
+# --- entries: relative to their sentence, and back ---------------------------------------------------
+def relative(sentence: Ann, tokens: list[Ann]) -> tuple[Ann, list[Ann]]:
+    """The sentence and its tokens as if the sentence were a document of its own, numbered 0."""
+    s = Ann(A.DOCUMENT, 0, sentence.end - sentence.begin, sentence.result, {"sentence": "0"})
+    return s, [Ann(t.annotatorType, t.begin - sentence.begin, t.end - sentence.begin, t.result,
+                   {**t.metadata, "sentence": "0"}) for t in tokens]
+
+
+def placed(anns: list[Ann], offset: int, sentence: str) -> list[Ann]:
+    """Copies of an entry's annotations at an occurrence: offsets moved, sentence number set."""
+    return [Ann(a.annotatorType, a.begin + offset, a.end + offset, a.result, {**a.metadata, "sentence": sentence},
+                a.embeddings) for a in anns]
+
+
+def compute_entries(sentences: list[tuple[Ann, list[Ann]]], steps: list, sentence_col: str,
+                    token_col: str) -> list[Entry]:
+    """The model steps' outputs for each (relative) sentence and its tokens, all in one call per step."""
+    batch: native.Batch = {sentence_col: [[s] for s, _ in sentences], token_col: [t for _, t in sentences]}
+    native.run_steps(batch, steps)
+    return [tuple(batch[step.output_col][i] for step in steps) for i in range(len(sentences))]
+
+
+def entry_bytes(entry: Entry) -> int:
+    return sum(ANN_BYTES + (a.embeddings.nbytes if a.embeddings is not None else 0) for anns in entry for a in anns)
+
+
+def encode_entry(entry: Entry) -> bytes:
+    """An entry as an Arrow IPC stream: one annotation column per step, one row (vectors as float32)."""
+    batch = pa.RecordBatch.from_arrays([A.to_arrow([anns]) for anns in entry],
+                                       names=[f"step{i}" for i in range(len(entry))])
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    return sink.getvalue().to_pybytes()
+
+
+def decode_entry(payload) -> Entry:
+    batch = pa.ipc.open_stream(payload).read_next_batch()
+    return tuple(_annotations(batch.column(i)) for i in range(batch.num_columns))
+
+
+def _annotations(column: pa.ListArray) -> list[Ann]:
+    """Row 0 of an annotation column, its vectors as views of the Arrow buffer (no float by float copy)."""
+    values = column.values.slice(column.offsets[0].as_py(), len(column[0]))
+    kinds, begins, ends, results, metadata = (values.field(name).to_pylist() for name in
+                                              ("annotatorType", "begin", "end", "result", "metadata"))
+    vectors = values.field("embeddings")
+    offsets = vectors.offsets.to_numpy()
+    flat = vectors.values.to_numpy(zero_copy_only=False)
+    return [Ann(kind, begin, end, result, dict(meta),
+                flat[offsets[i]:offsets[i + 1]] if offsets[i + 1] > offsets[i] else None)
+            for i, (kind, begin, end, result, meta) in enumerate(zip(kinds, begins, ends, results, metadata))]
+
+
+# --- the memo ----------------------------------------------------------------------------------
+class SentenceMemo:
+    """Sentence text -> the model steps' outputs, for one pass configuration, in one Python worker."""
+
+    def __init__(self, shared: dict[str, bytes] | None = None, capacity_bytes: int = 0):
+        self.shared = shared or {}  # text -> encoded entry (decoded on use: the file stays compact)
+        self.capacity = capacity_bytes
+        self.recent: OrderedDict[str, tuple[Entry, int]] = OrderedDict()  # text -> (entry, bytes)
+        self.held = 0
+        self.counters = dict.fromkeys(COUNTERS, 0)
+
+    def stats(self) -> dict:
+        return dict(self.counters)
+
+    def annotate(self, unit_sentences: list[list[Ann]], unit_tokens: list[list[Ann]], steps: list,
+                 sentence_col: str, token_col: str) -> dict[str, list[list[Ann]]]:
+        """What ``native.run_steps`` gives for these units (one column per step), each distinct sentence
+        not already held computed once, in one call per step."""
+        occurrences = [[(s, tokens) for s, tokens in _sentences_of(sentences, tokens)]
+                       for sentences, tokens in zip(unit_sentences, unit_tokens)]
+        found: dict[str, Entry] = {}
+        missing: dict[str, tuple[Ann, list[Ann]]] = {}
+        for s, tokens in (o for unit in occurrences for o in unit):
+            self.counters["sentences"] += 1
+            text = s.result
+            if text in found or text in missing:  # a repeat inside this chunk
+                self.counters["reused_worker"] += 1
+            elif (entry := self._held(text)) is not None:
+                found[text] = entry
+            else:
+                missing[text] = relative(s, tokens)
+        if missing:
+            for text, entry in zip(missing, compute_entries(list(missing.values()), steps, sentence_col, token_col)):
+                found[text] = entry
+                self._keep(text, entry)
+        out: dict[str, list[list[Ann]]] = {step.output_col: [] for step in steps}
+        for unit in occurrences:
+            columns: list[list[Ann]] = [[] for _ in steps]
+            for s, _ in unit:
+                for column, anns in zip(columns, found[s.result]):
+                    column.extend(placed(anns, s.begin, s.metadata.get("sentence", "0")))
+            for step, column in zip(steps, columns):
+                out[step.output_col].append(_renumbered(column) if column and column[0].annotatorType == A.CHUNK
+                                            else column)
+        return out
+
+    def _held(self, text: str) -> Entry | None:
+        if text in self.recent:
+            self.recent.move_to_end(text)
+            self.counters["reused_worker"] += 1
+            return self.recent[text][0]
+        payload = self.shared.get(text)
+        if payload is not None:
+            self.counters["reused_run"] += 1
+            return decode_entry(payload)
+        return None
+
+    def _keep(self, text: str, entry: Entry) -> None:
+        size = entry_bytes(entry)
+        if size > self.capacity:
+            return
+        self.recent[text] = (entry, size)
+        self.held += size
+        while self.held > self.capacity:
+            _, (_, dropped) = self.recent.popitem(last=False)
+            self.held -= dropped
+
+
+def _sentences_of(sentences: list[Ann], tokens: list[Ann]):
+    """(sentence, its tokens) for each sentence of a unit that has tokens, in order."""
+    by_number = {s.metadata.get("sentence", "0"): s for s in sentences}
+    start = 0
+    while start < len(tokens):
+        number = tokens[start].metadata.get("sentence", "0")
+        stop = start
+        while stop < len(tokens) and tokens[stop].metadata.get("sentence", "0") == number:
+            stop += 1
+        yield by_number[number], tokens[start:stop]
+        start = stop
+
+
+def _renumbered(chunks: list[Ann]) -> list[Ann]:
+    """NerConverter numbers a row's chunks in order (``chunk`` metadata)."""
+    for n, c in enumerate(chunks):
+        c.metadata["chunk"] = str(n)
+    return chunks
+
+
+# --- one memo per worker and pass --------------------------------------------------------------
+@dataclass(frozen=True)
+class MemoSpec:
+    """What a worker's memo is for: the pass's token and model steps (their models and parameters), the
+    run's shared sentences (a directory, or None), and the bound on what the worker adds."""
+
+    steps: tuple
+    shared_path: str | None = None
+    worker_cache_mb: float = 64.0
+
+    def memo(self) -> SentenceMemo:
+        return worker_model(("sentence-memo", _identity(self.steps), self.shared_path, self.worker_cache_mb),
+                            self._load)
+
+    def _load(self) -> SentenceMemo:
+        shared = None
+        if self.shared_path:
+            from pipelines.store.model_paths import load_on_executor
+
+            shared = load_on_executor(self.shared_path, read_shared)
+        return SentenceMemo(shared, int(self.worker_cache_mb * 1024 * 1024))
+
+
+def _identity(steps: tuple) -> str:
+    """The steps' parameters as text: two passes with equal steps share a memo, any difference splits it."""
+    return hashlib.sha256(repr(steps).encode()).hexdigest()
+
+
+def write_shared(directory: Path, rows) -> dict:
+    """The run's shared sentences, ``rows`` of (text, encoded entry), as one Arrow file and its checksum."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / SHARED_FILE
+    texts, payloads = [], []
+    for text, payload in rows:
+        texts.append(text)
+        payloads.append(payload)
+    table = pa.table({"sentence": pa.array(texts, pa.string()), "payload": pa.array(payloads, pa.large_binary())})
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    manifest = {"sha256": _sha256(path), "sentences": len(texts), "bytes": path.stat().st_size}
+    (directory / SHARED_MANIFEST).write_text(json.dumps(manifest))
+    return manifest
+
+
+def read_shared(directory: str, verify: bool = False) -> dict[str, bytes]:
+    """text -> encoded entry, from :func:`write_shared`'s file (memory-mapped; ``verify``: its sha256 first)."""
+    path = Path(directory) / SHARED_FILE
+    if verify:
+        expected = json.loads((Path(directory) / SHARED_MANIFEST).read_text())["sha256"]
+        if _sha256(path) != expected:
+            raise ValueError(f"the run's shared sentences at {path} do not match their checksum")
+    table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+    payloads = table.column("payload").combine_chunks()
+    return dict(zip(table.column("sentence").to_pylist(), (payloads[i].as_buffer() for i in range(len(payloads)))))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+

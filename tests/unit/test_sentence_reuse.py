@@ -1,0 +1,113 @@
+"""Sentence reuse inside the worker pass (no Spark): the token rows with a memo equal those without it, and
+only exact repeats are served from it."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from pipelines.annotate import reuse
+from pipelines.annotate.stages import BertEmbeddings, DocumentAssembler, SentenceDetector, Tokenizer
+from pipelines.annotate.tables import stream_sentences, stream_token_table
+from pipelines.model.demo import default_texts
+from pipelines.ner.stages import NerConverter, NerDLModel
+
+VECTOR_TOLERANCE = 1e-6
+
+
+@pytest.fixture(scope="module")
+def steps(demo_bundle, tmp_path_factory):
+    from pipelines.ner.demo import build_demo_ner
+
+    ner = tmp_path_factory.mktemp("ner") / "demo-ner"
+    build_demo_ner(ner, demo_bundle.path, epochs=2, log=None)
+    stages = [DocumentAssembler().setInputCol("text").setOutputCol("document"),
+              SentenceDetector().setInputCols(["document"]).setOutputCol("sentence"),
+              Tokenizer().setInputCols(["sentence"]).setOutputCol("token"),
+              BertEmbeddings(modelPath=str(demo_bundle.path)).setInputCols(["sentence", "token"]),
+              NerDLModel(modelPath=str(ner)).setInputCols(["sentence", "token", "embeddings"]),
+              NerConverter()]
+    all_steps = [s._step() for s in stages]
+    return all_steps[:3], all_steps[3:]
+
+
+def corpus() -> list[str]:
+    """The sample corpus's texts (multilingual, several sentences each), each again later inside another
+    document, plus near-duplicates of a sentence that must never be served from it."""
+    texts = [t for t in default_texts() if len(t) > 40][:12]
+    base = "Der Stadtrat in Köln hat am Dienstag einen neuen Haushalt beschlossen."
+    near = [base, base.replace("Köln", "Koln"), base.replace("am Dienstag", "am  Dienstag"), base.upper(),
+            unicodedata.normalize("NFD", base), base[:-1] + "!"]
+    assert len(set(near)) == len(near) and unicodedata.normalize("NFC", near[4]) == base
+    repeated = [f"{a} {b}" for a, b in zip(texts, texts[1:] + texts[:1])]
+    return texts + near + repeated + near + texts[:3]
+
+
+def _rows(steps, texts, memo=None, max_tokens=64):
+    rb = pa.RecordBatch.from_pydict({"doc_id": [f"d{i}" for i in range(len(texts))], "text": texts})
+    batches = [rb.slice(i, 5) for i in range(0, rb.num_rows, 5)]
+    out = pa.Table.from_batches(list(stream_token_table(iter(batches), steps[0], steps[1], ["doc_id"], max_tokens,
+                                                         memo=memo)))
+    return out.to_pylist()
+
+
+def test_rows_with_reuse_equal_rows_without(steps):
+    texts = corpus()
+    plain = _rows(steps, texts)
+    spec = reuse.MemoSpec(tuple([steps[0][-1], *steps[1]]), None, 64.0)
+    before = dict(spec.memo().counters)
+    reused = _rows(steps, texts, spec)
+    assert len(plain) == len(reused) > 500
+    for a, b in zip(plain, reused):
+        vec_a, vec_b = np.asarray(a.pop("embedding")), np.asarray(b.pop("embedding"))
+        assert np.abs(vec_a - vec_b).max() <= VECTOR_TOLERANCE
+        ner_a, ner_b = a.pop("ner_confidence"), b.pop("ner_confidence")
+        assert ner_a == pytest.approx(ner_b, abs=1e-6) if ner_a is not None else ner_b is None
+        assert a == b
+    counted = {k: v - before[k] for k, v in spec.memo().counters.items()}
+    sentences = [s for rb in stream_sentences(iter([pa.RecordBatch.from_pydict({"text": texts})]), steps[0])
+                 for s in rb.column("sentence").to_pylist()]
+    assert counted["sentences"] == len(sentences)
+    # every occurrence after a sentence's first is served from the memo, and nothing else is
+    assert counted["reused_worker"] == len(sentences) - len(set(sentences)) > 0
+
+
+def test_near_duplicates_are_never_served_for_each_other(steps):
+    base = "Der Stadtrat in Köln hat am Dienstag einen neuen Haushalt beschlossen."
+    variants = [base, base.replace("Köln", "Koln"), base.replace("am Dienstag", "am  Dienstag"), base.upper(),
+                unicodedata.normalize("NFD", base)]
+    spec = reuse.MemoSpec(tuple([steps[0][-1], *steps[1]]), None, 63.0)  # a memo of its own (the bound is in its key)
+    _rows(steps, variants, spec, max_tokens=16)
+    assert spec.memo().counters == {"sentences": len(variants), "reused_run": 0, "reused_worker": 0}
+    _rows(steps, variants[:2], spec, max_tokens=16)
+    assert spec.memo().counters["reused_worker"] == 2
+
+
+def test_worker_cache_is_bounded_least_recently_used_out(steps):
+    texts = corpus()
+    spec = reuse.MemoSpec(tuple([steps[0][-1], *steps[1]]), None, 0.05)  # ~50 KB: a few sentences
+    plain, reused = _rows(steps, texts), _rows(steps, texts, spec)
+    assert [r["token"] for r in plain] == [r["token"] for r in reused]
+    memo = spec.memo()
+    assert 0 < memo.held <= memo.capacity and len(memo.recent) < len(set(texts))
+
+
+def test_shared_entries_round_trip_through_the_shared_file(steps, tmp_path):
+    texts = corpus()
+    token_step, model_steps = steps[0][-1], steps[1]
+    sentence = steps[0][1]
+    ann = sentence.apply({"document": steps[0][0].apply({"text": [texts[0]]})})[0][0]
+    tokens = token_step.apply({"sentence": [[ann]]})[0]
+    entry, = reuse.compute_entries([reuse.relative(ann, tokens)], model_steps, "sentence", "token")
+    reuse.write_shared(tmp_path, [(ann.result, reuse.encode_entry(entry))])
+    shared = reuse.read_shared(str(tmp_path), verify=True)
+    back = reuse.decode_entry(shared[ann.result])
+    assert [[(a.begin, a.end, a.result, a.metadata) for a in anns] for anns in back] == \
+        [[(a.begin, a.end, a.result, a.metadata) for a in anns] for anns in entry]
+    assert np.array_equal(np.stack([a.embeddings for a in back[0]]), np.stack([a.embeddings for a in entry[0]]))
+    (tmp_path / reuse.SHARED_FILE).write_bytes((tmp_path / reuse.SHARED_FILE).read_bytes()[:-8] + b"x" * 8)
+    with pytest.raises(ValueError, match="checksum"):
+        reuse.read_shared(str(tmp_path), verify=True)
