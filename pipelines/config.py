@@ -287,6 +287,22 @@ class EmbeddingsSettings(StrictModel):
         return self
 
 
+class ReuseSettings(StrictModel):
+    """Each distinct sentence through the model once (pipelines.annotate.reuse): exact, so not in the fingerprint."""
+
+    sentences: Literal["auto", "run", "worker", "off"] = Field(
+        "auto", description="run: a key pass finds the run's repeated sentences and computes each once, before the "
+        "model pass; worker: each Python worker computes a sentence once (no extra pass); auto: run when the input "
+        "has at least `run_min_chars` characters, else worker; off: every occurrence through the model")
+    run_min_chars: int = Field(
+        5_000_000, ge=0, description="auto: the input size from which the key pass pays for itself (docs/performance.md)")
+    max_shared_mb: float = Field(
+        512.0, ge=0, description="run: the run's repeated sentences' outputs shipped to every executor, at most "
+        "(the most repeated first); the rest fall back to the workers' memory")
+    worker_cache_mb: float = Field(
+        64.0, ge=0, description="sentences a Python worker keeps after computing them, least recently used out first")
+
+
 class StageSettings(StrictModel):
     sentence_detector: SentenceDetectorSettings = Field(default_factory=SentenceDetectorSettings)
     tokenizer: TokenizerSettings = Field(default_factory=TokenizerSettings)
@@ -311,6 +327,7 @@ class JobConfig(StrictModel):
     ner: NerSettings = Field(default_factory=NerSettings)
     classify: ClassifySettings = Field(default_factory=ClassifySettings)
     stages: StageSettings = Field(default_factory=StageSettings)
+    reuse: ReuseSettings = Field(default_factory=ReuseSettings)
 
     @property
     def removes_deleted_partitions(self) -> bool:

@@ -5,6 +5,7 @@ columns (:func:`tokens_from_annotations`)."""
 from __future__ import annotations
 
 from pipelines.annotate import tables
+from pipelines.annotate.reuse import MemoSpec, stream_shared
 from pipelines.annotate.worker_reports import with_report_column
 
 
@@ -22,7 +23,8 @@ def split_roles(stages) -> tuple[list, list]:
 
 
 def with_token_embeddings(stages, keep: list[str], max_tokens: int = 16384, fault_marker=None,
-                          embedding_dtype: str = "float32", report=None, hold_until: str | None = None):
+                          embedding_dtype: str = "float32", report=None, hold_until: str | None = None,
+                          reuse: tuple[str | None, float] | None = None):
     """``df.transform(with_token_embeddings(stages, ["doc_id", "lang"]))``: one row per token.
 
     Runs the fused native stages and flattens in the same Python pass, in units of at most
@@ -30,7 +32,9 @@ def with_token_embeddings(stages, keep: list[str], max_tokens: int = 16384, faul
     does not grow with the document. ``report`` (a :class:`pipelines.annotate.worker_reports.RunReport`): a row
     that raises is reported there and the task goes on, and the output carries the workers' reports
     until ``report.split`` takes them off; None: the first row that raises fails the task. ``hold_until``
-    (tests only): each task waits for this file before its first row.
+    (tests only): each task waits for this file before its first row. ``reuse``: (the run's shared sentences
+    for the executors, or None; the workers' own memory in MB): each distinct sentence through the model once
+    (:mod:`pipelines.annotate.reuse`); None: every occurrence.
     """
     from pipelines.annotate.stages import check_inputs
 
@@ -40,10 +44,11 @@ def with_token_embeddings(stages, keep: list[str], max_tokens: int = 16384, faul
             check(stages)
     text_stages, model_stages = split_roles(stages)
     text_steps, model_steps = [s._step() for s in text_stages], [s._step() for s in model_stages]
+    roles = tables.model_roles(model_steps)
+    memo = MemoSpec(tuple([text_steps[-1], *roles.annotating]), *reuse) if reuse is not None else None
 
     def transform(df):
         check_inputs(df, text_steps + model_steps)
-        roles = tables.model_roles(model_steps)
         schema = tables.spark_schema([df.schema[c] for c in keep], embedding_dtype if roles.embeddings else None,
                                      ner=roles.tagger is not None, classification=roles.sequence is not None)
 
@@ -51,7 +56,7 @@ def with_token_embeddings(stages, keep: list[str], max_tokens: int = 16384, faul
             task = report.task() if report is not None else None
             out = tables.stream_token_table(batches, text_steps, model_steps, keep, max_tokens, task, fault_marker,
                                             embedding_dtype, on_row_error=task.row_failed if task else None,
-                                            hold_until=hold_until)
+                                            hold_until=hold_until, memo=memo)
             return task.attach(out, schema) if task else out
 
         return df.mapInArrow(flatten, with_report_column(schema) if report is not None else schema)
@@ -86,3 +91,31 @@ def _float16_bytes(column):
         return vectors.map(lambda v: np.asarray(v, dtype="<f2").tobytes())
 
     return to_float16(column)
+
+
+def sentence_occurrences(stages):
+    """``df.transform(sentence_occurrences(stages))``: one row (``sentence``, ``tokens``) per sentence the
+    worker pass will see, from the text stages alone (the run's key pass)."""
+    text_steps = [s._step() for s in split_roles(stages)[0]]
+
+    def transform(df):
+        return df.mapInArrow(lambda batches: tables.stream_sentences(batches, text_steps),
+                             "sentence string, tokens int")
+
+    return transform
+
+
+def shared_sentence_entries(stages, max_tokens: int = 16384):
+    """``sentences.transform(shared_sentence_entries(stages))``: for each row's distinct ``sentence``, the model
+    stages' outputs encoded (``payload``, :func:`pipelines.annotate.reuse.encode_entry`) and the WordPieces
+    each output batch cost (``pieces``)."""
+    text_stages, model_stages = split_roles(stages)
+    token_step = text_stages[-1]._step()
+    annotating = list(tables.model_roles([s._step() for s in model_stages]).annotating)
+
+    def transform(df):
+        return df.select("sentence").mapInArrow(
+            lambda batches: stream_shared(batches, token_step, annotating, max_tokens),
+            "sentence string, payload binary, pieces long")
+
+    return transform

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,6 @@ import pyarrow as pa
 from pipelines import annotation as A
 from pipelines.annotation import Ann
 from pipelines.annotate import native
-from pipelines.annotate.worker_models import worker_model
 
 Entry = tuple  # one list[Ann] per model step, relative to the sentence
 SHARED_FILE = "shared.arrow"  # the run's shared sentences: columns sentence (string), payload (binary)
@@ -97,6 +97,35 @@ def _annotations(column: pa.ListArray) -> list[Ann]:
             for i, (kind, begin, end, result, meta) in enumerate(zip(kinds, begins, ends, results, metadata))]
 
 
+def stream_shared(batches, token_step, model_steps: list, max_tokens: int):
+    """The ``mapInArrow`` body of the run's shared pass: distinct sentence texts in (column ``sentence``), each
+    with its encoded entry out, and on each output batch's first row the WordPieces it cost (``pieces``)."""
+    sentence_col, token_col = token_step.input_col, token_step.output_col
+    first = model_steps[0]
+    for rb in batches:
+        pending, size = [], 0
+        for text in rb.column("sentence").to_pylist():
+            sentence = Ann(A.DOCUMENT, 0, len(text) - 1, text, {"sentence": "0"})
+            tokens = token_step.apply({sentence_col: [[sentence]]})[0]
+            pending.append((sentence, tokens))
+            size += len(tokens)
+            if size >= max_tokens:
+                yield _shared_batch(pending, model_steps, sentence_col, token_col, first)
+                pending, size = [], 0
+        if pending:
+            yield _shared_batch(pending, model_steps, sentence_col, token_col, first)
+
+
+def _shared_batch(pending, model_steps, sentence_col, token_col, first) -> pa.RecordBatch:
+    before = first.stats().get("pieces", 0)
+    entries = compute_entries(pending, model_steps, sentence_col, token_col)
+    pieces = [0] * len(pending)
+    pieces[0] = int(first.stats().get("pieces", 0) - before)
+    return pa.RecordBatch.from_arrays(
+        [pa.array([s.result for s, _ in pending], pa.string()), pa.array([encode_entry(e) for e in entries], pa.binary()),
+         pa.array(pieces, pa.int64())], names=["sentence", "payload", "pieces"])
+
+
 # --- the memo ----------------------------------------------------------------------------------
 class SentenceMemo:
     """Sentence text -> the model steps' outputs, for one pass configuration, in one Python worker."""
@@ -118,16 +147,19 @@ class SentenceMemo:
         occurrences = [[(s, tokens) for s, tokens in _sentences_of(sentences, tokens)]
                        for sentences, tokens in zip(unit_sentences, unit_tokens)]
         found: dict[str, Entry] = {}
+        source: dict[str, str] = {}  # text -> the counter a repeat inside this chunk counts in
         missing: dict[str, tuple[Ann, list[Ann]]] = {}
         for s, tokens in (o for unit in occurrences for o in unit):
             self.counters["sentences"] += 1
             text = s.result
-            if text in found or text in missing:  # a repeat inside this chunk
-                self.counters["reused_worker"] += 1
-            elif (entry := self._held(text)) is not None:
-                found[text] = entry
+            if text in source:  # a repeat inside this chunk
+                self.counters[source[text]] += 1
+            elif (held := self._held(text)) is not None:
+                found[text], source[text] = held
+                self.counters[source[text]] += 1
             else:
                 missing[text] = relative(s, tokens)
+                source[text] = "reused_worker"  # its repeats: computed by this worker
         if missing:
             for text, entry in zip(missing, compute_entries(list(missing.values()), steps, sentence_col, token_col)):
                 found[text] = entry
@@ -143,16 +175,13 @@ class SentenceMemo:
                                             else column)
         return out
 
-    def _held(self, text: str) -> Entry | None:
+    def _held(self, text: str) -> tuple[Entry, str] | None:
+        """The entry held for ``text`` and where from (its counter), or None."""
         if text in self.recent:
             self.recent.move_to_end(text)
-            self.counters["reused_worker"] += 1
-            return self.recent[text][0]
+            return self.recent[text][0], "reused_worker"
         payload = self.shared.get(text)
-        if payload is not None:
-            self.counters["reused_run"] += 1
-            return decode_entry(payload)
-        return None
+        return None if payload is None else (decode_entry(payload), "reused_run")
 
     def _keep(self, text: str, entry: Entry) -> None:
         size = entry_bytes(entry)
@@ -196,16 +225,30 @@ class MemoSpec:
     worker_cache_mb: float = 64.0
 
     def memo(self) -> SentenceMemo:
-        return worker_model(("sentence-memo", _identity(self.steps), self.shared_path, self.worker_cache_mb),
-                            self._load)
+        """This worker's memo for these steps. A worker keeps one per steps: a run with another shared set
+        (the next run, in a long-lived application) replaces the set and keeps the recent sentences, which
+        the same steps made."""
+        with _MEMO_LOCK:
+            key = (_identity(self.steps), self.worker_cache_mb)
+            held = _MEMOS.get(key)
+            if held is None or held[0] != self.shared_path:
+                memo = SentenceMemo(self._shared(), int(self.worker_cache_mb * 1024 * 1024))
+                if held is not None:
+                    memo.recent, memo.held = held[1].recent, held[1].held
+                    memo.counters = held[1].counters  # running counters: the reports take differences
+                held = _MEMOS[key] = (self.shared_path, memo)
+            return held[1]
 
-    def _load(self) -> SentenceMemo:
-        shared = None
-        if self.shared_path:
-            from pipelines.store.model_paths import load_on_executor
+    def _shared(self) -> dict[str, bytes] | None:
+        if not self.shared_path:
+            return None
+        from pipelines.store.model_paths import load_on_executor
 
-            shared = load_on_executor(self.shared_path, read_shared)
-        return SentenceMemo(shared, int(self.worker_cache_mb * 1024 * 1024))
+        return load_on_executor(self.shared_path, read_shared)
+
+
+_MEMOS: dict[tuple, tuple[str | None, SentenceMemo]] = {}
+_MEMO_LOCK = threading.Lock()
 
 
 def _identity(steps: tuple) -> str:

@@ -20,11 +20,12 @@ from typing import Any, Iterator
 
 import pyarrow as pa
 
+from pipelines.annotate.reuse import COUNTERS as REUSE_COUNTERS
 from pipelines.model.embed import empty_stats
 from pipelines.annotate.row_errors import LIMIT_MESSAGE, RowErrorLimitExceeded, RowFailure, describe, error_record, record_key
 
 REPORT_COLUMN = "_corpus_nlp_report"
-STAT_KEYS = tuple(empty_stats())
+STAT_KEYS = tuple(empty_stats()) + REUSE_COUNTERS  # the embedder's counters, then the sentence memo's
 # done_at: when the batch's annotation ended (epoch seconds): the latest tells the driver when the model pass
 # ended inside a write that runs it, which splits the run's annotate and write times
 REPORT_TYPE = pa.struct([pa.field("rows", pa.int64()), pa.field("tokens", pa.int64()),
@@ -172,6 +173,11 @@ class RunReport:
             counts[k] = round(float(value), 3) if isinstance(zero, float) else int(value)
         counts["padding_ratio"] = round(counts["padded_pieces"] / counts["pieces"], 4) if counts["pieces"] else 0.0
         return counts
+
+    def reuse_counters(self) -> dict:
+        """The sentence memo's counters summed over the workers (see pipelines.annotate.reuse)."""
+        m = self._metrics()
+        return {k: int(m.get(f"stat_{k}") or 0) for k in REUSE_COUNTERS}
 
     def records(self) -> list[dict]:
         """Each failed row once (by its ``keep`` values), in the order they arrived."""

@@ -30,6 +30,7 @@ from pipelines.store.lake import (ANNOTATIONS_TABLE, CLASSIFICATIONS_TABLE, ENTI
 from pipelines.store.remote_files import is_local, local_path
 from pipelines.store.model_paths import forget_fetched
 from pipelines.run.phases import RunClock
+from pipelines.run import reuse as run_reuse
 from pipelines.run.policies import classify_rows, error_rows, quarantine_rows, text_column
 from pipelines.annotate.row_errors import limit_message
 from pipelines.spark.session import default_parallelism, is_connect, num_partitions, restores_session_conf
@@ -352,7 +353,11 @@ def annotate(plan: RunPlan) -> dict:
         totals = _totals(classified, cols, text_column(config))
         kept = _balanced(spark, config, classified.where(F.col("_reason").isNull() & text_column(config).rlike(
             VISIBLE_CHAR_REGEX)).select(id_col, text_col, *cols, *extra))
-        failed_rows = _write_tokens(plan, kept, sum(r["to_annotate"] for r in totals))
+        reuse = _prepare_reuse(plan, kept, sum(r["chars"] or 0 for r in totals))
+        try:
+            failed_rows = _write_tokens(plan, kept, sum(r["to_annotate"] for r in totals), reuse)
+        finally:
+            reuse.close()
         quarantine = quarantine_rows(classified, config, plan.keep, plan.run_id)
         if failed_rows:
             quarantine = quarantine.unionByName(error_rows(spark, failed_rows, quarantine.schema, plan.run_id,
@@ -384,10 +389,23 @@ def _totals(classified, cols: list[str], text) -> list:
         F.sum(F.when(F.col("_reason").isNull() & visible, 1).otherwise(0)).alias("to_annotate"),
         F.sum(F.when(F.col("_reason").isNull() & ~F.coalesce(visible, F.lit(False)), 1).otherwise(0))
         .alias("kept_empty"),
+        F.sum(F.when(F.col("_reason").isNull() & visible, F.length(text)).otherwise(0)).alias("chars"),
     ).collect()
 
 
-def _write_tokens(plan: RunPlan, kept, to_annotate: int) -> list[dict]:
+def _prepare_reuse(plan: RunPlan, kept, input_chars: int) -> run_reuse.RunReuse:
+    """The run's sentence reuse (pipelines.run.reuse); its key and shared passes, when it has them, timed."""
+    config = plan.config
+    mode = run_reuse.mode_for(config.reuse, input_chars, plan.stages is not None and not config.output.annotations)
+    if mode != "run":
+        return run_reuse.RunReuse(mode, config.reuse.worker_cache_mb)
+    dimension = (plan.manifest.body.get("model") or {}).get("dimension") or 768
+    with plan.clock.phase("reuse_s", "finding the sentences that repeat, and computing each of them once..."):
+        return run_reuse.prepare(config, kept, plan.stages, dimension, input_chars, plan.run_id,
+                                 config.spark.tasks_per_core * default_parallelism(plan.spark))
+
+
+def _write_tokens(plan: RunPlan, kept, to_annotate: int, reuse: run_reuse.RunReuse) -> list[dict]:
     """Replace the token table's partitions (all of them, rows or not); the rows the workers could not
     annotate come back as error records."""
     from pyspark.sql import functions as F
@@ -403,7 +421,7 @@ def _write_tokens(plan: RunPlan, kept, to_annotate: int) -> list[dict]:
         report = RunReport(p.max_error_rows, p.quarantine_text_max_chars, progress.reporter()) \
             if plan.stages and to_annotate else None
         try:  # the annotations table (output.annotations) is written inside _token_table
-            tokens, reported = _token_table(plan, kept, report)
+            tokens, reported = _token_table(plan, kept, report, reuse)
             plan.lake.replace(TOKEN_TABLE, tokens.withColumn("run_id", F.lit(plan.run_id)), plan.partition_cols,
                               plan.replaced, plan.run_id, report.split if reported else None)
         except Exception as e:  # one task saw more failed rows than the whole run may have
@@ -419,6 +437,9 @@ def _write_tokens(plan: RunPlan, kept, to_annotate: int) -> list[dict]:
     embedder = report.embedder() if report is not None else None
     if embedder and embedder["model_calls"]:  # the workers' own numbers: padding, calls, model seconds
         plan.manifest.body["embedder"] = embedder
+    if reuse.mode != "off":
+        plan.manifest.body["reuse"] = reuse.accounting(report.reuse_counters() if report is not None else None,
+                                                       embedder["pieces"] if embedder else None)
     plan.manifest.body["progress"] = progress.samples  # rows and tokens done over the run (the report's plot)
     records = report.records() if report is not None else []
     limit = p.max_error_rows
@@ -476,7 +497,7 @@ def _balanced(spark, config: JobConfig, df):
     return df.repartition(wanted) if num_partitions(df) < wanted else df
 
 
-def _token_table(plan: RunPlan, kept, report) -> tuple:
+def _token_table(plan: RunPlan, kept, report, reuse: run_reuse.RunReuse) -> tuple:
     """The token rows to write, straight from the fused pass or via the written annotations table, and
     whether they still carry the workers' report column (``report.split`` takes it off at the write)."""
     from pyspark.sql import functions as F
@@ -494,7 +515,7 @@ def _token_table(plan: RunPlan, kept, report) -> tuple:
         return kept.transform(with_token_embeddings(
             stages, keep, config.stages.embeddings.max_tokens_per_chunk, plan.spark.conf.get(KILL_WORKER_ONCE, None),
             config.output.embedding_dtype, report=report,
-            hold_until=plan.spark.conf.get(HOLD_TASKS_UNTIL, None))), report is not None
+            hold_until=plan.spark.conf.get(HOLD_TASKS_UNTIL, None), reuse=reuse.for_pass())), report is not None
     else:
         _, model_stages = split_roles(stages)
         embeddings_col = model_stages[0].getOutputCol()

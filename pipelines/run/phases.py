@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 from pipelines import log
 
-PHASES = ("plan_s", "annotate_s", "write_s", "check_s")
+PHASES = ("plan_s", "reuse_s", "annotate_s", "write_s", "check_s")
 
 
 class RunClock:

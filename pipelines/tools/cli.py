@@ -93,7 +93,7 @@ def report_dry_run(plan) -> None:
 
 
 # the manifest's timings the summary repeats (pipelines/run/phases.py says what each one covers)
-TIMINGS = ("spark_start_s", "model_build_s", "ner_training_s", "plan_s", "annotate_s", "write_s", "check_s", "other_s")
+TIMINGS = ("spark_start_s", "model_build_s", "ner_training_s", "plan_s", "reuse_s", "annotate_s", "write_s", "check_s", "other_s")
 
 
 def summary(result) -> dict:
@@ -113,9 +113,19 @@ def summary(result) -> dict:
         "tokens": c["tokens"], **({"entities": c["entities"]} if "entities" in c else {}),
         "tokens_per_s": round(c["tokens"] / annotate_s, 1) if annotate_s else 0.0,
         **{k: timings[k] for k in TIMINGS if k in timings},
+        **reuse_summary(m.get("reuse")),
         "tables": result.tables, **({"catalog_tables": result.catalog_tables} if result.catalog_tables else {}),
         "manifest": result.manifest_path,
     }
+
+
+def reuse_summary(reuse: dict | None) -> dict:
+    """Sentences seen and the share served from earlier occurrences (the run's shared set, the workers' memory)."""
+    if not reuse:
+        return {}
+    return {"reuse_mode": reuse["mode"], "sentences_seen": reuse["sentences_seen"],
+            "sentences_reused": reuse["served_from_run"] + reuse["served_from_worker"],
+            "reuse_share": reuse["reuse_share"]}
 
 
 def deleted_partitions(run_input: dict) -> dict:
@@ -163,9 +173,12 @@ def report(result, show: int) -> None:
                      "of annotating" + (f"; not counted: {', '.join(setup)}" if setup else "") + ")"
                      + (f", entities {s['entities']}" if "entities" in s else ""))
         phases = [f"{label} {s[key]:.1f}s" for label, key in (("Spark start", "spark_start_s"), ("plan", "plan_s"),
-                  ("annotate", "annotate_s"), ("write", "write_s"), ("check", "check_s"), ("other", "other_s"))
-                  if key in s]
+                  ("reuse", "reuse_s"), ("annotate", "annotate_s"), ("write", "write_s"), ("check", "check_s"), ("other", "other_s"))
+                  if key in s and (s[key] or key != "reuse_s")]
         lines.append(f"  time: {', '.join(phases)}")
+        if s.get("sentences_seen"):
+            lines.append(f"  sentences {s['sentences_seen']}, {s['reuse_share']:.1%} served from earlier occurrences "
+                         f"instead of the model (reuse: {s['reuse_mode']})")
     if removed:
         lines.append(f"  deleted from the input, removed from the lake: {', '.join(removed)}")
     if kept:

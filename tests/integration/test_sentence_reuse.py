@@ -1,0 +1,103 @@
+"""Sentence reuse in the job (``reuse.sentences``): a lake written with it equals one written without it, on
+real text with exact repeats and near-duplicates, and the run manifest accounts for every sentence.
+
+The text is WTForms' message catalogs (real translations, 8 languages; benchmarks/real_text.py), built
+into documents where ~40% of the characters repeat earlier sentences, plus documents that differ from
+another by one character, one space, case or Unicode normalisation form, which must never be served
+from it.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import pytest
+from lake_helpers import job_config, read_table, write_corpus
+
+from benchmarks.real_text import catalog_sentences, with_repeats
+
+LANGUAGES = ("ar", "de", "es", "fr", "it", "ja", "ru", "zh")
+VECTOR_TOLERANCE = 1e-6
+
+
+def _corpus() -> dict:
+    wtforms = pytest.importorskip("wtforms")
+    sentences = [(lang, text) for lang, text in catalog_sentences(Path(wtforms.__file__).parent / "locale")
+                 if lang.split("_")[0] in LANGUAGES]
+    built = with_repeats(sentences, total_chars=3200, repeated_share=0.4, seed=7)
+    assert 0.35 < built.repeated_share < 0.45
+    corpus: dict[str, list] = {}
+    for doc_id, lang, text in built.documents:
+        corpus.setdefault(lang, []).append((doc_id, text))
+    first = next(text for _, _, text in built.documents  # one that case and normalisation both change
+                 if unicodedata.normalize("NFD", text) != text and text.upper() != text)
+    near = [first.replace(first[3], "x", 1), first.replace(" ", "  ", 1), first.upper(),
+            unicodedata.normalize("NFD", first), first + " "]
+    assert len({first, *near}) == len(near) + 1
+    corpus["xx"] = [(f"near-{i}", text) for i, text in enumerate(near)] + [("empty", ""), ("null", None)]
+    return corpus
+
+
+@pytest.fixture(scope="module")
+def lakes(spark, tmp_path_factory, demo_bundle):
+    from pipelines.ner.demo import build_demo_ner
+    from pipelines.run.job import run_annotate
+
+    root = tmp_path_factory.mktemp("reuse")
+    corpus = write_corpus(root / "corpus", _corpus())
+    build_demo_ner(root / "ner", demo_bundle.path, epochs=3, log=None)
+    results = {}
+    for mode in ("off", "run"):
+        config = job_config(root / mode, corpus, demo_bundle.path, reuse__sentences=mode, ner__model=str(root / "ner"),
+                            ner__include_confidence=True)
+        results[mode] = run_annotate(config, spark=spark)
+    return results
+
+
+def _tokens(spark, result):
+    rows = read_table(spark, result.tables["token_embeddings"]).drop("run_id").orderBy("doc_id", "token_index")
+    return [r.asDict(recursive=True) for r in rows.collect()]
+
+
+def test_lake_with_reuse_equals_lake_without(spark, lakes):
+    plain, reused = _tokens(spark, lakes["off"]), _tokens(spark, lakes["run"])
+    assert len(plain) == len(reused) > 500
+    worst = 0.0
+    for a, b in zip(plain, reused):
+        worst = max(worst, float(np.abs(np.asarray(a.pop("embedding")) - np.asarray(b.pop("embedding"))).max()))
+        confidence_a, confidence_b = a.pop("ner_confidence"), b.pop("ner_confidence")
+        assert (confidence_a is None) == (confidence_b is None)
+        assert confidence_a is None or abs(confidence_a - confidence_b) <= 1e-6
+        assert a == b  # ids, partitions, sentences, offsets, tokens, tags, chunks
+    assert worst <= VECTOR_TOLERANCE
+    for table in ("entities", "quarantine"):
+        a = read_table(spark, lakes["off"].tables[table]).drop("run_id", "quarantined_at")
+        b = read_table(spark, lakes["run"].tables[table]).drop("run_id", "quarantined_at")
+        assert sorted(map(str, a.collect())) == sorted(map(str, b.collect())) and a.count() > 0
+    counts = [{k: v for k, v in lakes[mode].manifest["counts"].items() if k != "embedder"} for mode in ("off", "run")]
+    assert counts[0] == counts[1]  # rows, tokens, entities, quarantine (the model's work is what differs)
+
+
+def test_manifest_accounts_for_every_sentence(spark, lakes):
+    m = lakes["run"].manifest
+    reuse = m["reuse"]
+    # the ground truth, counted here from the token rows the run wrote (sentence numbers per document)
+    tokens = _tokens(spark, lakes["run"])
+    occurrences: dict[tuple, list] = {}
+    for t in tokens:
+        occurrences.setdefault((t["doc_id"], t["sentence"]), []).append(t)
+    assert reuse["sentences_seen"] == reuse["sentences"] == len(occurrences)
+    assert reuse["served_from_lake"] == 0
+    assert reuse["served_from_run"] + reuse["served_from_worker"] + reuse["computed_in_pass"] == len(occurrences)
+    assert reuse["repeated_sentences"] > 0 and reuse["shared_sentences"] == reuse["repeated_sentences"]
+    # each repeated sentence computed once, in the shared pass; its every occurrence served from the shared set
+    assert reuse["computed_in_pass"] == reuse["distinct_sentences"] - reuse["repeated_sentences"]
+    assert reuse["served_from_run"] == reuse["sentences"] - reuse["computed_in_pass"]
+    assert 0.35 < reuse["repeated_char_share"] < 0.5
+    pieces_without = lakes["off"].manifest["embedder"]["pieces"]
+    assert reuse["wordpieces_computed"] < 0.75 * pieces_without
+    assert reuse["reuse_share"] == pytest.approx(reuse["served_from_run"] / reuse["sentences"], abs=1e-4)
+    assert "reuse" not in lakes["off"].manifest
+    assert m["timings"]["reuse_s"] > 0
