@@ -49,6 +49,7 @@ def catalog_sentences(root: Path, min_chars: int = 12, max_chars: int = 300) -> 
 class Corpus:
     documents: list[tuple[str, str, str]]  # (doc_id, lang, text)
     repeated_share: float  # characters in repeated sentences / all sentence characters, as built
+    first_used: int  # how many of the sentences given it used (the first ones, in order)
 
 
 def with_repeats(sentences: list[tuple[str, str]], total_chars: int, repeated_share: float, seed: int = 0,
@@ -77,7 +78,7 @@ def with_repeats(sentences: list[tuple[str, str]], total_chars: int, repeated_sh
             body.append(text)
             chars += len(text)
         documents.append((f"d{len(documents):06d}", _partition(lang), " ".join(body)))
-    return Corpus(documents, repeated / chars if chars else 0.0)
+    return Corpus(documents, repeated / chars if chars else 0.0, len(used))
 
 
 def _partition(lang: str) -> str:

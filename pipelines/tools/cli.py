@@ -88,6 +88,11 @@ def report_dry_run(plan) -> None:
              + deleted, f"  input {plan.input_path} -> lake {plan.output_path}"]
     width = max((len(spec) for spec, _, _ in plan.partitions), default=0)
     lines += [f"  {spec:<{width}}  {action:<8}  {why}" for spec, action, why in plan.partitions]
+    if plan.repetition:
+        r = plan.repetition
+        lines.append(f"  text to annotate: {r['sentences']:,} sentences, {r['distinct_sentences']:,} distinct; "
+                     f"{r['repeated_char_share']:.1%} of its characters repeat earlier sentences "
+                     "(reuse.sentences computes each once)")
     lines += [f"  note: {note}" for note in plan.notes]
     log.result("dry_run", "\n".join(lines))
 

@@ -1,0 +1,177 @@
+"""Sentence reuse, end to end: the job with ``reuse.sentences: off`` and ``run`` on corpora of real text with a
+known share of repeated characters (0%, ~30%, ~60%), and a nightly scenario (day 2 shares 70% of its
+sentences with day 1, which the lake already holds).
+
+Text: the translated messages of the machine's gettext catalogs (``/usr/share/locale``, installed by its
+Debian packages; :mod:`benchmarks.real_text`), distinct sentences shuffled with a fixed seed, so every
+corpus mixes the scripts. Model: a random-weight model of the exact bert-base-multilingual-cased shape
+(12 layers, 768 dims, 119,547 pieces; its WordPiece vocabulary trained on those catalogs, so words split
+as a real multilingual vocabulary splits them), int8 by default. Each run is a fresh process (a cold
+Spark, like a spark-submit), timed with the process tree's CPU and peak worker memory.
+
+    python -m benchmarks.reuse [--chars 60000] [--precision int8|fp32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGETS = {0.0: 1.05, 0.3: 0.75, 0.6: 0.45, "nightly": 0.40}  # time with reuse / time without, at most
+PARTITIONS = 4
+
+
+def model(models: Path, precision: str) -> Path:
+    """The mBERT-shaped bundle, built once (its vocabulary from the catalogs' text)."""
+    from benchmarks.real_text import catalog_sentences
+    from pipelines.model.bundle import CHECKPOINT_DIR, MANIFEST
+    from pipelines.model.demo import build_mbert_shaped_random_model
+    from pipelines.model.prepare import prepare_model
+
+    fp32, int8 = models / "reuse-mbert", models / "reuse-mbert-int8"
+    if not (fp32 / MANIFEST).exists():
+        build_mbert_shaped_random_model(fp32, [t for _, t in catalog_sentences(Path("/usr/share/locale"))])
+    if precision == "int8" and not (int8 / MANIFEST).exists():
+        prepare_model(int8, from_dir=fp32 / CHECKPOINT_DIR, precision="int8", kind="demo", name="reuse-mbert-int8")
+    return int8 if precision == "int8" else fp32
+
+
+def sentences(seed: int = 0) -> list[tuple[str, str]]:
+    from benchmarks.real_text import catalog_sentences
+
+    pool = catalog_sentences(Path("/usr/share/locale"))
+    random.Random(seed).shuffle(pool)
+    return pool
+
+
+def write(documents: list[tuple[str, str, str]], root: Path, day: str = "1") -> Path:
+    """Parquet partitioned by ``day`` and ``part`` (a hash of the id), the language in a column."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    shutil.rmtree(root / f"day={day}", ignore_errors=True)
+    for p in range(PARTITIONS):
+        rows = [d for d in documents if int(d[0][1:]) % PARTITIONS == p]
+        folder = root / f"day={day}" / f"part=p{p}"
+        folder.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table({"doc_id": [r[0] for r in rows], "lang": [r[1] for r in rows],
+                                 "text": [r[2] for r in rows]}), folder / "part-0.parquet")
+    return root
+
+
+def corpora(chars: int, work: Path) -> dict[str, tuple[Path, float]]:
+    """share -> (corpus, the repeated share as built); and the nightly's two days (one corpus, two partitions
+    of ``day``: day 2 draws 70% of its sentences from day 1's)."""
+    from benchmarks.real_text import with_repeats
+
+    pool = sentences()
+    out = {}
+    for share in (0.0, 0.3, 0.6):
+        built = with_repeats(pool, chars, share, seed=1)
+        out[str(share)] = (write(built.documents, work / f"corpus-{share}"), built.repeated_share)
+    day1 = with_repeats(pool, chars, 0.0, seed=2)
+    rng = random.Random(3)
+    old = rng.sample(pool[:day1.first_used], k=day1.first_used)  # day 1's sentences, in another order
+    new = pool[day1.first_used:]
+    documents, i, j, n = [], 0, 0, 0
+    while n < chars:
+        body, lang = [], None
+        for _ in range(rng.randint(2, 6)):
+            if rng.random() < 0.7 and i < len(old):
+                (lang_s, text), i = old[i], i + 1
+            else:
+                (lang_s, text), j = new[j], j + 1
+            body.append(text)
+            lang = lang or lang_s
+            n += len(text)
+        documents.append((f"n{len(documents):06d}", lang, " ".join(body)))
+    nightly = work / "corpus-nightly"
+    write(day1.documents, nightly, "1")
+    write([(f"d{int(d[0][1:]) + 500000:06d}", d[1], d[2]) for d in documents], nightly, "2")
+    out["nightly"] = (nightly, 0.7)
+    return out
+
+
+# --- one run, in a process of its own ----------------------------------------------------------------
+def run_phase(spec: dict) -> dict:
+    from benchmarks.throughput import Monitor
+    from pipelines.config import parse_config
+    from pipelines.run.job import run_annotate
+
+    config = parse_config({
+        "spark": {"master": "local[2]", "app_name": "corpus-nlp-bench-reuse",
+                  "conf": {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"}},
+        "input": {"path": spec["corpus"], "language_col": "lang"},
+        "output": {"path": spec["lake"]},
+        "model": {"bundle": spec["bundle"], "build_demo_if_missing": False},
+        "incremental": True, "partitions": spec.get("partitions", []),
+        "reuse": {"sentences": spec["reuse"]},
+    })
+    with Monitor() as monitor:
+        result = run_annotate(config)
+    m = result.manifest
+    return {"wall_s": round(monitor.wall, 2), "duration_s": m["duration_s"], "timings": m["timings"],
+            "tokens": m["counts"]["tokens"], "embedder": m.get("embedder"), "reuse": m.get("reuse"),
+            "worker_peak_rss_mb": monitor.summary()["worker_peak_rss_mb"],
+            "foreign_cpu_share": monitor.summary()["foreign_cpu_share"]}
+
+
+def phase(spec: dict) -> dict:
+    out = Path(spec["lake"] + ".phase.json")
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.reuse", "--phase", json.dumps(spec), "--phase-out",
+                           str(out)], cwd=ROOT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"run {spec} failed (exit {proc.returncode})")
+    return json.loads(out.read_text())
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--chars", type=int, default=60_000, help="sentence characters per corpus (and per day)")
+    ap.add_argument("--precision", choices=("int8", "fp32"), default="int8")
+    ap.add_argument("--work", default=str(ROOT / "out" / "bench-reuse"))
+    ap.add_argument("--models", default=str(ROOT / "models"))
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    ap.add_argument("--phase", help=argparse.SUPPRESS)
+    ap.add_argument("--phase-out", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.phase:
+        Path(args.phase_out).write_text(json.dumps(run_phase(json.loads(args.phase))))
+        return {}
+    work = Path(args.work)
+    bundle = model(Path(args.models), args.precision)
+    results = {"chars": args.chars, "precision": args.precision, "model": "mbert-shaped random weights",
+               "text": "/usr/share/locale gettext catalogs (Debian packages)", "scenarios": {}}
+    for name, (corpus, share) in corpora(args.chars, work).items():
+        scenario = {"repeated_share_built": round(share, 4)}
+        for mode in ("off", "run"):
+            lake = work / f"lake-{name}-{mode}"
+            shutil.rmtree(lake, ignore_errors=True)
+            if name == "nightly":  # day 1 first (untimed), then day 2 is the run measured
+                phase({"corpus": str(corpus), "lake": str(lake), "bundle": str(bundle), "reuse": mode,
+                       "partitions": ["day=1"]})
+                spec = {"partitions": ["day=2"]}
+            else:
+                spec = {}
+            scenario[mode] = phase({"corpus": str(corpus), "lake": str(lake), "bundle": str(bundle), "reuse": mode,
+                                    **spec})
+            print(name, mode, scenario[mode]["wall_s"], flush=True)
+        ratio = scenario["run"]["duration_s"] / scenario["off"]["duration_s"]
+        target = TARGETS[float(name) if name != "nightly" else name]
+        scenario.update(ratio=round(ratio, 3), target=target, met=ratio <= target)
+        results["scenarios"][name] = scenario
+    out = Path(args.out) / f"{time.strftime('%Y-%m-%d')}-reuse-{args.precision}-2c.json"
+    out.write_text(json.dumps(results, indent=1))
+    print(json.dumps({k: {x: v.get(x) for x in ("ratio", "target", "met")} for k, v in results["scenarios"].items()}))
+    return results
+
+
+if __name__ == "__main__":
+    main()
