@@ -101,6 +101,7 @@ bench: $(VENV)/.dev jars
 	$(BIN)/python -m benchmarks.throughput
 	$(BIN)/python -m benchmarks.frontier
 	$(BIN)/python -m benchmarks.classifiers
+	$(BIN)/python -m benchmarks.reuse
 
 clean:
 	rm -rf lake models spark-warehouse
