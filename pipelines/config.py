@@ -295,7 +295,7 @@ class ReuseSettings(StrictModel):
         "model pass; worker: each Python worker computes a sentence once (no extra pass); auto: run when the input "
         "has at least `run_min_chars` characters, else worker; off: every occurrence through the model")
     run_min_chars: int = Field(
-        5_000_000, ge=0, description="auto: the input size from which the key pass pays for itself (docs/performance.md)")
+        2_000_000, ge=0, description="auto: the input size from which the key pass pays for itself (docs/performance.md)")
     max_shared_mb: float = Field(
         512.0, ge=0, description="run: the run's repeated sentences' outputs shipped to every executor, at most "
         "(the most repeated first); the rest fall back to the workers' memory")
