@@ -65,6 +65,7 @@ NOT_IN_FINGERPRINT = (
     "ner.batch_size",                               # speed
     "classify.model",                               # the classifier counts by its storage ref and labels
     "classify.batch_size",                          # speed
+    "reuse",                                        # each distinct sentence computed once: the same outputs
 )
 
 
