@@ -290,10 +290,12 @@ class EmbeddingsSettings(StrictModel):
 class ReuseSettings(StrictModel):
     """Each distinct sentence through the model once (pipelines.annotate.reuse): exact, so not in the fingerprint."""
 
-    sentences: Literal["auto", "run", "worker", "off"] = Field(
+    sentences: Literal["auto", "run", "lake", "worker", "off"] = Field(
         "auto", description="run: a key pass finds the run's repeated sentences and computes each once, before the "
-        "model pass; worker: each Python worker computes a sentence once (no extra pass); auto: run when the input "
-        "has at least `run_min_chars` characters, else worker; off: every occurrence through the model")
+        "model pass; lake: run, and sentences computed by earlier runs come from the lake's sentence_cache table "
+        "(Delta), where this run adds its own; worker: each Python worker computes a sentence once (no extra "
+        "pass); auto: run when the input has at least `run_min_chars` characters, else worker; off: every "
+        "occurrence through the model")
     run_min_chars: int = Field(
         2_000_000, ge=0, description="auto: the input size from which the key pass pays for itself (docs/performance.md)")
     max_shared_mb: float = Field(
@@ -301,6 +303,9 @@ class ReuseSettings(StrictModel):
         "(the most repeated first); the rest fall back to the workers' memory")
     worker_cache_mb: float = Field(
         64.0, ge=0, description="sentences a Python worker keeps after computing them, least recently used out first")
+    cache_runs: int = Field(
+        7, ge=1, description="lake: an entry of the sentence cache that none of the last this many runs used is "
+        "removed; the table holds at most cache_runs x max_shared_mb")
 
 
 class StageSettings(StrictModel):
@@ -339,6 +344,13 @@ class JobConfig(StrictModel):
             raise ValueError("full_refresh (--full-refresh) makes the lake the annotation of today's input, so it "
                              "removes the partitions deleted from the input, but deleted_partitions is keep: set "
                              "deleted_partitions: remove (--deleted-partitions remove), or leave out full_refresh")
+        return self
+
+    @model_validator(mode="after")
+    def _sentence_cache_needs_delta(self):
+        if self.reuse.sentences == "lake" and self.output.format != "delta":
+            raise ValueError("reuse.sentences: lake keeps the sentence cache in a Delta table of the lake: set "
+                             "output.format: delta, or reuse.sentences: run")
         return self
 
     @model_validator(mode="after")

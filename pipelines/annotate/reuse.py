@@ -37,9 +37,11 @@ from pipelines.annotation import Ann
 from pipelines.annotate import native
 
 Entry = tuple  # one list[Ann] per model step, relative to the sentence
-SHARED_FILE = "shared.arrow"  # the run's shared sentences: columns sentence (string), payload (binary)
+SHARED_FILE = "shared.arrow"  # the run's shared sentences: sentence (string), payload (binary), from_lake (bool)
 SHARED_MANIFEST = "shared.json"  # {"sha256": ..., "sentences": n}
-COUNTERS = ("sentences", "reused_run", "reused_worker")  # per occurrence; computed = sentences - reused
+# per occurrence: served from the run's shared set (computed this run, or read from the lake's sentence cache),
+# or from the worker's own memory; computed = sentences - the three
+COUNTERS = ("sentences", "reused_run", "reused_lake", "reused_worker")
 ANN_BYTES = 240  # what one Ann costs in Python beyond its vector (the object, its metadata dict and strings)
 
 
@@ -130,8 +132,8 @@ def _shared_batch(pending, model_steps, sentence_col, token_col, first) -> pa.Re
 class SentenceMemo:
     """Sentence text -> the model steps' outputs, for one pass configuration, in one Python worker."""
 
-    def __init__(self, shared: dict[str, bytes] | None = None, capacity_bytes: int = 0):
-        self.shared = shared or {}  # text -> encoded entry (decoded on use: the file stays compact)
+    def __init__(self, shared: dict[str, tuple] | None = None, capacity_bytes: int = 0):
+        self.shared = shared or {}  # text -> (encoded entry, from the lake); decoded on use: the file stays compact
         self.capacity = capacity_bytes
         self.recent: OrderedDict[str, tuple[Entry, int]] = OrderedDict()  # text -> (entry, bytes)
         self.held = 0
@@ -180,8 +182,8 @@ class SentenceMemo:
         if text in self.recent:
             self.recent.move_to_end(text)
             return self.recent[text][0], "reused_worker"
-        payload = self.shared.get(text)
-        return None if payload is None else (decode_entry(payload), "reused_run")
+        held = self.shared.get(text)
+        return None if held is None else (decode_entry(held[0]), "reused_lake" if held[1] else "reused_run")
 
     def _keep(self, text: str, entry: Entry) -> None:
         size = entry_bytes(entry)
@@ -239,7 +241,7 @@ class MemoSpec:
                 held = _MEMOS[key] = (self.shared_path, memo)
             return held[1]
 
-    def _shared(self) -> dict[str, bytes] | None:
+    def _shared(self) -> dict[str, tuple] | None:
         if not self.shared_path:
             return None
         from pipelines.store.model_paths import load_on_executor
@@ -257,14 +259,17 @@ def _identity(steps: tuple) -> str:
 
 
 def write_shared(directory: Path, rows) -> dict:
-    """The run's shared sentences, ``rows`` of (text, encoded entry), as one Arrow file and its checksum."""
+    """The run's shared sentences, ``rows`` of (text, encoded entry, read from the lake's cache), as one Arrow
+    file and its checksum."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / SHARED_FILE
-    texts, payloads = [], []
-    for text, payload in rows:
+    texts, payloads, from_lake = [], [], []
+    for text, payload, cached in rows:
         texts.append(text)
         payloads.append(payload)
-    table = pa.table({"sentence": pa.array(texts, pa.string()), "payload": pa.array(payloads, pa.large_binary())})
+        from_lake.append(bool(cached))
+    table = pa.table({"sentence": pa.array(texts, pa.string()), "payload": pa.array(payloads, pa.large_binary()),
+                      "from_lake": pa.array(from_lake, pa.bool_())})
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
     manifest = {"sha256": _sha256(path), "sentences": len(texts), "bytes": path.stat().st_size}
@@ -272,8 +277,8 @@ def write_shared(directory: Path, rows) -> dict:
     return manifest
 
 
-def read_shared(directory: str, verify: bool = False) -> dict[str, bytes]:
-    """text -> encoded entry, from :func:`write_shared`'s file (memory-mapped; ``verify``: its sha256 first)."""
+def read_shared(directory: str, verify: bool = False) -> dict[str, tuple]:
+    """text -> (encoded entry, read from the lake's cache), from :func:`write_shared`'s file (memory-mapped; ``verify``: its sha256 first)."""
     path = Path(directory) / SHARED_FILE
     if verify:
         expected = json.loads((Path(directory) / SHARED_MANIFEST).read_text())["sha256"]
@@ -281,7 +286,8 @@ def read_shared(directory: str, verify: bool = False) -> dict[str, bytes]:
             raise ValueError(f"the run's shared sentences at {path} do not match their checksum")
     table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
     payloads = table.column("payload").combine_chunks()
-    return dict(zip(table.column("sentence").to_pylist(), (payloads[i].as_buffer() for i in range(len(payloads)))))
+    return dict(zip(table.column("sentence").to_pylist(),
+                    ((payloads[i].as_buffer(), cached) for i, cached in enumerate(table.column("from_lake").to_pylist()))))
 
 
 def _sha256(path: Path) -> str:

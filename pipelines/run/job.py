@@ -376,6 +376,12 @@ def annotate(plan: RunPlan) -> dict:
     finally:
         classified.unpersist()
     check_accounted(plan, counts)
+    if run_reuse.mode_for(config.reuse, 0, plan.stages is not None) == "lake":
+        with clock.phase("write_s", "removing the sentence cache's entries no recent run used..."):
+            committed = [m["run_id"] for m in read_manifests(spark, config.output.path.rstrip("/"))
+                         if m.get("status") == "committed" and m.get("run_id")]
+            run_reuse.SentenceCache(lake, plan.manifest.body["fingerprint"], plan.run_id,
+                                    config.reuse.cache_runs).evict(committed)
     return counts
 
 
@@ -397,12 +403,16 @@ def _prepare_reuse(plan: RunPlan, kept, input_chars: int) -> run_reuse.RunReuse:
     """The run's sentence reuse (pipelines.run.reuse); its key and shared passes, when it has them, timed."""
     config = plan.config
     mode = run_reuse.mode_for(config.reuse, input_chars, plan.stages is not None and not config.output.annotations)
-    if mode != "run":
+    if mode not in ("run", "lake"):
         return run_reuse.RunReuse(mode, config.reuse.worker_cache_mb)
     dimension = (plan.manifest.body.get("model") or {}).get("dimension") or 768
-    with plan.clock.phase("reuse_s", "finding the sentences that repeat, and computing each of them once..."):
+    cache = run_reuse.SentenceCache(plan.lake, plan.manifest.body["fingerprint"], plan.run_id,
+                                    config.reuse.cache_runs) if mode == "lake" else None
+    doing = "finding the sentences that repeat" + (", reading those the sentence cache holds" if cache else "") \
+        + ", and computing each of the others once..."
+    with plan.clock.phase("reuse_s", doing):
         return run_reuse.prepare(config, kept, plan.stages, dimension, input_chars, plan.run_id,
-                                 config.spark.tasks_per_core * default_parallelism(plan.spark))
+                                 config.spark.tasks_per_core * default_parallelism(plan.spark), cache)
 
 
 def _write_tokens(plan: RunPlan, kept, to_annotate: int, reuse: run_reuse.RunReuse) -> list[dict]:

@@ -21,6 +21,7 @@ docs/performance.md).
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 from dataclasses import dataclass, field
@@ -53,12 +54,13 @@ class RunReuse:
         counters = counters or {}
         seen = int(counters.get("sentences", 0))
         from_run, from_worker = int(counters.get("reused_run", 0)), int(counters.get("reused_worker", 0))
+        from_lake = int(counters.get("reused_lake", 0))
         shared_pieces = int(self.found.get("shared_pieces", 0))
         return {
             "mode": self.mode, **{k: v for k, v in self.found.items() if k != "shared_pieces"},
             "sentences_seen": seen, "served_from_run": from_run, "served_from_worker": from_worker,
-            "served_from_lake": 0, "computed_in_pass": seen - from_run - from_worker,
-            "reuse_share": round((from_run + from_worker) / seen, 4) if seen else 0.0,
+            "served_from_lake": from_lake, "computed_in_pass": seen - from_run - from_worker - from_lake,
+            "reuse_share": round((from_run + from_worker + from_lake) / seen, 4) if seen else 0.0,
             "wordpieces_computed": None if pieces_in_pass is None else pieces_in_pass + shared_pieces,
         }
 
@@ -70,7 +72,7 @@ def mode_for(settings, input_chars: int, native_pass: bool) -> str:
         return "off"
     if settings.sentences == "auto":
         return "run" if input_chars >= settings.run_min_chars else "worker"
-    return settings.sentences
+    return settings.sentences  # run, worker, or lake (run, plus the lake's sentence cache)
 
 
 def sentence_counts(kept, stages):
@@ -97,38 +99,171 @@ def repetition(counts) -> dict:
             "repeated_sentences": int(row["shared"] or 0), "repeated_tokens": int(row["shared_tokens"] or 0)}
 
 
-def prepare(config, kept, stages, dimension: int, input_chars: int, run_id: str, parallelism: int) -> RunReuse:
-    """The run's reuse: for ``run``, the key pass and the shared pass, their file ready for the executors."""
+def prepare(config, kept, stages, dimension: int, input_chars: int, run_id: str, parallelism: int,
+            cache=None) -> RunReuse:
+    """The run's reuse: for ``run`` and ``lake``, the key pass and the shared pass, their file ready for the
+    executors. ``cache``: the lake's :class:`SentenceCache` (``lake`` mode)."""
     settings = config.reuse
     mode = mode_for(settings, input_chars, native_pass=stages is not None and not config.output.annotations)
     reuse = RunReuse(mode, settings.worker_cache_mb)
-    if mode != "run":
+    if mode not in ("run", "lake"):
         return reuse
-    from pyspark.sql import functions as F
-
     counts = sentence_counts(kept, stages).persist()
     try:
         reuse.found = repetition(counts)
-        candidates = counts.where(F.col("n") > 1)
         # what one shared token costs in the file: its vector (float32) plus each step's annotation
-        per_token = 4 * dimension + 3 * ANN_BYTES
-        budget = int(settings.max_shared_mb * 1024 * 1024 / per_token)
-        wanted = reuse.found["repeated_tokens"]
-        if wanted > budget:  # the most repeated first: (occurrences - 1) x tokens saved
-            keep = int(reuse.found["repeated_sentences"] * budget / wanted)
-            candidates = candidates.orderBy(((F.col("n") - 1) * F.col("tokens")).desc()).limit(keep)
-        if not reuse.found["repeated_sentences"] or budget == 0:
-            return reuse
-        rows = candidates.repartition(max(1, parallelism)).transform(
-            shared_sentence_entries(stages, config.stages.embeddings.max_tokens_per_chunk)).collect()
+        budget = int(settings.max_shared_mb * 1024 * 1024 / (4 * dimension + 3 * ANN_BYTES))
+        entries = shared_sentence_entries(stages, config.stages.embeddings.max_tokens_per_chunk)
+        if mode == "lake":
+            rows = cache.exchange(counts, entries, budget, parallelism, reuse.found)
+        else:
+            rows = _repeated_entries(counts, entries, budget, parallelism, reuse.found)
     finally:
         counts.unpersist()
-    reuse.found["shared_pieces"] = sum(r["pieces"] for r in rows)
+    if not rows:
+        return reuse
     local = cache_dir() / "reuse" / f"{run_id}-{uuid.uuid4().hex[:8]}"
-    written = write_shared(local, ((r["sentence"], r["payload"]) for r in rows if r["sentence"] is not None))
+    written = write_shared(local, rows)
     reuse.found.update(shared_sentences=written["sentences"], shared_mb=round(written["bytes"] / 2**20, 1))
     reuse.local = local
     from pipelines.store.model_paths import for_executors
 
     reuse.shared = for_executors(local.as_uri(), local)
     return reuse
+
+
+def _most_repeated(rows, tokens_wanted: int, count: int, budget: int, weight):
+    """``rows`` (sentence, n, tokens), cut to about ``budget`` tokens, those of the largest ``weight`` first."""
+    if tokens_wanted <= budget:
+        return rows
+    return rows.orderBy(weight.desc()).limit(int(count * budget / tokens_wanted))
+
+
+def _repeated_entries(counts, entries, budget: int, parallelism: int, found: dict) -> list[tuple]:
+    """``run``: the sentences that occur more than once, computed once each (the most repeated first)."""
+    from pyspark.sql import functions as F
+
+    if not found["repeated_sentences"] or budget == 0:
+        return []
+    repeated = _most_repeated(counts.where(F.col("n") > 1), found["repeated_tokens"], found["repeated_sentences"],
+                              budget, (F.col("n") - 1) * F.col("tokens"))
+    rows = repeated.repartition(max(1, parallelism)).transform(entries).collect()
+    found["shared_pieces"] = sum(r["pieces"] for r in rows)
+    return [(r["sentence"], r["payload"], False) for r in rows if r["sentence"] is not None]
+
+
+# --- across runs: the lake's sentence cache ------------------------------------------------------------
+SENTENCE_CACHE = "sentence_cache"  # a table of the lake (Delta), beside the others
+
+
+class SentenceCache:
+    """``reuse.sentences: lake``: the lake's ``sentence_cache`` table (Delta, partitioned by the pipeline's
+    fingerprint) holds, per distinct sentence text, what the model stages produced for it (an encoded entry:
+    float32 vectors, tags, chunks) and the runs that created it and last used it.
+
+    A run reads the entries of its sentences that the cache holds for its fingerprint (the keys it needs
+    only: a semi-join on text, then the entries of those keys), computes the others in the shared pass and
+    appends them (one commit), marks the ones it used (one MERGE commit), and after its own tables are
+    committed removes the entries no run used in the last ``reuse.cache_runs`` runs (one DELETE commit). Each
+    commit carries the run id, as the other tables' do. A run adds at most ``reuse.max_shared_mb`` of
+    entries, so the table holds at most ``cache_runs`` x ``max_shared_mb`` (plus the files Delta keeps for
+    time travel until VACUUM). Another fingerprint never matches: its entries age out."""
+
+    def __init__(self, lake, fingerprint: str, run_id: str, cache_runs: int):
+        self.lake, self.fingerprint, self.run_id, self.cache_runs = lake, fingerprint, run_id, cache_runs
+
+    @property
+    def path(self) -> str:
+        return self.lake.path(SENTENCE_CACHE)
+
+    def _metadata(self) -> str:
+        return json.dumps({"corpus_nlp_run_id": self.run_id})
+
+    def _mine(self):
+        from pyspark.sql import functions as F
+
+        table = self.lake.read(SENTENCE_CACHE)
+        return None if table is None else table.where(F.col("fingerprint") == self.fingerprint)
+
+    def exchange(self, counts, entries, budget: int, parallelism: int, found: dict) -> list[tuple]:
+        """The run's shared set: the cached entries of its sentences, then its new sentences computed and
+        added to the cache (the most repeated first), within ``budget`` tokens in all."""
+        from pyspark.sql import functions as F
+
+        cached = self._mine()
+        weight = F.col("n") * F.col("tokens")
+        if cached is None:
+            hits, new = None, counts
+        else:
+            keys = cached.select("sentence")
+            hits, new = counts.join(keys, "sentence", "left_semi"), counts.join(keys, "sentence", "left_anti")
+        hit = _sizes(hits)
+        hits = None if hits is None or not hit[0] else _most_repeated(hits, hit[1], hit[0], budget, weight)
+        room = max(budget - min(hit[1], budget), 0)
+        fresh = _sizes(new)
+        if fresh[0] and room:
+            computed = _most_repeated(new, fresh[1], fresh[0], room, weight).repartition(max(1, parallelism)) \
+                .transform(entries)
+            self._append(computed)
+        if hits is not None:
+            self._mark_used(hits)
+        stamped = self._mine()
+        if stamped is None:
+            return []
+        rows = stamped.where(F.col("last_used_run") == self.run_id).select(
+            "sentence", "payload", (F.col("created_run") != self.run_id).alias("from_lake"), "pieces").collect()
+        found["shared_pieces"] = sum(r["pieces"] or 0 for r in rows if not r["from_lake"])
+        found["cache_hits"] = sum(1 for r in rows if r["from_lake"])
+        found["cache_added"] = len(rows) - found["cache_hits"]
+        return [(r["sentence"], r["payload"], r["from_lake"]) for r in rows]
+
+    def _append(self, computed) -> None:
+        """The new entries, one commit (the shared pass runs inside it, once)."""
+        from pyspark.sql import functions as F
+
+        from pipelines.store.lake import delta_errors
+
+        rows = computed.where(F.col("sentence").isNotNull()).select(
+            F.lit(self.fingerprint).alias("fingerprint"), "sentence", "payload", "pieces",
+            F.lit(self.run_id).alias("created_run"), F.lit(self.run_id).alias("last_used_run"))
+        with delta_errors(self.path, self.run_id):
+            rows.write.format("delta").mode("append").partitionBy("fingerprint") \
+                .option("userMetadata", self._metadata()).save(self.path)
+
+    def _mark_used(self, hits) -> None:
+        """This run's id on the cached entries it reads (one MERGE commit): what keeps them from eviction."""
+        from pipelines.store.delta_sql import USER_METADATA, absolute, quoted
+        from pipelines.store.lake import delta_errors
+        from pipelines.spark.session import temporary_conf
+
+        view = f"corpus_nlp_cache_hits_{uuid.uuid4().hex[:12]}"
+        hits.select("sentence").createOrReplaceTempView(view)
+        spark = self.lake.spark
+        try:
+            with delta_errors(self.path, self.run_id), temporary_conf(spark, {USER_METADATA: self._metadata()}):
+                spark.sql(f"MERGE INTO delta.{quoted(absolute(self.path))} AS c USING {view} AS u "
+                          f"ON c.fingerprint = '{self.fingerprint}' AND c.sentence = u.sentence "
+                          f"WHEN MATCHED THEN UPDATE SET c.last_used_run = '{self.run_id}'")
+        finally:
+            spark.catalog.dropTempView(view)
+
+    def evict(self, run_ids: list[str]) -> None:
+        """Remove the entries no run used in the last ``cache_runs`` runs (``run_ids``: the lake's committed
+        runs); nothing before there are that many."""
+        from pipelines.store.delta_sql import is_delta_table
+
+        recent = sorted(set(run_ids) | {self.run_id})
+        if len(recent) <= self.cache_runs or not is_delta_table(self.lake.spark, self.path):
+            return
+        oldest_kept = recent[-self.cache_runs]
+        self.lake.delete_rows(SENTENCE_CACHE, f"last_used_run < '{oldest_kept}'", self.run_id)
+
+
+def _sizes(rows) -> tuple[int, int]:
+    """(sentences, tokens) of ``rows``; (0, 0) for None."""
+    from pyspark.sql import functions as F
+
+    if rows is None:
+        return 0, 0
+    row = rows.agg(F.count(F.lit(1)).alias("n"), F.sum("tokens").alias("tokens")).first()
+    return int(row["n"] or 0), int(row["tokens"] or 0)

@@ -101,3 +101,58 @@ def test_manifest_accounts_for_every_sentence(spark, lakes):
     assert reuse["reuse_share"] == pytest.approx(reuse["served_from_run"] / reuse["sentences"], abs=1e-4)
     assert "reuse" not in lakes["off"].manifest
     assert m["timings"]["reuse_s"] > 0
+
+
+# --- across runs: the lake's sentence cache ----------------------------------------------------------
+def _two_days() -> dict:
+    """day=1: documents of catalog sentences; day=2: documents whose sentences are ~70% day 1's."""
+    import random
+
+    wtforms = pytest.importorskip("wtforms")
+    sentences = [t for lang, t in catalog_sentences(Path(wtforms.__file__).parent / "locale")
+                 if lang.split("_")[0] in LANGUAGES]
+    rng = random.Random(5)
+    day1, fresh = sentences[:60], sentences[60:]
+    day1_docs = [(f"a{i}", " ".join(day1[i:i + 3])) for i in range(0, len(day1), 3)]
+    day2_docs = []
+    for i in range(20):
+        picked = [rng.choice(day1) if rng.random() < 0.7 else fresh.pop() for _ in range(3)]
+        day2_docs.append((f"b{i}", " ".join(picked)))
+    return {"1": day1_docs, "2": day2_docs}
+
+
+def test_sentence_cache_serves_a_later_run_and_evicts_what_no_recent_run_used(spark, tmp_path, demo_bundle):
+    from pipelines.run.job import run_annotate
+    from pipelines.run.reuse import SENTENCE_CACHE
+
+    corpus = tmp_path / "corpus"
+    for day, docs in _two_days().items():
+        write_corpus(corpus / f"day={day}", {"x": docs})
+
+    def run(lake, day, **settings):
+        return run_annotate(job_config(tmp_path / lake, corpus, demo_bundle.path, partitions=[f"day={day}"],
+                                       **settings), spark=spark)
+
+    first = run("lake", "1", reuse__sentences="lake")
+    assert first.manifest["reuse"]["served_from_lake"] == 0 and first.manifest["reuse"]["cache_added"] > 0
+    second = run("lake", "2", reuse__sentences="lake", reuse__cache_runs=1)
+    plain = run("plain", "2", reuse__sentences="off")
+    reuse = second.manifest["reuse"]
+    assert reuse["served_from_lake"] > 0.5 * reuse["sentences_seen"] and reuse["cache_hits"] > 0
+    assert reuse["served_from_lake"] + reuse["served_from_run"] + reuse["served_from_worker"] \
+        + reuse["computed_in_pass"] == reuse["sentences_seen"]
+    a = [t for t in _tokens(spark, second) if t["day"] == "2"]
+    b = _tokens(spark, plain)
+    assert len(a) == len(b) > 100
+    for x, y in zip(a, b):
+        assert np.abs(np.asarray(x.pop("embedding")) - np.asarray(y.pop("embedding"))).max() <= VECTOR_TOLERANCE
+        assert x == y
+    # cache_runs 1: what the second run did not use is gone; what it used or added stays, stamped with its id
+    cache = read_table(spark, str(tmp_path / "lake" / SENTENCE_CACHE))
+    stamps = {r["last_used_run"] for r in cache.select("last_used_run").distinct().collect()}
+    assert stamps == {second.run_id}
+    assert cache.count() == reuse["cache_hits"] + reuse["cache_added"]
+    # another pipeline (another fingerprint) never reads these entries
+    other = run("lake", "2", reuse__sentences="lake", stages__embeddings__max_sentence_length=64, full_refresh=True)
+    assert other.manifest["reuse"]["served_from_lake"] == 0
+    assert other.manifest["fingerprint"] != second.manifest["fingerprint"]

@@ -81,7 +81,7 @@ def test_near_duplicates_are_never_served_for_each_other(steps):
                 unicodedata.normalize("NFD", base)]
     spec = reuse.MemoSpec(tuple([steps[0][-1], *steps[1]]), None, 63.0)  # a memo of its own (the bound is in its key)
     _rows(steps, variants, spec, max_tokens=16)
-    assert spec.memo().counters == {"sentences": len(variants), "reused_run": 0, "reused_worker": 0}
+    assert spec.memo().counters == {"sentences": len(variants), "reused_run": 0, "reused_lake": 0, "reused_worker": 0}
     _rows(steps, variants[:2], spec, max_tokens=16)
     assert spec.memo().counters["reused_worker"] == 2
 
@@ -102,9 +102,10 @@ def test_shared_entries_round_trip_through_the_shared_file(steps, tmp_path):
     ann = sentence.apply({"document": steps[0][0].apply({"text": [texts[0]]})})[0][0]
     tokens = token_step.apply({"sentence": [[ann]]})[0]
     entry, = reuse.compute_entries([reuse.relative(ann, tokens)], model_steps, "sentence", "token")
-    reuse.write_shared(tmp_path, [(ann.result, reuse.encode_entry(entry))])
+    reuse.write_shared(tmp_path, [(ann.result, reuse.encode_entry(entry), True)])
     shared = reuse.read_shared(str(tmp_path), verify=True)
-    back = reuse.decode_entry(shared[ann.result])
+    assert shared[ann.result][1] is True  # read from the lake's cache
+    back = reuse.decode_entry(shared[ann.result][0])
     assert [[(a.begin, a.end, a.result, a.metadata) for a in anns] for anns in back] == \
         [[(a.begin, a.end, a.result, a.metadata) for a in anns] for anns in entry]
     assert np.array_equal(np.stack([a.embeddings for a in back[0]]), np.stack([a.embeddings for a in entry[0]]))
