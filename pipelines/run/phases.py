@@ -70,8 +70,8 @@ class RunClock:
         try:
             yield
         finally:
-            if mark is not None:
-                written = self.shuffle.since(mark)
+            if self.shuffle:
+                written = self.shuffle.since(mark)  # None, where the meter cannot measure
                 self.shuffle_bytes[phase] = None if written is None else self.shuffle_bytes.get(phase, 0) + written
 
     def shuffle_summary(self) -> dict | None:
