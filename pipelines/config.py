@@ -128,7 +128,8 @@ class OutputSettings(StrictModel):
     annotations: bool = Field(False, description="also write the Spark NLP annotation columns")
     target_file_mb: float = Field(
         128, ge=0, description="about this many MiB per data file: each partition of a table gets one file, or "
-        "one per this size (Spark's REBALANCE before the write); 0: Spark's default, a file per task per partition")
+        "one per this size (the tables with vectors: the input clustered by partition and size before the model "
+        "pass; the others: Spark's REBALANCE before the write); 0: Spark's default, a file per task per partition")
     embedding_dtype: Literal["float32", "float16", "int8"] = Field(
         "float32", description="float16: the embedding column holds little-endian half floats as binary; int8: "
         "binary, a float32 scale then one int8 per dimension (pipelines.annotate.tables.decode_int8)")

@@ -576,12 +576,17 @@ def embedding_array(vectors: list[np.ndarray], dtype: str = "float32") -> pa.Arr
     dim = len(vectors[0]) if vectors else 0
     flat = np.concatenate(vectors) if vectors else np.zeros(0, np.float32)
     if dtype in ("float16", "int8"):
-        data, width = ((flat.astype("<f2").tobytes(), dim * 2) if dtype == "float16"
-                       else (encode_int8(np.reshape(flat, (len(vectors), dim))), 4 + dim))
-        offsets = (np.arange(len(vectors) + 1, dtype=np.int32) * width).tobytes()
+        data = (flat.astype("<f2").tobytes() if dtype == "float16"
+                else encode_int8(np.reshape(flat, (len(vectors), dim))))
+        offsets = (np.arange(len(vectors) + 1, dtype=np.int32) * vector_bytes(dim, dtype)).tobytes()
         return pa.Array.from_buffers(pa.binary(), len(vectors), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
     offsets = pa.array(np.arange(len(vectors) + 1, dtype=np.int32) * dim)
     return pa.ListArray.from_arrays(offsets, pa.array(flat.astype(np.float32, copy=False), pa.float32()))
+
+
+def vector_bytes(dimension: int, dtype: str = "float32") -> int:
+    """The bytes of one stored vector: 4 a dimension (float32), 2 (float16), 1 plus the 4-byte scale (int8)."""
+    return {"float32": 4 * dimension, "float16": 2 * dimension, "int8": 4 + dimension}[dtype]
 
 
 def decode_float16(value: bytes) -> np.ndarray:

@@ -29,11 +29,13 @@ from pipelines.store.lake import (ANNOTATIONS_TABLE, CLASSIFICATIONS_TABLE, ENTI
                                   partition_predicate, read_manifests, take_lease)
 from pipelines.store.remote_files import is_local, local_path
 from pipelines.store.model_paths import forget_fetched
+from pipelines.run import layout
 from pipelines.run.phases import RunClock
 from pipelines.run import reuse as run_reuse
 from pipelines.run.policies import classify_rows, error_rows, quarantine_rows, text_column
 from pipelines.annotate.row_errors import limit_message
 from pipelines.spark.session import default_parallelism, is_connect, num_partitions, restores_session_conf
+from pipelines.spark.shuffle import ShuffleMeter
 from pipelines.run.reconcile import check_accounted, counts_read_back, zero_counts
 from pipelines.text.sentences import VISIBLE_CHAR_REGEX
 from pipelines.annotate.dataframes import split_roles, tokens_from_annotations, with_token_embeddings
@@ -113,6 +115,12 @@ class RunPlan:
         return [self.config.input.id_col, *self.partition_cols]
 
     @property
+    def clustered(self) -> bool:
+        """Whether the rows reach the model pass clustered by output partition and file size
+        (:mod:`pipelines.run.layout`): then the tables with vectors are written without a shuffle."""
+        return bool(self.config.spark.tasks_per_core and self.config.output.target_file_mb)
+
+    @property
     def every_partition(self) -> bool:
         return len(self.todo) == len(self.all_partitions)
 
@@ -166,7 +174,7 @@ def run_annotate(config: JobConfig, spark=None) -> RunResult:
         models = prepare_models(config)
         timings = {"spark_start_s": spark_start_s, **models.timings}
         manifest.body["timings"] = timings
-        clock = RunClock()
+        clock = RunClock(ShuffleMeter(spark))
         with clock.phase("plan_s"):
             plan = plan_run(config, spark, Lake(spark, out, config.output.format, config.output.target_file_mb),
                             manifest, models)
@@ -180,7 +188,8 @@ def run_annotate(config: JobConfig, spark=None) -> RunResult:
         catalog_tables = register_tables(spark, config.output, plan.tables)
         if catalog_tables:
             manifest.body["catalog_tables"] = catalog_tables
-        manifest.finish("committed", counts=counts, timings=clock.timings(timings, time.time() - manifest.started))
+        manifest.finish("committed", counts=counts, timings=clock.timings(timings, time.time() - manifest.started),
+                        shuffle=clock.shuffle_summary())
         return RunResult(manifest.run_id, manifest.path, plan.tables, manifest.body, config.output.format,
                          catalog_tables)
     except CorpusNlpError as e:
@@ -351,8 +360,8 @@ def annotate(plan: RunPlan) -> dict:
     classified = classify_rows(df, config, cols).persist()
     try:
         totals = _totals(classified, cols, text_column(config))
-        kept = _balanced(spark, config, classified.where(F.col("_reason").isNull() & text_column(config).rlike(
-            VISIBLE_CHAR_REGEX)).select(id_col, text_col, *cols, *extra))
+        kept = _laid_out(plan, totals, classified.where(F.col("_reason").isNull() & text_column(config).rlike(
+            VISIBLE_CHAR_REGEX)).select(id_col, text_col, *cols, *extra, "_row"))
         reuse = _prepare_reuse(plan, kept, sum(r["chars"] or 0 for r in totals))
         try:
             failed_rows = _write_tokens(plan, kept, sum(r["to_annotate"] for r in totals), reuse)
@@ -396,6 +405,7 @@ def _totals(classified, cols: list[str], text) -> list:
         F.sum(F.when(F.col("_reason").isNull() & ~F.coalesce(visible, F.lit(False)), 1).otherwise(0))
         .alias("kept_empty"),
         F.sum(F.when(F.col("_reason").isNull() & visible, F.length(text)).otherwise(0)).alias("chars"),
+        F.sum(F.when(F.col("_reason").isNull() & visible, F.octet_length(text)).otherwise(0)).alias("text_bytes"),
     ).collect()
 
 
@@ -433,7 +443,7 @@ def _write_tokens(plan: RunPlan, kept, to_annotate: int, reuse: run_reuse.RunReu
         try:  # the annotations table (output.annotations) is written inside _token_table
             tokens, reported = _token_table(plan, kept, report, reuse)
             plan.lake.replace(TOKEN_TABLE, tokens.withColumn("run_id", F.lit(plan.run_id)), plan.partition_cols,
-                              plan.replaced, plan.run_id, report.split if reported else None)
+                              plan.replaced, plan.run_id, report.split if reported else None, plan.clustered)
         except Exception as e:  # one task saw more failed rows than the whole run may have
             line = limit_message(e)
             if line is None:
@@ -494,17 +504,26 @@ def _partition_condition(cols: list[str], partitions: list[state.Partition]):
     return F.expr(partition_predicate(cols, partitions))
 
 
-def _balanced(spark, config: JobConfig, df):
-    """Round-robin the rows over enough tasks that every core stays busy to the end.
+def _laid_out(plan: RunPlan, totals: list, df):
+    """The rows to annotate (``_row`` dropped) spread over enough tasks that every core stays busy to the end:
+    clustered by output partition and file size where the token table's files are sized (``plan.clustered``),
+    else round-robin (``output.target_file_mb: 0``), or as read (``spark.tasks_per_core: 0``).
 
     A small corpus read from a few files gives a few tasks of very different sizes; the model pass is
-    so much dearer than the shuffle that evening them out pays for itself.
+    so much dearer than the shuffle of its text that evening them out pays for itself.
     """
-    per_core = config.spark.tasks_per_core
-    if not per_core:
-        return df
-    wanted = per_core * default_parallelism(spark)
-    return df.repartition(wanted) if num_partitions(df) < wanted else df
+    config = plan.config
+    wanted = config.spark.tasks_per_core * default_parallelism(plan.spark) if config.spark.tasks_per_core else 0
+    if plan.clustered:
+        model = plan.manifest.body.get("model") or {}
+        per_byte = layout.output_bytes_per_text_byte(model.get("dimension", 0) if config.output.embeddings else 0,
+                                                     config.output.embedding_dtype)
+        counts = layout.bucket_counts([r["text_bytes"] * per_byte for r in totals],
+                                      config.output.target_file_mb * 1024 * 1024, wanted)
+        return layout.clustered(df, plan.partition_cols, config.input.id_col,
+                                [tuple(r[c] for c in plan.partition_cols) for r in totals], counts)
+    df = df.drop("_row")
+    return df.repartition(wanted) if wanted and num_partitions(df) < wanted else df
 
 
 def _token_table(plan: RunPlan, kept, report, reuse: run_reuse.RunReuse) -> tuple:
@@ -532,7 +551,8 @@ def _token_table(plan: RunPlan, kept, report, reuse: run_reuse.RunReuse) -> tupl
         annotated = run_native_stages(kept, stages, keep, report).select(
             *keep, *[s.getOutputCol() for s in stages], *([REPORT_COLUMN] if report is not None else []))
     plan.lake.replace(ANNOTATIONS_TABLE, annotated.withColumn("run_id", F.lit(plan.run_id)), plan.partition_cols,
-                      plan.replaced, plan.run_id, report.split if stages and report is not None else None)
+                      plan.replaced, plan.run_id, report.split if stages and report is not None else None,
+                      plan.clustered)
     written = plan.written(ANNOTATIONS_TABLE)
     return tokens_from_annotations(written, keep, embeddings_col, config.output.embedding_dtype), False
 

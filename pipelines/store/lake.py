@@ -141,7 +141,8 @@ def text_partition_values(spark):
 # partition bigger than the advisory size into pieces of about that size and merges small ones: a
 # partition gets one file, or one per ``target_file_mb``. The size is measured on the shuffle's
 # (compressed) bytes, which for the vectors is close to Parquet's. Without AQE (disabled by the user),
-# each partition gets a single file.
+# each partition gets a single file. The tables with vectors skip it: the job clusters their input
+# instead (:mod:`pipelines.run.layout`), so that the vectors are not shuffled.
 ADVISORY_SIZE = "spark.sql.adaptive.advisoryPartitionSizeInBytes"
 
 
@@ -215,20 +216,23 @@ class Lake:
             df = df.where(partition_predicate(columns, partitions))
         return df
 
-    def replace(self, table: str, df, columns: list[str], partitions: list, run_id: str, last_step=None) -> None:
+    def replace(self, table: str, df, columns: list[str], partitions: list, run_id: str, last_step=None,
+                clustered: bool = False) -> None:
         """Make ``df`` the content of ``partitions`` (all of the table when unpartitioned) in one write.
 
         Delta: one transaction (replaceWhere), run id in the commit's user metadata; a partition that
         gets no rows is emptied by the same transaction. Parquet: dynamic partition overwrite, then the
         directories of partitions that got no rows are removed. ``last_step`` (e.g. ``RunReport.split``):
         applied to the rows once nothing more analyses them before the write (PySpark 4.0's Connect client
-        loses a DataFrame's observed metrics when its plan is analysed before the action).
+        loses a DataFrame's observed metrics when its plan is analysed before the action). ``clustered``: the
+        rows already come in tasks of one partition and about one file each (:mod:`pipelines.run.layout`),
+        so no REBALANCE: the rows (the vectors) go from their task into their file without a shuffle.
         """
         df = df.select(*[c for c in df.columns if c not in columns], *columns)  # partition columns last, as in Hive
         if last_step is not None:
             df = last_step(df)
-        with rebalanced(df, columns, self.target_file_mb) as df, \
-                temporary_conf(self.spark, file_size_conf(self.target_file_mb)):
+        target_file_mb = 0 if clustered else self.target_file_mb
+        with rebalanced(df, columns, target_file_mb) as df, temporary_conf(self.spark, file_size_conf(target_file_mb)):
             if self.format == "delta":
                 self._replace_delta(table, df, columns, partitions, run_id)
             else:

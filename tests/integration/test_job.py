@@ -12,7 +12,8 @@ import pytest
 from chispa import assert_df_equality
 from click.testing import CliRunner
 
-from lake_helpers import JOB_CORPUS as CORPUS, files_per_partition, job_config, read_table, write_corpus
+from lake_helpers import (JOB_CORPUS as CORPUS, assert_same_table, files_per_partition, job_config, read_table,
+                          write_corpus)
 
 from pipelines.tools.cli import main
 from pipelines.run.job import JobError, run_annotate
@@ -72,12 +73,42 @@ def test_run_manifest_accounts_for_every_row(spark, first_run, demo_bundle):
     assert manifest["config"]["input"]["path"].endswith("corpus0") and manifest["duration_s"] > 0
 
 
-def test_every_table_gets_one_file_per_partition_not_one_per_task(spark, first_run):
-    # the rows of a partition are spread over tasks_per_core x cores tasks for the model pass; the
-    # writer gathers them again (output.target_file_mb, far above these few KiB)
+def test_every_table_gets_a_few_files_per_partition_not_one_per_task(spark, first_run):
+    # The model pass runs tasks_per_core x cores = 8 tasks, each holding one bucket of one partition
+    # (pipelines.run.layout): the token table gets a file per bucket, the buckets of this tiny corpus cut
+    # small enough to keep both cores busy. The small tables are gathered by the writer (REBALANCE).
     for table, path in first_run.tables.items():
         layout = files_per_partition(spark, path)
-        assert layout and all(len(sizes) == 1 for sizes in layout.values()), (table, layout)
+        assert layout, table
+        if table == "token_embeddings":
+            assert sum(map(len, layout.values())) <= 8 + len(layout), layout
+        else:
+            assert all(len(sizes) == 1 for sizes in layout.values()), (table, layout)
+
+
+def _token_bytes(path) -> int:
+    return sum(f.stat().st_size for f in Path(path).rglob("*.parquet"))
+
+
+def test_the_vectors_are_not_shuffled_and_files_keep_to_the_target_size(spark, tmp_path, demo_bundle):
+    # ~0.6 MiB of token rows a partition (128 float32 dimensions), files of a quarter MiB wanted
+    words = "Der Hund schläft im Garten und die Katze sitzt auf dem Dach des alten Hauses"
+    corpus = write_corpus(tmp_path / "corpus", {lang: [(f"{lang}-{i}", f"{words} {i}. " * 4) for i in range(80)]
+                                                for lang in ("de", "fr")})
+    clustered = run_annotate(job_config(tmp_path / "clustered", corpus, demo_bundle.path,
+                                        output__target_file_mb=0.25), spark=spark)
+    rebalanced = run_annotate(job_config(tmp_path / "rebalanced", corpus, demo_bundle.path,
+                                         output__target_file_mb=0.25, spark__tasks_per_core=0), spark=spark)
+    assert_same_table(spark, clustered.tables["token_embeddings"], rebalanced.tables["token_embeddings"])
+    vectors = _token_bytes(clustered.tables["token_embeddings"])
+    assert vectors > 1024 * 1024
+    # the model pass shuffles the text only; the output's REBALANCE shuffles every vector
+    assert clustered.manifest["shuffle"]["model_pass_bytes"] < vectors / 10, clustered.manifest["shuffle"]
+    assert rebalanced.manifest["shuffle"]["model_pass_bytes"] > vectors / 2, rebalanced.manifest["shuffle"]
+    total = clustered.manifest["shuffle"]["total_bytes"]
+    assert total >= sum(v for k, v in clustered.manifest["shuffle"].items() if k != "total_bytes")
+    for sizes in files_per_partition(spark, clustered.tables["token_embeddings"]).values():
+        assert 2 <= len(sizes) <= 8 and max(sizes) <= 0.6 * 1024 * 1024, sizes
 
 
 def test_rerun_replaces_only_the_partitions_it_writes(spark, tmp_path, corpus_dir, demo_bundle):
