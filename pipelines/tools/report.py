@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from pipelines.errors import CorpusNlpError
+from pipelines.run.reuse import SENTENCE_CACHE
 from pipelines.store.lake import (ANNOTATIONS_TABLE, CLASSIFICATIONS_TABLE, ENTITIES_TABLE, QUARANTINE_TABLE,
                                   TOKEN_TABLE, Lake, exists, read_manifests, write_text)
 
@@ -76,6 +77,7 @@ class ReportData:
     entities: list[tuple[str, int]] | None = None
     classifications: list[tuple[str, int]] | None = None
     files: list[FileLayout] = field(default_factory=list)
+    sentence_cache: tuple[int, FileLayout] | None = None  # (entries, files) of the lake's sentence cache
 
 
 # --- reading the lake ----------------------------------------------------------------------------
@@ -104,6 +106,8 @@ def collect(spark, root: str, run_id: str | None = None) -> ReportData:
     classifications = _table(lake, CLASSIFICATIONS_TABLE, run_id)
     data.classifications = _counts_by(classifications, "label") if classifications is not None else None
     data.files = [file_layout(lake, t, cols, run_id) for t in TABLES if lake.has(t)]
+    if lake.format == "delta" and lake.has(SENTENCE_CACHE):
+        data.sentence_cache = (lake.read(SENTENCE_CACHE).count(), file_layout(lake, SENTENCE_CACHE, ["fingerprint"]))
     return data
 
 
@@ -414,6 +418,7 @@ def run_rows(manifests: list[dict]) -> list[dict]:
             "tokens": tokens, "entities": counts.get("entities"), "annotate_s": annotate_s,
             "tokens_per_s": round(tokens / annotate_s, 1) if annotate_s else 0.0,
             "embedder": counts.get("embedder") or m.get("embedder"), "progress": m.get("progress"),
+            "reuse": m.get("reuse"),
         })
     return rows
 
@@ -467,7 +472,7 @@ def render(data: ReportData) -> str:
     runs = run_rows(data.manifests)
     scope = f"run {data.run_id}" if data.run_id else f"{len(runs)} runs"
     sections = [_runs_section(runs), _partitions_section(data), _quarantine_section(data),
-                _lengths_section(data), _embedder_section(runs), _throughput_section(runs),
+                _lengths_section(data), _embedder_section(runs), _reuse_section(runs, data), _throughput_section(runs),
                 _labels_section("Entities per label", data.entities, "entities", "no entities table: the runs had no NER"),
                 _labels_section("Classifications per label", data.classifications, "classifications", None),
                 _files_section(data)]
@@ -538,6 +543,33 @@ def _embedder_section(runs: list[dict]) -> str:
                     _table_html(header, rows, {0: "id"}))
 
 
+def _reuse_section(runs: list[dict], data: ReportData) -> str:
+    """Per run: the sentences served from earlier occurrences (this run's shared set, the lake's sentence
+    cache, a worker's memory) instead of the model; and the cache's size."""
+    with_reuse = [r for r in runs if r["reuse"]]
+    if not with_reuse and data.sentence_cache is None:
+        return ""
+    rows = [[r["run_id"], u["mode"], u["sentences_seen"], _share(u.get("repeated_char_share")),
+             u["served_from_run"], u["served_from_lake"], u["served_from_worker"], u["computed_in_pass"],
+             _share(u["reuse_share"]), _share(u["served_from_lake"] / u["sentences_seen"] if u["sentences_seen"] else 0)]
+            for r in with_reuse for u in [r["reuse"]]]
+    table = _table_html(["run", "reuse", "sentences", "repeated text", "from the run's set", "from the lake's cache",
+                         "from a worker", "computed", "served", "cache hit rate"], rows, {0: "id"})
+    return _section("Sentence reuse", table, note=sentence_cache_summary(data))
+
+
+def _share(value) -> str:
+    return "" if value is None else f"{float(value):.1%}"
+
+
+def sentence_cache_summary(data: ReportData) -> str | None:
+    if data.sentence_cache is None:
+        return None
+    entries, layout = data.sentence_cache
+    return (f"{SENTENCE_CACHE}: {entries:,} sentences, {layout.bytes / 1024 / 1024:,.2f} MiB in {layout.files} files, "
+            f"{len(layout.partitions)} pipeline fingerprint(s)")
+
+
 def _throughput_section(runs: list[dict]) -> str:
     done = [r for r in runs if r["tokens"]]
     if not done:
@@ -583,4 +615,5 @@ def require_matplotlib() -> None:
 
 
 def summary_lines(path: str, data: ReportData) -> list[str]:
-    return [f"wrote {path}", *(f"  {f.summary()}" for f in data.files)]
+    cache = sentence_cache_summary(data)
+    return [f"wrote {path}", *(f"  {f.summary()}" for f in data.files), *([f"  {cache}"] if cache else [])]

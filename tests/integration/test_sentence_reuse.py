@@ -152,6 +152,14 @@ def test_sentence_cache_serves_a_later_run_and_evicts_what_no_recent_run_used(sp
     stamps = {r["last_used_run"] for r in cache.select("last_used_run").distinct().collect()}
     assert stamps == {second.run_id}
     assert cache.count() == reuse["cache_hits"] + reuse["cache_added"]
+    # the report shows the cache's size and each run's hit rate
+    from pipelines.tools.report import summary_lines, write_report
+
+    page, data = write_report(spark, str(tmp_path / "lake"))
+    assert f"  {SENTENCE_CACHE}: {cache.count():,} sentences" in "\n".join(summary_lines(page, data))
+    html = Path(page).read_text()
+    hit_rate = reuse["served_from_lake"] / reuse["sentences_seen"]
+    assert "Sentence reuse" in html and f"<td>{hit_rate:.1%}</td>" in html
     # another pipeline (another fingerprint) never reads these entries
     other = run("lake", "2", reuse__sentences="lake", stages__embeddings__max_sentence_length=64, full_refresh=True)
     assert other.manifest["reuse"]["served_from_lake"] == 0
