@@ -360,9 +360,11 @@ def annotate(plan: RunPlan) -> dict:
     classified = classify_rows(df, config, cols).persist()
     try:
         totals = _totals(classified, cols, text_column(config))
-        kept = _laid_out(plan, totals, classified.where(F.col("_reason").isNull() & text_column(config).rlike(
-            VISIBLE_CHAR_REGEX)).select(id_col, text_col, *cols, *extra, "_row"))
-        reuse = _prepare_reuse(plan, kept, sum(r["chars"] or 0 for r in totals))
+        to_annotate = classified.where(F.col("_reason").isNull() & text_column(config).rlike(
+            VISIBLE_CHAR_REGEX)).select(id_col, text_col, *cols, *extra, "_row")
+        kept = _laid_out(plan, totals, to_annotate)
+        # the key pass reads the rows as cached, not as laid out for the model (no shuffle of its own)
+        reuse = _prepare_reuse(plan, to_annotate, sum(r["chars"] or 0 for r in totals))
         try:
             failed_rows = _write_tokens(plan, kept, sum(r["to_annotate"] for r in totals), reuse)
         finally:

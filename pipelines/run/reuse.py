@@ -194,19 +194,24 @@ class SentenceCache:
         weight = F.col("n") * F.col("tokens")
         if cached is None:
             hits, new = None, counts
-        else:
-            keys = cached.select("sentence")
-            hits, new = counts.join(keys, "sentence", "left_semi"), counts.join(keys, "sentence", "left_anti")
-        hit = _sizes(hits)
+            hit, fresh = (0, 0), _sizes(counts)
+        else:  # one join with the cache's keys (its sentence column only), both sides' sizes in one pass
+            marked = counts.join(cached.select("sentence").distinct().withColumn("cached", F.lit(True)), "sentence",
+                                 "left").withColumn("cached", F.coalesce("cached", F.lit(False))).persist()
+            sizes = {r["cached"]: (int(r["n"]), int(r["tokens"] or 0)) for r in marked.groupBy("cached").agg(
+                F.count(F.lit(1)).alias("n"), F.sum("tokens").alias("tokens")).collect()}
+            hit, fresh = sizes.get(True, (0, 0)), sizes.get(False, (0, 0))
+            hits, new = marked.where("cached").drop("cached"), marked.where(~F.col("cached")).drop("cached")
         hits = None if hits is None or not hit[0] else _most_repeated(hits, hit[1], hit[0], budget, weight)
         room = max(budget - min(hit[1], budget), 0)
-        fresh = _sizes(new)
         if fresh[0] and room:
             computed = _most_repeated(new, fresh[1], fresh[0], room, weight).repartition(max(1, parallelism)) \
                 .transform(entries)
             self._append(computed)
         if hits is not None:
             self._mark_used(hits)
+        if cached is not None:
+            marked.unpersist()
         stamped = self._mine()
         if stamped is None:
             return []
