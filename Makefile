@@ -59,9 +59,11 @@ LEG_TESTS = tests/unit tests/integration/test_job.py tests/integration/test_incr
 # Spark Connect against a real server (~3 minutes): on Python 3.12 with the newest line and with 4.0 (Databricks
 # Runtime 17, serverless); PySpark 3.5 has no server to start, and the other legs would only repeat it.
 CONNECT_TESTS = $(if $(filter-out 4.0,$(SPARK)),,tests/integration/test_connect.py)
-# The torch-free demo and two runs of one lake at once (partition leases, Delta's concurrent commits), on the
-# newest line only: each leg costs CI minutes, and the other lines would only repeat them.
-NEWEST_LINE_TESTS = $(if $(SPARK),,tests/integration/test_demo.py tests/integration/test_lake_conflict.py)
+# The torch-free demo, two runs of one lake at once (partition leases, Delta's concurrent commits) and sentence
+# reuse (the lake's sentence cache: Delta MERGE and DELETE), on the newest line only: each leg costs CI minutes,
+# and the other lines would only repeat them.
+NEWEST_LINE_TESTS = $(if $(SPARK),,tests/integration/test_demo.py tests/integration/test_lake_conflict.py \
+	tests/integration/test_sentence_reuse.py)
 LEG312 = .venv-py312$(if $(SPARK),-spark$(SPARK))
 LEG313 = .venv-py313$(if $(SPARK),-spark$(SPARK))
 
