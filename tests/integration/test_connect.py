@@ -32,11 +32,13 @@ def connect_url(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    """The job tests' corpus, plus a row whose bytes are not UTF-8 (a row error, reported by its worker)."""
+    """The job tests' corpus, plus a row whose bytes are not UTF-8 (a row error, reported by its worker), and
+    sentences that repeat (computed once, shipped to the server's executors: sentence reuse)."""
     root = write_corpus(tmp_path_factory.mktemp("corpus"), JOB_CORPUS)
-    texts = pa.array([b"Gut.", b"Kaputt \xff\xfe hier.", "Привет, мир. Это тест.".encode()], pa.binary())
+    texts = pa.array([b"Gut.", b"Kaputt \xff\xfe hier.", "Привет, мир. Это тест.".encode(),
+                      "Это тест. Привет, мир.".encode()], pa.binary())
     (root / "lang=bad").mkdir()
-    pq.write_table(pa.table({"doc_id": ["ok-1", "broken", "ru-1"], "text": texts.cast(pa.string(), safe=False)}),
+    pq.write_table(pa.table({"doc_id": ["ok-1", "broken", "ru-1", "ru-2"], "text": texts.cast(pa.string(), safe=False)}),
                    root / "lang=bad" / "part-00000.parquet")
     return root
 
@@ -66,7 +68,9 @@ def test_cli_on_a_connect_server_writes_the_lake_a_classic_driver_writes(spark, 
     config = {"spark": {"remote": connect_url},
               "input": {"path": str(corpus)}, "output": {"path": str(tmp_path / "connect-lake")},
               # a URI: fetched and checked by the client, shipped to the server as a session artifact
-              "model": {"bundle": demo_bundle.path.as_uri(), "build_demo_if_missing": False}}
+              "model": {"bundle": demo_bundle.path.as_uri(), "build_demo_if_missing": False},
+              # the repeated sentences computed once, from the lake's sentence cache on later runs
+              "reuse": {"sentences": "lake"}}
     summary = _summary(_cli(config, tmp_path))
     connect = _manifest(summary["manifest"])
     assert connect["status"] == "committed" and connect["spark"]["driver"] == "connect"
@@ -83,8 +87,11 @@ def test_cli_on_a_connect_server_writes_the_lake_a_classic_driver_writes(spark, 
     assert connect["counts"]["quarantined_by_reason"]["error"] == 1  # the broken row, reported by its worker
     (broken,) = read_table(spark, tmp_path / "connect-lake" / "quarantine").where("doc_id = 'broken'").collect()
     assert broken.error.startswith("UnicodeDecodeError (read)")
-    assert connect["embedder"]["pieces"] == classic["embedder"]["pieces"] > 0
-    assert connect["embedder"]["windows"] == classic["embedder"]["windows"]
+    # the repeated sentences went through the model once, in the shared pass, and every occurrence was served
+    # from the file shipped to the server (classic: reuse off, every occurrence through the model)
+    reuse = connect["reuse"]
+    assert reuse["repeated_sentences"] == 2 and reuse["served_from_run"] == 4 and reuse["cache_added"] > 0
+    assert 0 < reuse["wordpieces_computed"] < classic["embedder"]["pieces"]
     assert connect["progress"][-1]["tokens"] == connect["counts"]["tokens"]
     # the shuffle bytes come from the driver's status store, which a Connect client cannot read: null, and why
     assert connect["shuffle"]["total_bytes"] is None and "Spark Connect" in connect["shuffle"]["note"]
@@ -104,7 +111,7 @@ def test_cli_on_a_connect_server_writes_the_lake_a_classic_driver_writes(spark, 
 def run_annotate_classic(spark, lake: Path, corpus: Path, bundle) -> dict:
     from pipelines.run.job import run_annotate
 
-    return run_annotate(job_config(lake, corpus, bundle), spark=spark).manifest
+    return run_annotate(job_config(lake, corpus, bundle, reuse__sentences="off"), spark=spark).manifest
 
 
 def test_notebook_runs_unchanged_on_a_connect_session(spark, connect_url, demo_bundle, tmp_path):
