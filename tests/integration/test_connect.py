@@ -87,10 +87,12 @@ def test_cli_on_a_connect_server_writes_the_lake_a_classic_driver_writes(spark, 
     assert connect["counts"]["quarantined_by_reason"]["error"] == 1  # the broken row, reported by its worker
     (broken,) = read_table(spark, tmp_path / "connect-lake" / "quarantine").where("doc_id = 'broken'").collect()
     assert broken.error.startswith("UnicodeDecodeError (read)")
-    # the repeated sentences went through the model once, in the shared pass, and every occurrence was served
-    # from the file shipped to the server (classic: reuse off, every occurrence through the model)
+    # reuse.sentences lake: every distinct sentence went through the model once, in the shared pass (and into
+    # the lake's sentence cache), and every occurrence was served from the file shipped to the server
+    # (classic: reuse off, every occurrence through the model)
     reuse = connect["reuse"]
-    assert reuse["repeated_sentences"] == 2 and reuse["served_from_run"] == 4 and reuse["cache_added"] > 0
+    assert reuse["repeated_sentences"] == 2 and reuse["cache_added"] == reuse["distinct_sentences"] > 2, reuse
+    assert reuse["served_from_run"] == reuse["sentences_seen"] == reuse["sentences"] and reuse["computed_in_pass"] == 0
     assert 0 < reuse["wordpieces_computed"] < classic["embedder"]["pieces"]
     assert connect["progress"][-1]["tokens"] == connect["counts"]["tokens"]
     # the shuffle bytes come from the driver's status store, which a Connect client cannot read: null, and why
