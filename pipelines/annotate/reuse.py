@@ -135,7 +135,8 @@ class SentenceMemo:
     def __init__(self, shared: dict[str, tuple] | None = None, capacity_bytes: int = 0):
         self.shared = shared or {}  # text -> (encoded entry, from the lake); decoded on use: the file stays compact
         self.capacity = capacity_bytes
-        self.recent: OrderedDict[str, tuple[Entry, int]] = OrderedDict()  # text -> (entry, bytes)
+        # text -> (entry, bytes, its counter): computed here, or decoded once from the shared set
+        self.recent: OrderedDict[str, tuple[Entry, int, str]] = OrderedDict()
         self.held = 0
         self.counters = dict.fromkeys(COUNTERS, 0)
 
@@ -159,13 +160,14 @@ class SentenceMemo:
             elif (held := self._held(text)) is not None:
                 found[text], source[text] = held
                 self.counters[source[text]] += 1
+                self._keep(text, held[0], held[1])
             else:
                 missing[text] = relative(s, tokens)
                 source[text] = "reused_worker"  # its repeats: computed by this worker
         if missing:
             for text, entry in zip(missing, compute_entries(list(missing.values()), steps, sentence_col, token_col)):
                 found[text] = entry
-                self._keep(text, entry)
+                self._keep(text, entry, "reused_worker")
         out: dict[str, list[list[Ann]]] = {step.output_col: [] for step in steps}
         for unit in occurrences:
             columns: list[list[Ann]] = [[] for _ in steps]
@@ -181,18 +183,21 @@ class SentenceMemo:
         """The entry held for ``text`` and where from (its counter), or None."""
         if text in self.recent:
             self.recent.move_to_end(text)
-            return self.recent[text][0], "reused_worker"
+            entry, _, counter = self.recent[text]
+            return entry, counter
         held = self.shared.get(text)
         return None if held is None else (decode_entry(held[0]), "reused_lake" if held[1] else "reused_run")
 
-    def _keep(self, text: str, entry: Entry) -> None:
+    def _keep(self, text: str, entry: Entry, counter: str) -> None:
+        if text in self.recent:
+            return
         size = entry_bytes(entry)
         if size > self.capacity:
             return
-        self.recent[text] = (entry, size)
+        self.recent[text] = (entry, size, counter)
         self.held += size
         while self.held > self.capacity:
-            _, (_, dropped) = self.recent.popitem(last=False)
+            _, (_, dropped, _) = self.recent.popitem(last=False)
             self.held -= dropped
 
 
