@@ -304,6 +304,9 @@ class ReuseSettings(StrictModel):
         "(the most repeated first); the rest fall back to the workers' memory")
     worker_cache_mb: float = Field(
         64.0, ge=0, description="sentences a Python worker keeps after computing them, least recently used out first")
+    executor_cache_mb: float = Field(
+        1024.0, ge=0, description="sentences kept on each executor's local disk for all its Python workers (the "
+        "oldest out first; removed with the Spark application); 0: each worker keeps only its own")
     cache_runs: int = Field(
         7, ge=1, description="lake: an entry of the sentence cache that none of the last this many runs used is "
         "removed; the table holds at most cache_runs x max_shared_mb")

@@ -24,7 +24,7 @@ def split_roles(stages) -> tuple[list, list]:
 
 def with_token_embeddings(stages, keep: list[str], max_tokens: int = 16384, fault_marker=None,
                           embedding_dtype: str = "float32", report=None, hold_until: str | None = None,
-                          reuse: tuple[str | None, float] | None = None):
+                          reuse: tuple | None = None):
     """``df.transform(with_token_embeddings(stages, ["doc_id", "lang"]))``: one row per token.
 
     Runs the fused native stages and flattens in the same Python pass, in units of at most
@@ -32,9 +32,10 @@ def with_token_embeddings(stages, keep: list[str], max_tokens: int = 16384, faul
     does not grow with the document. ``report`` (a :class:`pipelines.annotate.worker_reports.RunReport`): a row
     that raises is reported there and the task goes on, and the output carries the workers' reports
     until ``report.split`` takes them off; None: the first row that raises fails the task. ``hold_until``
-    (tests only): each task waits for this file before its first row. ``reuse``: (the run's shared sentences
-    for the executors, or None; the workers' own memory in MB): each distinct sentence through the model once
-    (:mod:`pipelines.annotate.reuse`); None: every occurrence.
+    (tests only): each task waits for this file before its first row. ``reuse``: the fields of
+    :class:`pipelines.annotate.reuse.MemoSpec` after the steps (the run's shared sentences for the executors,
+    or None; each worker's own memory and its executor's disk cache in MB; the run's fingerprint): each
+    distinct sentence through the model once (:mod:`pipelines.annotate.reuse`); None: every occurrence.
     """
     from pipelines.annotate.stages import check_inputs
 

@@ -14,7 +14,9 @@ parameters) is fixed for one memo: a worker keeps one memo per pass configuratio
 
 A worker's memo holds, first, the run's *shared* sentences, computed once for the whole run before the
 pass and shipped to every executor as one Arrow file (:mod:`pipelines.run.reuse`), then, within
-``worker_cache_mb``, the sentences this worker computed itself, least recently used out first.
+``worker_cache_mb``, the sentences this worker computed or read, least recently used out first, and last,
+within ``executor_cache_mb`` on the executor's local disk, the sentences any Python worker of the executor
+computed (:class:`ExecutorCache`): without it, two workers that meet one sentence each compute it.
 
 Not reused: a sequence classifier's results over whole documents, which depend on the document (they are
 computed as before); a sentence-level classifier, which runs on every occurrence too (its cost is small
@@ -29,12 +31,16 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from pipelines import annotation as A
 from pipelines.annotation import Ann
 from pipelines.annotate import native
+
+if TYPE_CHECKING:
+    import diskcache
 
 Entry = tuple  # one list[Ann] per model step, relative to the sentence
 SHARED_FILE = "shared.arrow"  # the run's shared sentences: sentence (string), payload (binary), from_lake (bool)
@@ -132,9 +138,11 @@ def _shared_batch(pending, model_steps, sentence_col, token_col, first) -> pa.Re
 class SentenceMemo:
     """Sentence text -> the model steps' outputs, for one pass configuration, in one Python worker."""
 
-    def __init__(self, shared: dict[str, tuple] | None = None, capacity_bytes: int = 0):
+    def __init__(self, shared: dict[str, tuple] | None = None, capacity_bytes: int = 0,
+                 executor: ExecutorCache | None = None):
         self.shared = shared or {}  # text -> (encoded entry, from the lake); decoded on use: the file stays compact
         self.capacity = capacity_bytes
+        self.executor = executor
         # text -> (entry, bytes, its counter): computed here, or decoded once from the shared set
         self.recent: OrderedDict[str, tuple[Entry, int, str]] = OrderedDict()
         self.held = 0
@@ -165,9 +173,12 @@ class SentenceMemo:
                 missing[text] = relative(s, tokens)
                 source[text] = "reused_worker"  # its repeats: computed by this worker
         if missing:
-            for text, entry in zip(missing, compute_entries(list(missing.values()), steps, sentence_col, token_col)):
+            computed = compute_entries(list(missing.values()), steps, sentence_col, token_col)
+            for text, entry in zip(missing, computed):
                 found[text] = entry
                 self._keep(text, entry, "reused_worker")
+            if self.executor is not None:
+                self.executor.put(zip(missing, computed))
         out: dict[str, list[list[Ann]]] = {step.output_col: [] for step in steps}
         for unit in occurrences:
             columns: list[list[Ann]] = [[] for _ in steps]
@@ -186,7 +197,10 @@ class SentenceMemo:
             entry, _, counter = self.recent[text]
             return entry, counter
         held = self.shared.get(text)
-        return None if held is None else (decode_entry(held[0]), "reused_lake" if held[1] else "reused_run")
+        if held is not None:
+            return decode_entry(held[0]), "reused_lake" if held[1] else "reused_run"
+        payload = self.executor.get(text) if self.executor is not None else None
+        return None if payload is None else (decode_entry(payload), "reused_worker")
 
     def _keep(self, text: str, entry: Entry, counter: str) -> None:
         if text in self.recent:
@@ -221,30 +235,83 @@ def _renumbered(chunks: list[Ann]) -> list[Ann]:
     return chunks
 
 
+# --- what the workers of one executor computed ---------------------------------------------------
+class ExecutorCache:
+    """Encoded entries on the executor's local disk, shared by all its Python workers (processes): SQLite
+    through ``diskcache``, bounded by ``capacity_bytes``, the oldest stored out first (an LRU would write on
+    every read, which the workers would then queue for). A directory serves one pipeline (its name is the run's
+    fingerprint and the steps' identity); it lives as long as the Spark application, in the executor's Spark
+    files directory, which Spark removes at the end.
+
+    Two workers that miss the same sentence at once both compute it and both store it: same key, same value.
+    """
+
+    def __init__(self, directory: Path, capacity_bytes: int):
+        import diskcache
+
+        self.cache: diskcache.Cache = diskcache.Cache(
+            str(directory), size_limit=capacity_bytes, eviction_policy="least-recently-stored",
+            cull_limit=64)  # culls at most this many entries per write: a write never stalls on a big sweep
+
+    def get(self, text: str) -> bytes | None:
+        return self.cache.get(text)
+
+    def put(self, entries) -> None:
+        """Stores (text, entry) pairs in one transaction (one commit, whatever their number)."""
+        with self.cache.transact():
+            for text, entry in entries:
+                self.cache.set(text, encode_entry(entry))
+
+
+def executor_directory() -> Path | None:
+    """This executor's Spark files directory (shared by its Python workers, removed with the application), or
+    None outside a Spark Python worker."""
+    from pyspark import SparkFiles
+
+    if not getattr(SparkFiles, "_is_running_on_worker", False):
+        return None
+    return Path(SparkFiles.getRootDirectory())
+
+
 # --- one memo per worker and pass --------------------------------------------------------------
 @dataclass(frozen=True)
 class MemoSpec:
     """What a worker's memo is for: the pass's token and model steps (their models and parameters), the
-    run's shared sentences (a directory, or None), and the bound on what the worker adds."""
+    run's shared sentences (a directory, or None), the bound on what the worker adds, and the executor's
+    cache: its bound (0: none) and the run's pipeline fingerprint, which names it with the steps (the steps
+    carry their models' paths; the fingerprint, their digests: no cache without it). ``executor_root``: the
+    directory the executor caches go in (tests); None: the executor's Spark files directory."""
 
     steps: tuple
     shared_path: str | None = None
     worker_cache_mb: float = 64.0
+    executor_cache_mb: float = 0.0
+    fingerprint: str | None = None
+    executor_root: str | None = None
 
     def memo(self) -> SentenceMemo:
         """This worker's memo for these steps. A worker keeps one per steps: a run with another shared set
         (the next run, in a long-lived application) replaces the set and keeps the recent sentences, which
         the same steps made."""
         with _MEMO_LOCK:
-            key = (_identity(self.steps), self.worker_cache_mb)
+            key = (_identity(self.steps), self.worker_cache_mb, self.executor_cache_mb, self.fingerprint,
+                   self.executor_root)
             held = _MEMOS.get(key)
             if held is None or held[0] != self.shared_path:
-                memo = SentenceMemo(self._shared(), int(self.worker_cache_mb * 1024 * 1024))
+                memo = SentenceMemo(self._shared(), int(self.worker_cache_mb * 1024 * 1024),
+                                    held[1].executor if held is not None else self._executor_cache(key[0]))
                 if held is not None:
                     memo.recent, memo.held = held[1].recent, held[1].held
                     memo.counters = held[1].counters  # running counters: the reports take differences
                 held = _MEMOS[key] = (self.shared_path, memo)
             return held[1]
+
+    def _executor_cache(self, identity: str) -> ExecutorCache | None:
+        root = Path(self.executor_root) if self.executor_root else executor_directory()
+        if root is None or not self.fingerprint or self.executor_cache_mb <= 0:
+            return None
+        name = hashlib.sha256(f"{self.fingerprint}\n{identity}".encode()).hexdigest()[:32]
+        return ExecutorCache(root / "sentence-memo" / name, int(self.executor_cache_mb * 1024 * 1024))
 
     def _shared(self) -> dict[str, tuple] | None:
         if not self.shared_path:

@@ -414,17 +414,18 @@ def _totals(classified, cols: list[str], text) -> list:
 def _prepare_reuse(plan: RunPlan, kept, input_chars: int) -> run_reuse.RunReuse:
     """The run's sentence reuse (pipelines.run.reuse); its key and shared passes, when it has them, timed."""
     config = plan.config
+    fingerprint = plan.manifest.body["fingerprint"]
     mode = run_reuse.mode_for(config.reuse, input_chars, plan.stages is not None and not config.output.annotations)
     if mode not in ("run", "lake"):
-        return run_reuse.RunReuse(mode, config.reuse.worker_cache_mb)
+        return run_reuse.RunReuse.of(mode, config.reuse, fingerprint)
     dimension = (plan.manifest.body.get("model") or {}).get("dimension") or 768
-    cache = run_reuse.SentenceCache(plan.lake, plan.manifest.body["fingerprint"], plan.run_id,
+    cache = run_reuse.SentenceCache(plan.lake, fingerprint, plan.run_id,
                                     config.reuse.cache_runs) if mode == "lake" else None
     doing = "finding the sentences that repeat" + (", reading those the sentence cache holds" if cache else "") \
         + ", and computing each of the others once..."
     with plan.clock.phase("reuse_s", doing):
         return run_reuse.prepare(config, kept, plan.stages, dimension, input_chars, plan.run_id,
-                                 config.spark.tasks_per_core * default_parallelism(plan.spark), cache)
+                                 config.spark.tasks_per_core * default_parallelism(plan.spark), fingerprint, cache)
 
 
 def _write_tokens(plan: RunPlan, kept, to_annotate: int, reuse: run_reuse.RunReuse) -> list[dict]:

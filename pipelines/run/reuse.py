@@ -11,10 +11,11 @@ exact: :mod:`pipelines.annotate.reuse`).
    artifact on a cluster).
 
 The model pass then serves every occurrence of those sentences from the file, and each worker serves
-repeats of the sentences it computed itself from its own memory (``reuse.worker_cache_mb``). Vectors cross
+repeats of the sentences it or another worker of its executor computed from its own memory
+(``reuse.worker_cache_mb``) and the executor's disk (``reuse.executor_cache_mb``). Vectors cross
 no shuffle: only the shared sentences' outputs travel, once, to the driver and out to the executors.
 
-``worker`` skips both passes (each worker still computes a sentence once); ``auto`` chooses ``run`` from
+``worker`` skips both passes (each executor still computes a sentence about once); ``auto`` chooses ``run`` from
 ``reuse.run_min_chars`` characters of input, where the two passes cost less than they save (measured:
 docs/performance.md).
 """
@@ -34,15 +35,23 @@ from pipelines.cache import cache_dir
 
 @dataclass
 class RunReuse:
-    mode: str  # "off" | "worker" | "run"
+    mode: str  # "off" | "worker" | "run" | "lake"
     worker_cache_mb: float = 0.0
+    executor_cache_mb: float = 0.0
+    fingerprint: str | None = None  # the run's pipeline fingerprint: names the executors' caches
     shared: str | None = None  # the shared sentences' directory as the executors read it
     local: Path | None = None  # the driver's copy (removed after the run)
     found: dict = field(default_factory=dict)  # the key pass's counts and the shared pass's cost
 
-    def for_pass(self) -> tuple[str | None, float] | None:
-        """What :func:`pipelines.annotate.dataframes.with_token_embeddings` takes as ``reuse``."""
-        return None if self.mode == "off" else (self.shared, self.worker_cache_mb)
+    @classmethod
+    def of(cls, mode: str, settings, fingerprint: str | None) -> "RunReuse":
+        return cls(mode, settings.worker_cache_mb, settings.executor_cache_mb, fingerprint)
+
+    def for_pass(self) -> tuple | None:
+        """What :func:`pipelines.annotate.dataframes.with_token_embeddings` takes as ``reuse``: the
+        :class:`pipelines.annotate.reuse.MemoSpec` fields after the steps."""
+        return None if self.mode == "off" else (self.shared, self.worker_cache_mb, self.executor_cache_mb,
+                                                self.fingerprint)
 
     def close(self) -> None:
         if self.local is not None:
@@ -100,12 +109,12 @@ def repetition(counts) -> dict:
 
 
 def prepare(config, kept, stages, dimension: int, input_chars: int, run_id: str, parallelism: int,
-            cache=None) -> RunReuse:
+            fingerprint: str, cache=None) -> RunReuse:
     """The run's reuse: for ``run`` and ``lake``, the key pass and the shared pass, their file ready for the
     executors. ``cache``: the lake's :class:`SentenceCache` (``lake`` mode)."""
     settings = config.reuse
     mode = mode_for(settings, input_chars, native_pass=stages is not None and not config.output.annotations)
-    reuse = RunReuse(mode, settings.worker_cache_mb)
+    reuse = RunReuse.of(mode, settings, fingerprint)
     if mode not in ("run", "lake"):
         return reuse
     counts = sentence_counts(kept, stages).persist()

@@ -49,9 +49,11 @@ def lakes(spark, tmp_path_factory, demo_bundle):
     corpus = write_corpus(root / "corpus", _corpus())
     build_demo_ner(root / "ner", demo_bundle.path, epochs=3, log=None)
     results = {}
-    for mode in ("off", "run"):
+    # worker: the workers of the executor share one disk cache; run: without it, so that the shared pass and
+    # each worker's own memory are what serves (the cache outlives a run: it would serve run from worker's)
+    for mode, executor_cache_mb in (("off", 0), ("worker", 1024), ("run", 0)):
         config = job_config(root / mode, corpus, demo_bundle.path, reuse__sentences=mode, ner__model=str(root / "ner"),
-                            ner__include_confidence=True)
+                            ner__include_confidence=True, reuse__executor_cache_mb=executor_cache_mb)
         results[mode] = run_annotate(config, spark=spark)
     return results
 
@@ -61,8 +63,9 @@ def _tokens(spark, result):
     return [r.asDict(recursive=True) for r in rows.collect()]
 
 
-def test_lake_with_reuse_equals_lake_without(spark, lakes):
-    plain, reused = _tokens(spark, lakes["off"]), _tokens(spark, lakes["run"])
+@pytest.mark.parametrize("mode", ["run", "worker"])
+def test_lake_with_reuse_equals_lake_without(spark, lakes, mode):
+    plain, reused = _tokens(spark, lakes["off"]), _tokens(spark, lakes[mode])
     assert len(plain) == len(reused) > 500
     worst = 0.0
     for a, b in zip(plain, reused):
@@ -74,9 +77,9 @@ def test_lake_with_reuse_equals_lake_without(spark, lakes):
     assert worst <= VECTOR_TOLERANCE
     for table in ("entities", "quarantine"):
         a = read_table(spark, lakes["off"].tables[table]).drop("run_id", "quarantined_at")
-        b = read_table(spark, lakes["run"].tables[table]).drop("run_id", "quarantined_at")
+        b = read_table(spark, lakes[mode].tables[table]).drop("run_id", "quarantined_at")
         assert sorted(map(str, a.collect())) == sorted(map(str, b.collect())) and a.count() > 0
-    counts = [{k: v for k, v in lakes[mode].manifest["counts"].items() if k != "embedder"} for mode in ("off", "run")]
+    counts = [{k: v for k, v in lakes[m].manifest["counts"].items() if k != "embedder"} for m in ("off", mode)]
     assert counts[0] == counts[1]  # rows, tokens, entities, quarantine (the model's work is what differs)
 
 
@@ -101,6 +104,15 @@ def test_manifest_accounts_for_every_sentence(spark, lakes):
     assert reuse["reuse_share"] == pytest.approx(reuse["served_from_run"] / reuse["sentences"], abs=1e-4)
     assert "reuse" not in lakes["off"].manifest
     assert m["timings"]["reuse_s"] > 0
+
+
+def test_workers_share_what_they_computed(lakes):
+    """worker: the two Python workers (local[2]) compute each distinct sentence about once between them, through
+    their executor's cache (each on its own: 100 of these 81 distinct sentences; two workers that miss one
+    sentence at the same moment both compute it, hence the 10%)."""
+    worker, run = lakes["worker"].manifest["reuse"], lakes["run"].manifest["reuse"]
+    assert worker["served_from_worker"] + worker["computed_in_pass"] == worker["sentences_seen"] == run["sentences"]
+    assert run["distinct_sentences"] <= worker["computed_in_pass"] <= 1.1 * run["distinct_sentences"]
 
 
 # --- across runs: the lake's sentence cache ----------------------------------------------------------

@@ -112,3 +112,39 @@ def test_shared_entries_round_trip_through_the_shared_file(steps, tmp_path):
     (tmp_path / reuse.SHARED_FILE).write_bytes((tmp_path / reuse.SHARED_FILE).read_bytes()[:-8] + b"x" * 8)
     with pytest.raises(ValueError, match="checksum"):
         reuse.read_shared(str(tmp_path), verify=True)
+
+
+def test_workers_of_one_executor_share_what_they_computed(steps, tmp_path):
+    """Two workers (two memos) over one executor cache: the second computes nothing the first stored; another
+    pipeline fingerprint has a cache of its own."""
+    texts = corpus()
+    model_steps = tuple([steps[0][-1], *steps[1]])
+    first = reuse.MemoSpec(model_steps, None, 61.0, 16.0, "fingerprint-a", str(tmp_path))
+    second = reuse.MemoSpec(model_steps, None, 60.0, 16.0, "fingerprint-a", str(tmp_path))
+    other = reuse.MemoSpec(model_steps, None, 59.0, 16.0, "fingerprint-b", str(tmp_path))
+    plain = _rows(steps, texts)
+    _rows(steps, texts, first)
+    assert second.memo() is not first.memo() and not second.memo().recent  # a worker of its own, nothing in memory
+    pieces = steps[1][0].stats()["pieces"]
+    served = _rows(steps, texts, second)
+    assert steps[1][0].stats()["pieces"] == pieces  # the model ran on nothing
+    assert [r["token"] for r in served] == [r["token"] for r in plain]
+    for a, b in zip(plain, served):
+        assert np.abs(np.asarray(a["embedding"]) - np.asarray(b["embedding"])).max() <= VECTOR_TOLERANCE
+        assert a["ner"] == b["ner"]
+    counted = second.memo().counters
+    assert counted["reused_worker"] == counted["sentences"] > 0  # every occurrence: from the executor or itself
+    _rows(steps, texts[:3], other)
+    assert other.memo().counters["reused_worker"] < other.memo().counters["sentences"]
+    assert len(list((tmp_path / "sentence-memo").iterdir())) == 2
+
+
+def test_executor_cache_is_bounded(steps, tmp_path):
+    texts = corpus()
+    spec = reuse.MemoSpec(tuple([steps[0][-1], *steps[1]]), None, 58.0, 0.2, "fingerprint-c", str(tmp_path))
+    _rows(steps, texts, spec)
+    cache = spec.memo().executor.cache
+    distinct = {s for rb in stream_sentences(iter([pa.RecordBatch.from_pydict({"text": texts})]), steps[0])
+                for s in rb.column("sentence").to_pylist()}
+    assert 0 < len(cache) < len(distinct)
+    assert cache.volume() <= 0.2 * 1024 * 1024 + 256 * 1024  # the bound, plus SQLite's own pages
