@@ -61,6 +61,7 @@ TARGETS = {  # key -> (comparison, threshold)
     "padding_ratio": ("<=", 0.10),
     "peak_rss_mb": ("<=", 3072),
     "scaling_2x": ("<=", 2.1),
+    "model_share_int8": (">=", 0.90),
 }
 
 
@@ -457,6 +458,11 @@ def spark_phase(s: Settings, spec: dict) -> dict:
         return json.loads(out.read_text())
 
 
+def _model_share(phase: dict, cores: int) -> float | None:
+    seconds = (phase.get("embedder_stats") or {}).get("model_seconds")
+    return round(seconds / (phase["seconds"] * cores), 3) if seconds else None
+
+
 def _run_spark_phase(s: Settings, spec: dict) -> dict:
     spark = fresh_spark(s, spec.get("engine", "native"))
     out = s.work / "lake" / spec["name"]
@@ -746,6 +752,10 @@ def main(argv: list[str] | None = None) -> dict:
         if f"{scaling_base}_2x" in phases else None,
         "scaling_2x_run": f"{scaling_base} at 2N vs N" if f"{scaling_base}_2x" in phases else None,
         "contention": {k: v["monitor"]["foreign_cpu_share"] for k, v in phases.items()},
+        # the model's seconds summed over the workers / (the run's wall time x cores): what of the machine the
+        # model had; the rest is start-up, the text stages, the writes and the checks
+        "model_share": {k: _model_share(v, cores) for k, v in phases.items() if _model_share(v, cores) is not None},
+        "model_share_int8": _model_share(phases.get("pipeline_int8", {}), cores),
         "phases": {k: {kk: vv for kk, vv in v.items()} for k, v in phases.items()},
         "total_seconds": round(time.perf_counter() - started, 1),
     }

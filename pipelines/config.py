@@ -294,11 +294,12 @@ class ReuseSettings(StrictModel):
     sentences: Literal["auto", "run", "lake", "worker", "off"] = Field(
         "auto", description="run: a key pass finds the run's repeated sentences and computes each once, before the "
         "model pass; lake: run, and sentences computed by earlier runs come from the lake's sentence_cache table "
-        "(Delta), where this run adds its own; worker: each Python worker computes a sentence once (no extra "
-        "pass); auto: run when the input has at least `run_min_chars` characters, else worker; off: every "
-        "occurrence through the model")
+        "(Delta), where this run adds its own; worker: the Python workers of an executor compute a sentence "
+        "about once between them (no extra pass); auto: worker on a local master, and on a cluster run when the "
+        "input has at least `run_min_chars` characters, else worker; off: every occurrence through the model")
     run_min_chars: int = Field(
-        2_000_000, ge=0, description="auto: the input size from which the key pass pays for itself (docs/performance.md)")
+        2_000_000, ge=0, description="auto on a cluster: the input size from which the key pass pays for itself "
+        "(docs/performance.md)")
     max_shared_mb: float = Field(
         512.0, ge=0, description="run: the run's repeated sentences' outputs shipped to every executor, at most "
         "(the most repeated first); the rest fall back to the workers' memory")

@@ -31,16 +31,12 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from pipelines import annotation as A
 from pipelines.annotation import Ann
 from pipelines.annotate import native
-
-if TYPE_CHECKING:
-    import diskcache
 
 Entry = tuple  # one list[Ann] per model step, relative to the sentence
 SHARED_FILE = "shared.arrow"  # the run's shared sentences: sentence (string), payload (binary), from_lake (bool)
@@ -249,7 +245,7 @@ class ExecutorCache:
     def __init__(self, directory: Path, capacity_bytes: int):
         import diskcache
 
-        self.cache: diskcache.Cache = diskcache.Cache(
+        self.cache = diskcache.Cache(
             str(directory), size_limit=capacity_bytes, eviction_policy="least-recently-stored",
             cull_limit=64)  # culls at most this many entries per write: a write never stalls on a big sweep
 

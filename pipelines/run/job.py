@@ -34,7 +34,8 @@ from pipelines.run.phases import RunClock
 from pipelines.run import reuse as run_reuse
 from pipelines.run.policies import classify_rows, error_rows, quarantine_rows, text_column
 from pipelines.annotate.row_errors import limit_message
-from pipelines.spark.session import default_parallelism, is_connect, num_partitions, restores_session_conf
+from pipelines.spark.session import (default_parallelism, is_connect, num_partitions, one_executor,
+                                     restores_session_conf)
 from pipelines.spark.shuffle import ShuffleMeter
 from pipelines.run.reconcile import check_accounted, counts_read_back, zero_counts
 from pipelines.text.sentences import VISIBLE_CHAR_REGEX
@@ -387,7 +388,7 @@ def annotate(plan: RunPlan) -> dict:
     finally:
         classified.unpersist()
     check_accounted(plan, counts)
-    if run_reuse.mode_for(config.reuse, 0, plan.stages is not None) == "lake":
+    if reuse.mode == "lake":
         with clock.phase("write_s", "removing the sentence cache's entries no recent run used..."):
             committed = [m["run_id"] for m in read_manifests(spark, config.output.path.rstrip("/"))
                          if m.get("status") == "committed" and m.get("run_id")]
@@ -415,7 +416,8 @@ def _prepare_reuse(plan: RunPlan, kept, input_chars: int) -> run_reuse.RunReuse:
     """The run's sentence reuse (pipelines.run.reuse); its key and shared passes, when it has them, timed."""
     config = plan.config
     fingerprint = plan.manifest.body["fingerprint"]
-    mode = run_reuse.mode_for(config.reuse, input_chars, plan.stages is not None and not config.output.annotations)
+    mode = run_reuse.mode_for(config.reuse, input_chars, plan.stages is not None and not config.output.annotations,
+                              one_executor(plan.spark))
     if mode not in ("run", "lake"):
         return run_reuse.RunReuse.of(mode, config.reuse, fingerprint)
     dimension = (plan.manifest.body.get("model") or {}).get("dimension") or 768
@@ -424,7 +426,7 @@ def _prepare_reuse(plan: RunPlan, kept, input_chars: int) -> run_reuse.RunReuse:
     doing = "finding the sentences that repeat" + (", reading those the sentence cache holds" if cache else "") \
         + ", and computing each of the others once..."
     with plan.clock.phase("reuse_s", doing):
-        return run_reuse.prepare(config, kept, plan.stages, dimension, input_chars, plan.run_id,
+        return run_reuse.prepare(config, mode, kept, plan.stages, dimension, plan.run_id,
                                  config.spark.tasks_per_core * default_parallelism(plan.spark), fingerprint, cache)
 
 

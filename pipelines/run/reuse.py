@@ -15,9 +15,9 @@ repeats of the sentences it or another worker of its executor computed from its 
 (``reuse.worker_cache_mb``) and the executor's disk (``reuse.executor_cache_mb``). Vectors cross
 no shuffle: only the shared sentences' outputs travel, once, to the driver and out to the executors.
 
-``worker`` skips both passes (each executor still computes a sentence about once); ``auto`` chooses ``run`` from
-``reuse.run_min_chars`` characters of input, where the two passes cost less than they save (measured:
-docs/performance.md).
+``worker`` skips both passes (each executor still computes a sentence about once); ``auto`` chooses ``worker`` on
+one executor (a local master) and, on a cluster, ``run`` from ``reuse.run_min_chars`` characters of input
+(:func:`mode_for`; measured: docs/performance.md).
 """
 
 from __future__ import annotations
@@ -74,13 +74,16 @@ class RunReuse:
         }
 
 
-def mode_for(settings, input_chars: int, native_pass: bool) -> str:
+def mode_for(settings, input_chars: int, native_pass: bool, one_executor: bool = False) -> str:
     """The reuse a run gets: none without the native token pass (the sparknlp engine, or the annotations
-    table, whose pass is the stages' own), else what ``reuse.sentences`` says, ``auto`` by input size."""
+    table, whose pass is the stages' own), else what ``reuse.sentences`` says. ``auto``: ``worker`` on one
+    executor (a local master), whose workers already compute each sentence about once between them (the key
+    and shared passes there cost more than they save: docs/performance.md); on a cluster, ``run`` from
+    ``run_min_chars`` characters, where each executor would otherwise compute a repeated sentence again."""
     if not native_pass or settings.sentences == "off":
         return "off"
     if settings.sentences == "auto":
-        return "run" if input_chars >= settings.run_min_chars else "worker"
+        return "run" if input_chars >= settings.run_min_chars and not one_executor else "worker"
     return settings.sentences  # run, worker, or lake (run, plus the lake's sentence cache)
 
 
@@ -108,12 +111,11 @@ def repetition(counts) -> dict:
             "repeated_sentences": int(row["shared"] or 0), "repeated_tokens": int(row["shared_tokens"] or 0)}
 
 
-def prepare(config, kept, stages, dimension: int, input_chars: int, run_id: str, parallelism: int,
+def prepare(config, mode: str, kept, stages, dimension: int, run_id: str, parallelism: int,
             fingerprint: str, cache=None) -> RunReuse:
-    """The run's reuse: for ``run`` and ``lake``, the key pass and the shared pass, their file ready for the
-    executors. ``cache``: the lake's :class:`SentenceCache` (``lake`` mode)."""
+    """The run's reuse in ``mode`` (:func:`mode_for`): for ``run`` and ``lake``, the key pass and the shared
+    pass, their file ready for the executors. ``cache``: the lake's :class:`SentenceCache` (``lake`` mode)."""
     settings = config.reuse
-    mode = mode_for(settings, input_chars, native_pass=stages is not None and not config.output.annotations)
     reuse = RunReuse.of(mode, settings, fingerprint)
     if mode not in ("run", "lake"):
         return reuse

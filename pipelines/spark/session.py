@@ -109,6 +109,18 @@ def default_parallelism(spark) -> int:
     return spark.range(1 << 16).select(F.spark_partition_id().alias("p")).agg(F.max("p")).first()[0] + 1
 
 
+def one_executor(spark) -> bool:
+    """Whether the session's tasks all run in one executor (a ``local`` master), so that what the executor's
+    Python workers share reaches every task. Under Connect, the server's ``spark.master`` where it lets the
+    client read it; unknown counts as a cluster."""
+    if not is_connect(spark):
+        return spark.sparkContext.master.startswith("local")
+    try:
+        return (spark.conf.get("spark.master", None) or "").startswith("local")
+    except Exception:  # noqa: BLE001 - a server that refuses the read: assume a cluster
+        return False
+
+
 def num_partitions(df) -> int:
     """How many tasks a pass over ``df`` runs. A Connect client cannot ask the plan: it runs a job that
     reads no column (on a persisted frame, the cache; on files, their row counts)."""

@@ -148,3 +148,18 @@ def test_executor_cache_is_bounded(steps, tmp_path):
                 for s in rb.column("sentence").to_pylist()}
     assert 0 < len(cache) < len(distinct)
     assert cache.volume() <= 0.2 * 1024 * 1024 + 256 * 1024  # the bound, plus SQLite's own pages
+
+
+@pytest.mark.parametrize("sentences, chars, one_executor, native, expected", [
+    ("auto", 10**9, True, True, "worker"),  # one executor: its workers' cache already computes a sentence ~once
+    ("auto", 10**9, False, True, "run"),  # a cluster: the key pass pays from run_min_chars
+    ("auto", 10**3, False, True, "worker"),
+    ("lake", 10**3, True, True, "lake"),  # what is asked, whatever the size
+    ("run", 10**3, True, True, "run"),
+    ("run", 10**9, False, False, "off"),  # no native token pass (sparknlp engine, annotations table)
+])
+def test_the_reuse_a_run_gets(sentences, chars, one_executor, native, expected):
+    from pipelines.config import ReuseSettings
+    from pipelines.run.reuse import mode_for
+
+    assert mode_for(ReuseSettings(sentences=sentences), chars, native, one_executor) == expected
