@@ -459,7 +459,7 @@ def spark_phase(s: Settings, spec: dict) -> dict:
 
 
 def _model_share(phase: dict, cores: int) -> float | None:
-    seconds = (phase.get("embedder_stats") or {}).get("model_seconds")
+    seconds = phase.get("model_seconds")
     return round(seconds / (phase["seconds"] * cores), 3) if seconds else None
 
 
@@ -656,18 +656,21 @@ def main(argv: list[str] | None = None) -> dict:
     if p1["tokens"] != replay.tokens:
         print(f"warning: the job wrote {p1['tokens']} tokens, the replay counted {replay.tokens}", flush=True)
     phases["pipeline_fp32"] = {"seconds": p1["seconds"], "tokens_per_s": p1["tokens"] / p1["seconds"],
-                               "tokens": p1["tokens"], "monitor": p1["monitor"]}
+                               "tokens": p1["tokens"], "monitor": p1["monitor"],
+                               "model_seconds": (p1.get("embedder_stats") or {}).get("model_seconds")}
     if "sparknlp" not in s.skip:
         print("(b) the same job with engine sparknlp (Spark NLP's annotators, same ONNX graph) ...", flush=True)
         ps = run_pipeline(s, corpus_dir, fp32, "sparknlp-fp32-1x", engine="sparknlp")
         shutil.rmtree(Path(ps["table"]).parent, ignore_errors=True)
         phases["sparknlp_fp32"] = {"seconds": ps["seconds"], "tokens_per_s": ps["tokens"] / ps["seconds"],
-                                   "tokens": ps["tokens"], "monitor": ps["monitor"]}
+                                   "tokens": ps["tokens"], "monitor": ps["monitor"],
+                               "model_seconds": (ps.get("embedder_stats") or {}).get("model_seconds")}
     if "int8" not in s.skip:
         print("(b) pipeline int8 ...", flush=True)
         p8 = run_pipeline(s, corpus_dir, int8, "int8-1x")
         phases["pipeline_int8"] = {"seconds": p8["seconds"], "tokens_per_s": p8["tokens"] / p8["seconds"],
-                                   "tokens": p8["tokens"], "monitor": p8["monitor"]}
+                                   "tokens": p8["tokens"], "monitor": p8["monitor"],
+                               "model_seconds": (p8.get("embedder_stats") or {}).get("model_seconds")}
         cosine, cosine_tokens = lowest_cosine(p1["table"], p8["table"])
         shutil.rmtree(Path(p8["table"]).parent, ignore_errors=True)
     scaling_base = "pipeline_int8" if s.scaling_precision == "int8" and "pipeline_int8" in phases else "pipeline_fp32"
@@ -677,7 +680,8 @@ def main(argv: list[str] | None = None) -> dict:
         p2 = run_pipeline(s, corpus2_dir, int8 if precision == "int8" else fp32, f"{precision}-2x")
         shutil.rmtree(Path(p2["table"]).parent, ignore_errors=True)
         phases[f"{scaling_base}_2x"] = {"seconds": p2["seconds"], "tokens_per_s": p2["tokens"] / p2["seconds"],
-                                        "tokens": p2["tokens"], "monitor": p2["monitor"]}
+                                        "tokens": p2["tokens"], "monitor": p2["monitor"],
+                               "model_seconds": (p2.get("embedder_stats") or {}).get("model_seconds")}
     shutil.rmtree(Path(p1["table"]).parent, ignore_errors=True)
     padding_source = "replay of the job's worker code in-process (same steps, Arrow batches, chunks)"
     if p1.get("embedder_stats"):  # the job reports its workers' embedder stats: use them
