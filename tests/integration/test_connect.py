@@ -138,6 +138,16 @@ def test_notebook_runs_unchanged_on_a_connect_session(spark, connect_url, demo_b
     assert tokens.count() == manifest["counts"]["tokens"]
 
 
+def test_a_connect_client_sees_that_a_local_server_is_one_executor(connect_url):
+    """reuse.sentences auto picks worker on one executor: a Connect client reads the server's master."""
+    code = ("import sys; from pyspark.sql import SparkSession; from pipelines.spark.session import one_executor; "
+            "spark = SparkSession.builder.remote(sys.argv[1]).getOrCreate(); print(type(spark).__module__, "
+            "one_executor(spark))")
+    proc = subprocess.run([sys.executable, "-c", code, connect_url], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split()[-2:] == ["pyspark.sql.connect.session", "True"]
+
+
 def test_the_sparknlp_engine_is_refused_under_connect_in_one_line(tmp_path):
     proc = _cli({"engine": "sparknlp", "spark": {"remote": "sc://127.0.0.1:1"}}, tmp_path)
     assert proc.returncode == 2
