@@ -64,7 +64,7 @@ LAKE_TESTS = tests/integration/test_lake.py tests/integration/test_incremental.p
 # Runtime 17, serverless); PySpark 3.5 has no server to start, and the other legs would only repeat it.
 CONNECT_TESTS = $(if $(filter-out 4.0,$(SPARK)),,tests/integration/test_connect.py)
 # The torch-free demo, two runs of one lake at once (partition leases, Delta's concurrent commits) and sentence
-# reuse (the lake's sentence cache: Delta MERGE and DELETE), on the newest line only: each leg costs CI minutes,
+# reuse (the lake's sentence cache: Delta appends and a MERGE DELETE), on the newest line only: each leg costs CI minutes,
 # and the other lines would only repeat them.
 NEWEST_LINE_TESTS = $(if $(SPARK),,tests/integration/test_demo.py tests/integration/test_lake_conflict.py \
 	tests/integration/test_sentence_reuse.py)

@@ -106,7 +106,7 @@ def run_phase(spec: dict) -> dict:
     from pipelines.run.job import run_annotate
 
     config = parse_config({
-        "spark": {"master": "local[2]", "app_name": "corpus-nlp-bench-reuse",
+        "spark": {"master": spec.get("master", "local[2]"), "app_name": "corpus-nlp-bench-reuse",
                   "conf": {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"}},
         "input": {"path": spec["corpus"], "language_col": "lang"},
         "output": {"path": spec["lake"]},
@@ -120,6 +120,7 @@ def run_phase(spec: dict) -> dict:
     return {"wall_s": round(monitor.wall, 2), "duration_s": m["duration_s"], "timings": m["timings"],
             "tokens": m["counts"]["tokens"], "embedder": m.get("embedder"), "reuse": m.get("reuse"),
             "worker_peak_rss_mb": monitor.summary()["worker_peak_rss_mb"],
+            "worker_peak_private_mb": monitor.summary()["worker_peak_private_mb"],
             "foreign_cpu_share": monitor.summary()["foreign_cpu_share"]}
 
 
@@ -139,6 +140,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--work", default=str(ROOT / "out" / "bench-reuse"))
     ap.add_argument("--models", default=str(ROOT / "models"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    ap.add_argument("--only", nargs="+", choices=("0.0", "0.3", "0.6", "nightly"),
+                    help="these scenarios only (the results file then holds only them)")
+    ap.add_argument("--master", default="local[2]",
+                    help="e.g. local-cluster[2,1,2048]: two executors of one core, each with its own Python "
+                    "workers and executor cache, as on a cluster")
     ap.add_argument("--phase", help=argparse.SUPPRESS)
     ap.add_argument("--phase-out", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -147,20 +153,25 @@ def main(argv=None) -> dict:
         return {}
     work = Path(args.work)
     bundle = model(Path(args.models), args.precision)
-    results = {"chars": args.chars, "precision": args.precision, "model": "mbert-shaped random weights",
+    results = {"chars": args.chars, "precision": args.precision, "master": args.master,
+               "model": "mbert-shaped random weights",
                "text": "/usr/share/locale gettext catalogs (Debian packages)", "scenarios": {}}
     for name, (corpus, share) in corpora(args.chars, work).items():
+        if args.only and name not in args.only:
+            continue
         scenario = {"repeated_share_built": round(share, 4)}
         for mode in (("off", "run", "lake") if name == "nightly" else ("off", "worker", "run")):
             lake = work / f"lake-{name}-{mode}"
             shutil.rmtree(lake, ignore_errors=True)
             if name == "nightly":  # day 1 first (untimed), then day 2 is the run measured
                 phase({"corpus": str(corpus), "lake": str(lake), "bundle": str(bundle), "reuse": mode,
+                       "master": args.master,
                        "partitions": ["day=1"]})
                 spec = {"partitions": ["day=2"]}
             else:
                 spec = {}
             scenario[mode] = phase({"corpus": str(corpus), "lake": str(lake), "bundle": str(bundle), "reuse": mode,
+                                    "master": args.master,
                                     **spec})
             print(name, mode, scenario[mode]["wall_s"], flush=True)
         target = TARGETS[float(name) if name != "nightly" else name]
@@ -168,7 +179,9 @@ def main(argv=None) -> dict:
                   for mode in ("worker", "run", "lake") if mode in scenario}  # time with reuse / time without
         scenario.update(ratios, target=target, met=min(ratios.values()) <= target)
         results["scenarios"][name] = scenario
-    out = Path(args.out) / f"{time.strftime('%Y-%m-%d')}-reuse-{args.precision}-2c.json"
+    part = ("-" + "-".join(args.only) if args.only else "") + \
+        ("" if args.master == "local[2]" else "-" + args.master.split("[")[0])
+    out = Path(args.out) / f"{time.strftime('%Y-%m-%d')}-reuse-{args.precision}-2c{part}.json"
     out.write_text(json.dumps(results, indent=1))
     print(json.dumps({k: {x: v.get(x) for x in ("ratio_worker", "ratio_run", "ratio_lake", "target", "met")}
                       for k, v in results["scenarios"].items()}))

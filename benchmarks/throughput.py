@@ -109,6 +109,9 @@ class Monitor:
         self.me = psutil.Process()
         self.cpu0: dict[int, float] = {}
         self.rss: dict[int, float] = {}  # pid -> peak MB, Python workers only
+        # pid -> peak MB of the worker's own memory: RSS less its pages of files (a memory-mapped model or
+        # shared-sentence file is page cache that every worker maps, and the kernel can drop)
+        self.private: dict[int, float] = {}
         self.jvm_rss = 0.0  # peak MB of the Spark JVM(s): where the sparknlp engine runs its model
         self.tree_rss = 0.0  # peak MB of the whole process tree at one moment (this process included)
         self.role: dict[int, str] = {}
@@ -161,7 +164,8 @@ class Monitor:
         for p in children:
             try:
                 with p.oneshot():
-                    mb = p.memory_info().rss / 2**20
+                    info = p.memory_info()
+                    mb = info.rss / 2**20
                     total += mb
                     if p.name() == "java":
                         jvm += mb
@@ -177,6 +181,8 @@ class Monitor:
                             self.role[p.pid] = p.name()
                     if self.role[p.pid] == "worker":
                         self.rss[p.pid] = max(self.rss.get(p.pid, 0.0), mb)
+                        own = (info.rss - getattr(info, "shared", 0)) / 2**20
+                        self.private[p.pid] = max(self.private.get(p.pid, 0.0), own)
             except self.psutil.Error:
                 continue
         self.jvm_rss, self.tree_rss = max(self.jvm_rss, jvm), max(self.tree_rss, total)
@@ -197,6 +203,7 @@ class Monitor:
             "wall_s": round(self.wall, 2),
             "peak_rss_mb": round(max(self.rss.values()), 1) if self.rss else None,
             "worker_peak_rss_mb": sorted(round(v, 1) for v in self.rss.values()),
+            "worker_peak_private_mb": sorted(round(v, 1) for v in self.private.values()),
             "peak_jvm_rss_mb": round(self.jvm_rss, 1),
             "peak_tree_rss_mb": round(self.tree_rss, 1),
             "cpu_s_by_process": self.cpu_by_role(),

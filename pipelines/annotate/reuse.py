@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -169,12 +170,20 @@ class SentenceMemo:
                 missing[text] = relative(s, tokens)
                 source[text] = "reused_worker"  # its repeats: computed by this worker
         if missing:
-            computed = compute_entries(list(missing.values()), steps, sentence_col, token_col)
-            for text, entry in zip(missing, computed):
-                found[text] = entry
-                self._keep(text, entry, "reused_worker")
-            if self.executor is not None:
-                self.executor.put(zip(missing, computed))
+            # what another worker of the executor is computing right now (its claim): asked again after this
+            # worker's own share, and computed here only if still missing
+            mine = self.executor.claim(list(missing)) if self.executor is not None else set(missing)
+            later = {text: missing[text] for text in missing if text not in mine}
+            self._compute({text: missing[text] for text in missing if text in mine}, found, steps, sentence_col,
+                          token_col)
+            for text in list(later):
+                held = self._held(text)
+                if held is not None:
+                    found[text] = held[0]
+                    self.counters["reused_worker"] += 1  # its first occurrence here (its repeats counted above)
+                    self._keep(text, held[0], held[1])
+                    del later[text]
+            self._compute(later, found, steps, sentence_col, token_col)
         out: dict[str, list[list[Ann]]] = {step.output_col: [] for step in steps}
         for unit in occurrences:
             columns: list[list[Ann]] = [[] for _ in steps]
@@ -185,6 +194,19 @@ class SentenceMemo:
                 out[step.output_col].append(_renumbered(column) if column and column[0].annotatorType == A.CHUNK
                                             else column)
         return out
+
+    def _compute(self, missing: dict[str, tuple[Ann, list[Ann]]], found: dict, steps: list, sentence_col: str,
+                 token_col: str) -> None:
+        """``missing`` (text -> relative sentence and tokens) through the model steps in one call per step,
+        kept here and stored in the executor's cache."""
+        if not missing:
+            return
+        computed = compute_entries(list(missing.values()), steps, sentence_col, token_col)
+        for text, entry in zip(missing, computed):
+            found[text] = entry
+            self._keep(text, entry, "reused_worker")
+        if self.executor is not None:
+            self.executor.put(zip(missing, computed))
 
     def _held(self, text: str) -> tuple[Entry, str] | None:
         """The entry held for ``text`` and where from (its counter), or None."""
@@ -239,8 +261,14 @@ class ExecutorCache:
     fingerprint and the steps' identity); it lives as long as the Spark application, in the executor's Spark
     files directory, which Spark removes at the end.
 
-    Two workers that miss the same sentence at once both compute it and both store it: same key, same value.
+    A worker claims the sentences it is about to compute (:meth:`claim`); another worker that misses one of
+    them computes its own first and then looks again, so that a sentence in flight is seldom computed twice.
+    A claim expires after ``CLAIM_S`` (a worker that died holding it) and goes when its entry is stored.
+    Two workers can still both compute a sentence (the claimer is slower than the other's own share, or a
+    claim expired): same key, same value.
     """
+
+    CLAIM_S = 600.0  # longer than any one chunk's model call
 
     def __init__(self, directory: Path, capacity_bytes: int):
         import diskcache
@@ -252,11 +280,23 @@ class ExecutorCache:
     def get(self, text: str) -> bytes | None:
         return self.cache.get(text)
 
+    def claim(self, texts: list[str]) -> set[str]:
+        """The ``texts`` no other worker has claimed, now claimed by this one (one transaction)."""
+        with self.cache.transact():
+            return {text for text in texts if self.cache.add(_claim(text), os.getpid(), expire=self.CLAIM_S)}
+
     def put(self, entries) -> None:
-        """Stores (text, entry) pairs in one transaction (one commit, whatever their number)."""
+        """Stores (text, entry) pairs, and drops their claims, in one transaction (one commit, whatever their
+        number)."""
         with self.cache.transact():
             for text, entry in entries:
                 self.cache.set(text, encode_entry(entry))
+                self.cache.delete(_claim(text))
+
+
+def _claim(text: str) -> tuple:
+    """A claim's key: a tuple never equals an entry's key (the text)."""
+    return ("claim", text)
 
 
 def executor_directory() -> Path | None:
@@ -326,21 +366,33 @@ def _identity(steps: tuple) -> str:
     return hashlib.sha256(repr(steps).encode()).hexdigest()
 
 
-def write_shared(directory: Path, rows) -> dict:
-    """The run's shared sentences, ``rows`` of (text, encoded entry, read from the lake's cache), as one Arrow
-    file and its checksum."""
+SHARED_SCHEMA = pa.schema([("sentence", pa.string()), ("payload", pa.large_binary()), ("from_lake", pa.bool_())])
+
+
+def shared_table(entries: pa.Table, from_lake: bool) -> pa.Table:
+    """``entries`` (``sentence``, ``payload``: what :func:`pipelines.annotate.dataframes.shared_sentence_entries`
+    and the lake's cache hold) as rows of the shared file, each marked read from the lake's cache or not.
+    The first entry of a text wins (two concurrent runs may both have added one; they are equal)."""
+    entries = entries.select(["sentence", "payload"])
+    if entries.num_rows:
+        import pyarrow.compute as pc
+
+        first = pa.table({"i": pa.array(range(entries.num_rows), pa.int64()), "sentence": entries["sentence"]}) \
+            .group_by("sentence", use_threads=False).aggregate([("i", "min")])["i_min"]  # each text's first row
+        entries = entries.take(first.take(pc.sort_indices(first)))  # those rows, in their order
+    return pa.table({"sentence": entries["sentence"].cast(pa.string()),
+                     "payload": entries["payload"].cast(pa.large_binary()),
+                     "from_lake": pa.array([from_lake] * entries.num_rows, pa.bool_())}, schema=SHARED_SCHEMA)
+
+
+def write_shared(directory: Path, tables: list[pa.Table]) -> dict:
+    """The run's shared sentences, :func:`shared_table` tables, as one Arrow file and its checksum."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / SHARED_FILE
-    texts, payloads, from_lake = [], [], []
-    for text, payload, cached in rows:
-        texts.append(text)
-        payloads.append(payload)
-        from_lake.append(bool(cached))
-    table = pa.table({"sentence": pa.array(texts, pa.string()), "payload": pa.array(payloads, pa.large_binary()),
-                      "from_lake": pa.array(from_lake, pa.bool_())})
-    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+    table = pa.concat_tables(tables) if tables else SHARED_SCHEMA.empty_table()
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, SHARED_SCHEMA) as writer:
         writer.write_table(table)
-    manifest = {"sha256": _sha256(path), "sentences": len(texts), "bytes": path.stat().st_size}
+    manifest = {"sha256": _sha256(path), "sentences": table.num_rows, "bytes": path.stat().st_size}
     (directory / SHARED_MANIFEST).write_text(json.dumps(manifest))
     return manifest
 
@@ -352,10 +404,15 @@ def read_shared(directory: str, verify: bool = False) -> dict[str, tuple]:
         expected = json.loads((Path(directory) / SHARED_MANIFEST).read_text())["sha256"]
         if _sha256(path) != expected:
             raise ValueError(f"the run's shared sentences at {path} do not match their checksum")
-    table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
-    payloads = table.column("payload").combine_chunks()
-    return dict(zip(table.column("sentence").to_pylist(),
-                    ((payloads[i].as_buffer(), cached) for i, cached in enumerate(table.column("from_lake").to_pylist()))))
+    reader = pa.ipc.open_file(pa.memory_map(str(path)))
+    shared: dict[str, tuple] = {}
+    for b in range(reader.num_record_batches):  # each payload a view of the mapped file: pages the kernel
+        batch = reader.get_batch(b)             # shares between the workers, never a private copy
+        payloads = batch.column("payload")
+        shared.update(zip(batch.column("sentence").to_pylist(),
+                          ((payloads[i].as_buffer(), cached) for i, cached in
+                           enumerate(batch.column("from_lake").to_pylist()))))
+    return shared
 
 
 def _sha256(path: Path) -> str:

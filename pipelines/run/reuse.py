@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.annotate.dataframes import sentence_occurrences, shared_sentence_entries
-from pipelines.annotate.reuse import ANN_BYTES, write_shared
+from pipelines.annotate.reuse import ANN_BYTES, shared_table, write_shared
 from pipelines.cache import cache_dir
+from pipelines.spark.session import collect_arrow
 
 
 @dataclass
@@ -87,12 +88,21 @@ def mode_for(settings, input_chars: int, native_pass: bool, one_executor: bool =
     return settings.sentences  # run, worker, or lake (run, plus the lake's sentence cache)
 
 
-def sentence_counts(kept, stages):
-    """One row per distinct sentence of ``kept``: ``sentence``, ``n`` (occurrences), ``tokens``."""
+def sentence_counts(kept, stages, cached_keys=None):
+    """One row per distinct sentence of ``kept``: ``sentence``, ``n`` (occurrences), ``tokens``; with
+    ``cached_keys`` (rows of ``sentence``: the texts the lake's cache holds), also ``cached``, whether it holds
+    this one, found in the same shuffle (not a join after it)."""
     from pyspark.sql import functions as F
 
-    return kept.transform(sentence_occurrences(stages)).groupBy("sentence").agg(
-        F.count(F.lit(1)).alias("n"), F.first("tokens").alias("tokens"))
+    occurrences = kept.transform(sentence_occurrences(stages))
+    if cached_keys is None:
+        return occurrences.groupBy("sentence").agg(F.count(F.lit(1)).alias("n"), F.first("tokens").alias("tokens"))
+    seen = occurrences.select("sentence", "tokens", F.lit(1).alias("n"), F.lit(False).alias("cached"))
+    held = cached_keys.select("sentence", F.lit(None).cast("int").alias("tokens"), F.lit(0).alias("n"),
+                              F.lit(True).alias("cached"))
+    return seen.unionByName(held).groupBy("sentence").agg(
+        F.sum("n").alias("n"), F.first("tokens", ignorenulls=True).alias("tokens"),
+        F.max("cached").alias("cached")).where(F.col("n") > 0)
 
 
 def repetition(counts) -> dict:
@@ -119,22 +129,22 @@ def prepare(config, mode: str, kept, stages, dimension: int, run_id: str, parall
     reuse = RunReuse.of(mode, settings, fingerprint)
     if mode not in ("run", "lake"):
         return reuse
-    counts = sentence_counts(kept, stages).persist()
+    counts = sentence_counts(kept, stages, cache.keys() if mode == "lake" else None).persist()
     try:
         reuse.found = repetition(counts)
         # what one shared token costs in the file: its vector (float32) plus each step's annotation
         budget = int(settings.max_shared_mb * 1024 * 1024 / (4 * dimension + 3 * ANN_BYTES))
         entries = shared_sentence_entries(stages, config.stages.embeddings.max_tokens_per_chunk)
         if mode == "lake":
-            rows = cache.exchange(counts, entries, budget, parallelism, reuse.found)
+            tables = cache.exchange(counts, entries, budget, parallelism, reuse.found)
         else:
-            rows = _repeated_entries(counts, entries, budget, parallelism, reuse.found)
+            tables = _repeated_entries(counts, entries, budget, parallelism, reuse.found)
     finally:
         counts.unpersist()
-    if not rows:
+    if not sum(t.num_rows for t in tables):
         return reuse
     local = cache_dir() / "reuse" / f"{run_id}-{uuid.uuid4().hex[:8]}"
-    written = write_shared(local, rows)
+    written = write_shared(local, tables)
     reuse.found.update(shared_sentences=written["sentences"], shared_mb=round(written["bytes"] / 2**20, 1))
     reuse.local = local
     from pipelines.store.model_paths import for_executors
@@ -150,17 +160,25 @@ def _most_repeated(rows, tokens_wanted: int, count: int, budget: int, weight):
     return rows.orderBy(weight.desc()).limit(int(count * budget / tokens_wanted))
 
 
-def _repeated_entries(counts, entries, budget: int, parallelism: int, found: dict) -> list[tuple]:
-    """``run``: the sentences that occur more than once, computed once each (the most repeated first)."""
+def _repeated_entries(counts, entries, budget: int, parallelism: int, found: dict) -> list:
+    """``run``: the sentences that occur more than once, computed once each (the most repeated first), as
+    :func:`pipelines.annotate.reuse.shared_table` tables."""
     from pyspark.sql import functions as F
 
     if not found["repeated_sentences"] or budget == 0:
         return []
     repeated = _most_repeated(counts.where(F.col("n") > 1), found["repeated_tokens"], found["repeated_sentences"],
                               budget, (F.col("n") - 1) * F.col("tokens"))
-    rows = repeated.repartition(max(1, parallelism)).transform(entries).collect()
-    found["shared_pieces"] = sum(r["pieces"] for r in rows)
-    return [(r["sentence"], r["payload"], False) for r in rows if r["sentence"] is not None]
+    computed = collect_arrow(repeated.repartition(max(1, parallelism)).transform(entries))
+    found["shared_pieces"] = pieces(computed)
+    return [shared_table(computed.filter(computed["sentence"].is_valid()), from_lake=False)]
+
+
+def pieces(entries) -> int:
+    """The WordPieces the model computed for ``entries`` (an Arrow table with ``pieces``)."""
+    import pyarrow.compute as pc
+
+    return int(pc.sum(entries["pieces"]).as_py() or 0) if entries.num_rows else 0
 
 
 # --- across runs: the lake's sentence cache ------------------------------------------------------------
@@ -169,16 +187,19 @@ SENTENCE_CACHE = "sentence_cache"  # a table of the lake (Delta), beside the oth
 
 class SentenceCache:
     """``reuse.sentences: lake``: the lake's ``sentence_cache`` table (Delta, partitioned by the pipeline's
-    fingerprint) holds, per distinct sentence text, what the model stages produced for it (an encoded entry:
-    float32 vectors, tags, chunks) and the runs that created it and last used it.
+    fingerprint) holds, per distinct sentence text, what the model stages produced for it (an *entry*: the
+    encoded outputs, float32 vectors, tags, chunks, with ``pieces`` the WordPieces it cost), and, per run that
+    read an entry, a *use* row (the text and the run; no payload, ``pieces`` null).
 
     A run reads the entries of its sentences that the cache holds for its fingerprint (the keys it needs
-    only: a semi-join on text, then the entries of those keys), computes the others in the shared pass and
-    appends them (one commit), marks the ones it used (one MERGE commit), and after its own tables are
-    committed removes the entries no run used in the last ``reuse.cache_runs`` runs (one DELETE commit). Each
-    commit carries the run id, as the other tables' do. A run adds at most ``reuse.max_shared_mb`` of
-    entries, so the table holds at most ``cache_runs`` x ``max_shared_mb`` (plus the files Delta keeps for
-    time travel until VACUUM). Another fingerprint never matches: its entries age out."""
+    only: a semi-join on text, then the entries of those keys), computes the others in the shared pass, and
+    appends its new entries and its use rows in one commit. After its own tables are committed it removes
+    what none of the last ``reuse.cache_runs`` runs wrote or used (one commit; :meth:`evict`). Each commit
+    carries the run id, as the other tables' do. Entries are written once and never rewritten to record a
+    use: a use row costs a text, where stamping the entry would rewrite its vectors. A run adds at most
+    ``reuse.max_shared_mb`` of entries, so the table holds at most ``cache_runs`` x ``max_shared_mb`` (plus
+    the use rows, and the files Delta keeps for time travel until VACUUM). Another fingerprint never
+    matches: its entries age out."""
 
     def __init__(self, lake, fingerprint: str, run_id: str, cache_runs: int):
         self.lake, self.fingerprint, self.run_id, self.cache_runs = lake, fingerprint, run_id, cache_runs
@@ -190,89 +211,117 @@ class SentenceCache:
     def _metadata(self) -> str:
         return json.dumps({"corpus_nlp_run_id": self.run_id})
 
-    def _mine(self):
+    def _entries(self):
+        """This fingerprint's entries (not the use rows), or None before the table exists."""
         from pyspark.sql import functions as F
 
         table = self.lake.read(SENTENCE_CACHE)
-        return None if table is None else table.where(F.col("fingerprint") == self.fingerprint)
+        return None if table is None else table.where(
+            (F.col("fingerprint") == self.fingerprint) & F.col("pieces").isNotNull())
 
-    def exchange(self, counts, entries, budget: int, parallelism: int, found: dict) -> list[tuple]:
-        """The run's shared set: the cached entries of its sentences, then its new sentences computed and
-        added to the cache (the most repeated first), within ``budget`` tokens in all."""
+    def keys(self):
+        """The texts this fingerprint's entries hold (rows of ``sentence``; the text column only), or None."""
+        cached = self._entries()
+        return None if cached is None else cached.select("sentence")
+
+    def exchange(self, counts, entries, budget: int, parallelism: int, found: dict) -> list:
+        """The run's shared set, as :func:`pipelines.annotate.reuse.shared_table` tables: the cached entries of
+        its sentences, then its new sentences computed and added to the cache (the most repeated first),
+        within ``budget`` tokens in all."""
+        from pyspark import StorageLevel
         from pyspark.sql import functions as F
 
-        cached = self._mine()
         weight = F.col("n") * F.col("tokens")
-        if cached is None:
+        if "cached" not in counts.columns:  # no cache yet
             hits, new = None, counts
             hit, fresh = (0, 0), _sizes(counts)
-        else:  # one join with the cache's keys (its sentence column only), both sides' sizes in one pass
-            marked = counts.join(cached.select("sentence").distinct().withColumn("cached", F.lit(True)), "sentence",
-                                 "left").withColumn("cached", F.coalesce("cached", F.lit(False))).persist()
-            sizes = {r["cached"]: (int(r["n"]), int(r["tokens"] or 0)) for r in marked.groupBy("cached").agg(
+        else:  # both sides' sizes in one pass over the counts
+            sizes = {r["cached"]: (int(r["n"]), int(r["tokens"] or 0)) for r in counts.groupBy("cached").agg(
                 F.count(F.lit(1)).alias("n"), F.sum("tokens").alias("tokens")).collect()}
             hit, fresh = sizes.get(True, (0, 0)), sizes.get(False, (0, 0))
-            hits, new = marked.where("cached").drop("cached"), marked.where(~F.col("cached")).drop("cached")
-        hits = None if hits is None or not hit[0] else _most_repeated(hits, hit[1], hit[0], budget, weight)
+            hits, new = counts.where("cached").drop("cached"), counts.where(~F.col("cached")).drop("cached")
+        tables, used = [], None
+        if hits is not None and hit[0]:
+            used = _most_repeated(hits, hit[1], hit[0], budget, weight).select("sentence")
+            # read before this run's append: the entries as the run found them
+            read = shared_table(collect_arrow(self._entries().join(used, "sentence", "left_semi")
+                                              .select("sentence", "payload")), from_lake=True)
+            tables.append(read)
+            found["cache_hits"] = read.num_rows
         room = max(budget - min(hit[1], budget), 0)
+        computed = None
         if fresh[0] and room:
             computed = _most_repeated(new, fresh[1], fresh[0], room, weight).repartition(max(1, parallelism)) \
-                .transform(entries)
-            self._append(computed)
-        if hits is not None:
-            self._mark_used(hits)
-        if cached is not None:
-            marked.unpersist()
-        stamped = self._mine()
-        if stamped is None:
-            return []
-        rows = stamped.where(F.col("last_used_run") == self.run_id).select(
-            "sentence", "payload", (F.col("created_run") != self.run_id).alias("from_lake"), "pieces").collect()
-        found["shared_pieces"] = sum(r["pieces"] or 0 for r in rows if not r["from_lake"])
-        found["cache_hits"] = sum(1 for r in rows if r["from_lake"])
-        found["cache_added"] = len(rows) - found["cache_hits"]
-        return [(r["sentence"], r["payload"], r["from_lake"]) for r in rows]
+                .transform(entries).where(F.col("sentence").isNotNull()).persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            if computed is not None:
+                # collected (the shared pass runs here, once) before the append: the append's commit makes
+                # Spark recompute whatever cached plan read this table, which would now find these texts in it
+                added = collect_arrow(computed.select("sentence", "payload", "pieces"))
+                found["shared_pieces"] = pieces(added)
+                found["cache_added"] = added.num_rows
+                tables.append(shared_table(added, from_lake=False))
+            self._append(computed, used)
+        finally:
+            if computed is not None:
+                computed.unpersist()
+        found.setdefault("cache_hits", 0)
+        found.setdefault("cache_added", 0)
+        return tables
 
-    def _append(self, computed) -> None:
-        """The new entries, one commit (the shared pass runs inside it, once)."""
+    def _append(self, computed, used) -> None:
+        """The new entries (``computed``, persisted: already collected) and a use row per entry read
+        (``used``), in one commit."""
         from pyspark.sql import functions as F
 
         from pipelines.store.lake import delta_errors
 
-        rows = computed.where(F.col("sentence").isNotNull()).select(
-            F.lit(self.fingerprint).alias("fingerprint"), "sentence", "payload", "pieces",
-            F.lit(self.run_id).alias("created_run"), F.lit(self.run_id).alias("last_used_run"))
+        parts = []
+        if computed is not None:
+            parts.append(computed.select(F.lit(self.fingerprint).alias("fingerprint"), "sentence", "payload",
+                                         "pieces"))
+        if used is not None:
+            parts.append(used.coalesce(1).select(
+                F.lit(self.fingerprint).alias("fingerprint"), "sentence", F.lit(None).cast("binary").alias("payload"),
+                F.lit(None).cast("long").alias("pieces")))
+        if not parts:
+            return
+        rows = parts[0] if len(parts) == 1 else parts[0].unionByName(parts[1])
+        rows = rows.withColumns({"created_run": F.lit(self.run_id), "last_used_run": F.lit(self.run_id)})
         with delta_errors(self.path, self.run_id):
             rows.write.format("delta").mode("append").partitionBy("fingerprint") \
                 .option("userMetadata", self._metadata()).save(self.path)
 
-    def _mark_used(self, hits) -> None:
-        """This run's id on the cached entries it reads (one MERGE commit): what keeps them from eviction."""
+    def evict(self, run_ids: list[str]) -> None:
+        """Remove what none of the last ``cache_runs`` runs (``run_ids``: the lake's committed runs) wrote or
+        used, in one commit: the entries of texts with no row that recent, and the use rows older than that
+        (a newer row of their text now says it is in use). Nothing before there are that many runs."""
+        from pyspark.sql import functions as F
+
         from pipelines.store.delta_sql import USER_METADATA, absolute, quoted
         from pipelines.store.lake import delta_errors
         from pipelines.spark.session import temporary_conf
 
-        view = f"corpus_nlp_cache_hits_{uuid.uuid4().hex[:12]}"
-        hits.select("sentence").createOrReplaceTempView(view)
+        recent = sorted(set(run_ids) | {self.run_id})
+        if len(recent) <= self.cache_runs or not self.lake.has(SENTENCE_CACHE):
+            return
+        oldest_kept = recent[-self.cache_runs]
+        aging = self.lake.read(SENTENCE_CACHE).groupBy("fingerprint", "sentence").agg(
+            F.max("last_used_run").alias("latest"), F.min("last_used_run").alias("earliest")) \
+            .where(F.col("earliest") < oldest_kept)
+        if aging.isEmpty():
+            return
+        view = f"corpus_nlp_cache_aging_{uuid.uuid4().hex[:12]}"
+        aging.createOrReplaceTempView(view)
         spark = self.lake.spark
         try:
             with delta_errors(self.path, self.run_id), temporary_conf(spark, {USER_METADATA: self._metadata()}):
-                spark.sql(f"MERGE INTO delta.{quoted(absolute(self.path))} AS c USING {view} AS u "
-                          f"ON c.fingerprint = '{self.fingerprint}' AND c.sentence = u.sentence "
-                          f"WHEN MATCHED THEN UPDATE SET c.last_used_run = '{self.run_id}'")
+                spark.sql(f"MERGE INTO delta.{quoted(absolute(self.path))} AS c USING {view} AS a "
+                          "ON c.fingerprint = a.fingerprint AND c.sentence = a.sentence "
+                          f"WHEN MATCHED AND c.last_used_run < '{oldest_kept}' "
+                          f"AND (c.pieces IS NULL OR a.latest < '{oldest_kept}') THEN DELETE")
         finally:
             spark.catalog.dropTempView(view)
-
-    def evict(self, run_ids: list[str]) -> None:
-        """Remove the entries no run used in the last ``cache_runs`` runs (``run_ids``: the lake's committed
-        runs); nothing before there are that many."""
-        from pipelines.store.delta_sql import is_delta_table
-
-        recent = sorted(set(run_ids) | {self.run_id})
-        if len(recent) <= self.cache_runs or not is_delta_table(self.lake.spark, self.path):
-            return
-        oldest_kept = recent[-self.cache_runs]
-        self.lake.delete_rows(SENTENCE_CACHE, f"last_used_run < '{oldest_kept}'", self.run_id)
 
 
 def _sizes(rows) -> tuple[int, int]:

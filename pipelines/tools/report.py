@@ -107,7 +107,8 @@ def collect(spark, root: str, run_id: str | None = None) -> ReportData:
     data.classifications = _counts_by(classifications, "label") if classifications is not None else None
     data.files = [file_layout(lake, t, cols, run_id) for t in TABLES if lake.has(t)]
     if lake.format == "delta" and lake.has(SENTENCE_CACHE):
-        data.sentence_cache = (lake.read(SENTENCE_CACHE).count(), file_layout(lake, SENTENCE_CACHE, ["fingerprint"]))
+        entries = lake.read(SENTENCE_CACHE).where("pieces IS NOT NULL").count()  # not the runs' use rows
+        data.sentence_cache = (entries, file_layout(lake, SENTENCE_CACHE, ["fingerprint"]))
     return data
 
 

@@ -108,8 +108,8 @@ def test_manifest_accounts_for_every_sentence(spark, lakes):
 
 def test_workers_share_what_they_computed(lakes):
     """worker: the two Python workers (local[2]) compute each distinct sentence about once between them, through
-    their executor's cache (each on its own: 100 of these 81 distinct sentences; two workers that miss one
-    sentence at the same moment both compute it, hence the 10%)."""
+    their executor's cache (each on its own: 100 of these 81 distinct sentences; a worker computes a sentence
+    another one claimed if the claimer has not finished by then, hence the 10%)."""
     worker, run = lakes["worker"].manifest["reuse"], lakes["run"].manifest["reuse"]
     assert worker["served_from_worker"] + worker["computed_in_pass"] == worker["sentences_seen"] == run["sentences"]
     assert run["distinct_sentences"] <= worker["computed_in_pass"] <= 1.1 * run["distinct_sentences"]
@@ -165,16 +165,18 @@ def test_sentence_cache_serves_a_later_run_and_evicts_what_no_recent_run_used(sp
     for x, y in zip(a, b):
         assert np.abs(np.asarray(x.pop("embedding")) - np.asarray(y.pop("embedding"))).max() <= VECTOR_TOLERANCE
         assert x == y
-    # cache_runs 1: what the second run did not use is gone; what it used or added stays, stamped with its id
+    # cache_runs 1: what the second run did not use is gone; what it used or added stays. Entries are written
+    # once: those it used are day 1's, each with a use row of the second run
     cache = read_table(spark, str(tmp_path / "lake" / SENTENCE_CACHE))
-    stamps = {r["last_used_run"] for r in cache.select("last_used_run").distinct().collect()}
-    assert stamps == {second.run_id}
-    assert cache.count() == reuse["cache_hits"] + reuse["cache_added"]
+    entries = {r["sentence"]: r["created_run"] for r in cache.where("pieces IS NOT NULL").collect()}
+    uses = [(r["sentence"], r["last_used_run"]) for r in cache.where("pieces IS NULL").collect()]
+    assert entries == {**{s: first.run_id for s in old}, **{s: second.run_id for s in new}}
+    assert sorted(uses) == sorted((s, second.run_id) for s in old)
     # the report shows the cache's size and each run's hit rate
     from pipelines.tools.report import summary_lines, write_report
 
     page, data = write_report(spark, str(tmp_path / "lake"))
-    assert f"  {SENTENCE_CACHE}: {cache.count():,} sentences" in "\n".join(summary_lines(page, data))
+    assert f"  {SENTENCE_CACHE}: {len(entries):,} sentences" in "\n".join(summary_lines(page, data))
     html = Path(page).read_text()
     hit_rate = reuse["served_from_lake"] / reuse["sentences_seen"]
     assert "Sentence reuse" in html and f"<td>{hit_rate:.1%}</td>" in html
@@ -182,3 +184,31 @@ def test_sentence_cache_serves_a_later_run_and_evicts_what_no_recent_run_used(sp
     other = run("lake", "2", reuse__sentences="lake", stages__embeddings__max_sentence_length=64, full_refresh=True)
     assert other.manifest["reuse"]["served_from_lake"] == 0
     assert other.manifest["fingerprint"] != second.manifest["fingerprint"]
+
+
+def test_eviction_keeps_what_a_recent_run_wrote_or_used_and_nothing_else(spark, tmp_path):
+    """cache_runs 2 after runs r1..r3, evicting as r4: the entries written or used by r3 or r4 stay, each
+    entry written once (a use is a row of its own); older use rows go; another fingerprint ages out."""
+    from pipelines.run.reuse import SENTENCE_CACHE, SentenceCache
+    from pipelines.store.lake import Lake
+
+    def entry(fp, text, run):
+        return (fp, text, bytearray(b"x"), 0, run, run)
+
+    def use(text, run):
+        return ("fp", text, None, None, run, run)
+
+    rows = [entry("fp", "A", "r1"), use("A", "r3"),  # used by r3: stays; its use row too
+            entry("fp", "B", "r1"), use("B", "r2"),  # last used by r2: gone
+            entry("fp", "C", "r2"),  # written by r2, never used: gone
+            entry("fp", "D", "r4"),  # written by r4: stays
+            entry("fp", "E", "r1"), use("E", "r2"), use("E", "r4"),  # used by r4: stays; r2's use row goes
+            entry("other", "A", "r1")]  # another pipeline's: ages out
+    schema = "fingerprint string, sentence string, payload binary, pieces long, created_run string, last_used_run string"
+    lake = Lake(spark, str(tmp_path / "lake"), "delta", 128)
+    spark.createDataFrame(rows, schema).write.format("delta").partitionBy("fingerprint").save(lake.path(SENTENCE_CACHE))
+    SentenceCache(lake, "fp", "r4", cache_runs=2).evict(["r1", "r2", "r3"])
+    left = {(r["fingerprint"], r["sentence"], r["pieces"] is None, r["last_used_run"])
+            for r in lake.read(SENTENCE_CACHE).collect()}
+    assert left == {("fp", "A", False, "r1"), ("fp", "A", True, "r3"), ("fp", "D", False, "r4"),
+                    ("fp", "E", False, "r1"), ("fp", "E", True, "r4")}

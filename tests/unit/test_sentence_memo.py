@@ -7,6 +7,7 @@ import unicodedata
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from pipelines.annotate import reuse
@@ -102,7 +103,15 @@ def test_shared_entries_round_trip_through_the_shared_file(steps, tmp_path):
     ann = sentence.apply({"document": steps[0][0].apply({"text": [texts[0]]})})[0][0]
     tokens = token_step.apply({"sentence": [[ann]]})[0]
     entry, = reuse.compute_entries([reuse.relative(ann, tokens)], model_steps, "sentence", "token")
-    reuse.write_shared(tmp_path, [(ann.result, reuse.encode_entry(entry), True)])
+    payload = reuse.encode_entry(entry)
+    # the same text twice (two concurrent runs each added it): one entry in the file, the first
+    hits = pa.table({"sentence": ["other", "other", ann.result, ann.result],
+                     "payload": [b"other-1", b"other-2", payload, b"later copy"]})
+    rows = reuse.shared_table(hits, True)
+    assert rows.select(["sentence", "payload"]).to_pylist() == [{"sentence": "other", "payload": b"other-1"},
+                                                                {"sentence": ann.result, "payload": payload}]
+    written = reuse.write_shared(tmp_path, [rows.filter(pc.equal(rows["sentence"], ann.result))])
+    assert written["sentences"] == 1
     shared = reuse.read_shared(str(tmp_path), verify=True)
     assert shared[ann.result][1] is True  # read from the lake's cache
     back = reuse.decode_entry(shared[ann.result][0])
@@ -137,6 +146,62 @@ def test_workers_of_one_executor_share_what_they_computed(steps, tmp_path):
     _rows(steps, texts[:3], other)
     assert other.memo().counters["reused_worker"] < other.memo().counters["sentences"]
     assert len(list((tmp_path / "sentence-memo").iterdir())) == 2
+
+
+class _Given:
+    """What ``stream_token_table`` takes as ``memo``: a worker's memo, here built by the test."""
+
+    def __init__(self, memo):
+        self._memo = memo
+
+    def memo(self):
+        return self._memo
+
+
+def _distinct_sentences(steps, texts) -> list[str]:
+    return list(dict.fromkeys(s for rb in stream_sentences(iter([pa.RecordBatch.from_pydict({"text": texts})]),
+                                                            steps[0]) for s in rb.column("sentence").to_pylist()))
+
+
+def _served_like_plain(steps, texts, memo):
+    plain, served = _rows(steps, texts), _rows(steps, texts, _Given(memo))
+    assert [r["token"] for r in served] == [r["token"] for r in plain]
+    for a, b in zip(plain, served):
+        assert np.abs(np.asarray(a["embedding"]) - np.asarray(b["embedding"])).max() <= VECTOR_TOLERANCE
+        assert a["ner"] == b["ner"]
+    return memo.counters["sentences"] - memo.counters["reused_worker"] - memo.counters["reused_run"]
+
+
+def test_a_sentence_another_worker_is_computing_is_taken_from_it(steps, tmp_path):
+    """Another worker of the executor claimed some sentences (it is computing them) and stores them while this
+    one computes its own share: this one serves them, and computes each of the others once."""
+    texts = corpus()
+    distinct = _distinct_sentences(steps, texts)
+    source = reuse.SentenceMemo(None, 0, reuse.ExecutorCache(tmp_path / "source", 1 << 30))
+    _rows(steps, texts, _Given(source))  # what the other worker will have computed
+    theirs = distinct[::3]
+    other = reuse.ExecutorCache(tmp_path / "shared", 1 << 30)
+    assert other.claim(theirs) == set(theirs)
+
+    class OtherStoresMeanwhile(reuse.ExecutorCache):
+        def claim(self, texts):
+            mine = super().claim(texts)
+            for text in theirs:  # the other worker finishes while this one computes
+                other.cache.set(text, source.executor.get(text))
+            return mine
+
+    memo = reuse.SentenceMemo(None, 0, OtherStoresMeanwhile(tmp_path / "shared", 1 << 30))
+    assert _served_like_plain(steps, texts, memo) == len(distinct) - len(theirs)
+
+
+def test_a_claim_never_fulfilled_only_delays_a_sentence(steps, tmp_path):
+    """A worker that claimed sentences and died: the others compute them after their own share."""
+    texts = corpus()
+    distinct = _distinct_sentences(steps, texts)
+    reuse.ExecutorCache(tmp_path / "shared", 1 << 30).claim(distinct[::2])
+    memo = reuse.SentenceMemo(None, 0, reuse.ExecutorCache(tmp_path / "shared", 1 << 30))
+    assert _served_like_plain(steps, texts, memo) == len(distinct)
+    assert all(memo.executor.get(text) is not None for text in distinct)  # and stored them for the others
 
 
 def test_executor_cache_is_bounded(steps, tmp_path):
