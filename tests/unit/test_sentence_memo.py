@@ -123,6 +123,21 @@ def test_shared_entries_round_trip_through_the_shared_file(steps, tmp_path):
         reuse.read_shared(str(tmp_path), verify=True)
 
 
+def test_the_shared_file_is_read_in_place(tmp_path):
+    """Each payload a slice of the mapped file (pages the workers share), not a copy per worker: the payloads of
+    one record batch lie back to back, as in the file."""
+    payloads = [bytes([n]) * (8 * (n + 1)) for n in range(6)]
+    tables = [reuse.shared_table(pa.table({"sentence": [f"s{n}" for n in range(k, k + 3)],
+                                           "payload": payloads[k:k + 3]}), k == 3) for k in (0, 3)]
+    reuse.write_shared(tmp_path, tables)
+    shared = reuse.read_shared(str(tmp_path))
+    assert {text: (bytes(view), lake) for text, (view, lake) in shared.items()} == \
+        {f"s{n}": (payloads[n], n >= 3) for n in range(6)}
+    views = [shared[f"s{n}"][0] for n in range(6)]
+    for batch in (views[:3], views[3:]):
+        assert [v.address for v in batch[1:]] == [v.address + v.size for v in batch[:-1]]
+
+
 def test_workers_of_one_executor_share_what_they_computed(steps, tmp_path):
     """Two workers (two memos) over one executor cache: the second computes nothing the first stored; another
     pipeline fingerprint has a cache of its own."""
