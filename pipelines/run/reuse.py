@@ -88,21 +88,30 @@ def mode_for(settings, input_chars: int, native_pass: bool, one_executor: bool =
     return settings.sentences  # run, worker, or lake (run, plus the lake's sentence cache)
 
 
-def sentence_counts(kept, stages, cached_keys=None):
+def sentence_counts(kept, stages, cached_keys=None, partitions: int = 0):
     """One row per distinct sentence of ``kept``: ``sentence``, ``n`` (occurrences), ``tokens``; with
     ``cached_keys`` (rows of ``sentence``: the texts the lake's cache holds), also ``cached``, whether it holds
-    this one, found in the same shuffle (not a join after it)."""
+    this one, found in the same shuffle (not a join after it). ``partitions``: the shuffle's, where the counts
+    are persisted. Spark plans a persisted DataFrame's shuffle with spark.sql.shuffle.partitions (200) and
+    adaptive execution does not coalesce it (3.5 and 4.x alike), so each of the jobs over the counts ran 200
+    tasks: ~2 s a job on 2 cores for a few thousand sentences."""
     from pyspark.sql import functions as F
 
     occurrences = kept.transform(sentence_occurrences(stages))
     if cached_keys is None:
-        return occurrences.groupBy("sentence").agg(F.count(F.lit(1)).alias("n"), F.first("tokens").alias("tokens"))
+        return _by_sentence(occurrences, partitions).agg(F.count(F.lit(1)).alias("n"),
+                                                         F.first("tokens").alias("tokens"))
     seen = occurrences.select("sentence", "tokens", F.lit(1).alias("n"), F.lit(False).alias("cached"))
     held = cached_keys.select("sentence", F.lit(None).cast("int").alias("tokens"), F.lit(0).alias("n"),
                               F.lit(True).alias("cached"))
-    return seen.unionByName(held).groupBy("sentence").agg(
+    return _by_sentence(seen.unionByName(held), partitions).agg(
         F.sum("n").alias("n"), F.first("tokens", ignorenulls=True).alias("tokens"),
         F.max("cached").alias("cached")).where(F.col("n") > 0)
+
+
+def _by_sentence(rows, partitions: int):
+    """``rows`` grouped by sentence, in ``partitions`` partitions (0: Spark's choice)."""
+    return (rows.repartition(partitions, "sentence") if partitions else rows).groupBy("sentence")
 
 
 def repetition(counts) -> dict:
@@ -129,7 +138,7 @@ def prepare(config, mode: str, kept, stages, dimension: int, run_id: str, parall
     reuse = RunReuse.of(mode, settings, fingerprint)
     if mode not in ("run", "lake"):
         return reuse
-    counts = sentence_counts(kept, stages, cache.keys() if mode == "lake" else None).persist()
+    counts = sentence_counts(kept, stages, cache.keys() if mode == "lake" else None, max(1, parallelism)).persist()
     try:
         reuse.found = repetition(counts)
         # what one shared token costs in the file: its vector (float32) plus each step's annotation

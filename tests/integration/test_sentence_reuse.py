@@ -115,6 +115,26 @@ def test_workers_share_what_they_computed(lakes):
     assert run["distinct_sentences"] <= worker["computed_in_pass"] <= 1.1 * run["distinct_sentences"]
 
 
+def test_the_key_pass_counts_in_the_runs_partitions(spark, demo_bundle, tmp_path):
+    """The key pass's counts are persisted and read by several jobs: in as many partitions as the run asks
+    (Spark plans a persisted shuffle with spark.sql.shuffle.partitions, 200, and never coalesces it)."""
+    from pipelines.run.assemble import build_stages
+    from pipelines.run.reuse import repetition, sentence_counts
+
+    config = job_config(tmp_path / "lake", tmp_path / "corpus", demo_bundle.path)
+    stages = build_stages(config, str(demo_bundle.path), ["doc_id", "text"])
+    kept = spark.createDataFrame([("a", "Das ist gut. Hallo Welt."), ("b", "Das ist gut. Noch einer."),
+                                  ("c", "Hallo Welt.")], "doc_id string, text string")
+    counts = sentence_counts(kept, stages, partitions=3).persist()
+    try:
+        assert counts.rdd.getNumPartitions() == 3
+        assert {r["sentence"]: r["n"] for r in counts.collect()} == {
+            "Das ist gut.": 2, "Hallo Welt.": 2, "Noch einer.": 1}
+        assert repetition(counts)["repeated_sentences"] == 2
+    finally:
+        counts.unpersist()
+
+
 # --- across runs: the lake's sentence cache ----------------------------------------------------------
 def _two_days() -> tuple[dict, set, set]:
     """day=1: documents of catalog sentences; day=2: documents whose sentences are ~70% day 1's; and day 2's
