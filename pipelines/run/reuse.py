@@ -31,7 +31,7 @@ from pathlib import Path
 from pipelines.annotate.dataframes import sentence_occurrences, shared_sentence_entries
 from pipelines.annotate.reuse import ANN_BYTES, shared_table, write_shared
 from pipelines.cache import cache_dir
-from pipelines.spark.session import collect_arrow
+from pipelines.spark.session import collect_arrow, temporary_conf
 
 
 @dataclass
@@ -283,7 +283,7 @@ class SentenceCache:
         (``used``), in one commit."""
         from pyspark.sql import functions as F
 
-        from pipelines.store.lake import delta_errors
+        from pipelines.store.lake import delta_errors, plain_columns_conf
 
         parts = []
         if computed is not None:
@@ -297,7 +297,7 @@ class SentenceCache:
             return
         rows = parts[0] if len(parts) == 1 else parts[0].unionByName(parts[1])
         rows = rows.withColumns({"created_run": F.lit(self.run_id), "last_used_run": F.lit(self.run_id)})
-        with delta_errors(self.path, self.run_id):
+        with delta_errors(self.path, self.run_id), temporary_conf(self.lake.spark, plain_columns_conf(["payload"])):
             rows.write.format("delta").mode("append").partitionBy("fingerprint") \
                 .option("userMetadata", self._metadata()).save(self.path)
 
@@ -309,7 +309,6 @@ class SentenceCache:
 
         from pipelines.store.delta_sql import USER_METADATA, absolute, quoted
         from pipelines.store.lake import delta_errors
-        from pipelines.spark.session import temporary_conf
 
         recent = sorted(set(run_ids) | {self.run_id})
         if len(recent) <= self.cache_runs or not self.lake.has(SENTENCE_CACHE):

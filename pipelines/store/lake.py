@@ -181,6 +181,15 @@ VECTOR_COLUMN_OPTIONS = ("parquet.enable.dictionary", "parquet.column.statistics
                          "parquet.size.statistics.enabled")
 
 
+def plain_columns_conf(columns) -> dict[str, str]:
+    """parquet-mr's per-column settings (``option#column``) that write ``columns`` without a dictionary or
+    statistics. A Parquet write takes them as options. A Delta write passes only maxRecordsPerFile and
+    compression of its options on to its files, so it takes them from the session, whose SQL settings Spark
+    copies into each write job's Hadoop conf (a Delta token table spent ~16% of the JVM's samples in the
+    dictionary attempt without them: JFR profile, docs/performance.md)."""
+    return {f"{option}#{column}": "false" for column in columns for option in VECTOR_COLUMN_OPTIONS}
+
+
 @dataclass
 class Lake:
     spark: object
@@ -244,17 +253,14 @@ class Lake:
                   .option("mergeSchema", "true"))  # a run that adds NER adds its (nullable) columns
         if columns:
             writer = writer.partitionBy(*columns).option("replaceWhere", partition_predicate(columns, partitions))
-        with delta_errors(self.path(table), run_id):
+        with delta_errors(self.path(table), run_id), temporary_conf(self.spark, plain_columns_conf(VECTOR_COLUMNS)):
             writer.save(self.path(table))
 
     def _replace_parquet(self, table, df, columns, partitions) -> None:
         # Remove the partitions first, then append: one pass over ``df`` (it may be the whole model run),
         # and no partition keeps old rows because this run gave it none. A run that dies in between
         # leaves the partitions empty, and the next incremental run redoes them.
-        writer = df.write
-        for column in VECTOR_COLUMNS:  # parquet-mr's per-column settings, via the writer's Hadoop conf
-            for option in VECTOR_COLUMN_OPTIONS:
-                writer = writer.option(f"{option}#{column}", "false")
+        writer = df.write.options(**plain_columns_conf(VECTOR_COLUMNS))
         if not columns:
             writer.mode("overwrite").parquet(self.path(table))
             return

@@ -6,6 +6,7 @@ directories written by hand) and checks what the lake holds afterwards, read bac
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -274,3 +275,30 @@ def test_a_plain_parquet_lake_gets_one_file_per_partition_too(spark, tmp_path):
     lake.replace("t", _rows_spread_over_tasks(spark), ["part"], PARTS, "run-1")
     layout = files_per_partition(spark, tmp_path / "lake" / "t")
     assert {p: len(sizes) for p, sizes in layout.items()} == {"part=a": 1, "part=b": 1}
+
+
+@pytest.mark.parametrize("fmt", ["delta", "parquet"])
+def test_vectors_are_written_without_a_dictionary_or_statistics(spark, tmp_path, fmt):
+    """parquet-mr would try a dictionary on every vector column chunk (and keep min/max of every float);
+    these vectors repeat, so it would keep one here. The other columns keep theirs, and the settings do not
+    outlive the write."""
+    from pyspark.sql import functions as F
+
+    from pipelines.spark.session import session_conf
+
+    rows = spark.range(2000).select(
+        F.when(F.col("id") % 2 == 0, "a").otherwise("b").alias("part"), F.lit("same").alias("token"),
+        F.array(*[(F.col("id") % 3).cast("float") for _ in range(16)]).alias("embedding"))
+    Lake(spark, str(tmp_path / "lake"), fmt, 128).replace("t", rows, ["part"], PARTS, "run-1")
+    files = [pq.ParquetFile(f).metadata for f in sorted((tmp_path / "lake" / "t").rglob("*.parquet"))]
+    chunks = [md.row_group(g).column(c) for md in files for g in range(md.num_row_groups)
+              for c in range(md.row_group(g).num_columns)]
+    vectors = [c for c in chunks if c.path_in_schema == "embedding.list.element"]
+    tokens = [c for c in chunks if c.path_in_schema == "token"]
+    assert len(vectors) == len(tokens) >= 2
+    assert not any("DICTIONARY" in e for c in vectors for e in c.encodings)
+    assert all(any("DICTIONARY" in e for e in c.encodings) and c.is_stats_set for c in tokens)
+    writer = re.search(r"parquet-mr version (\d+)\.(\d+)", files[0].created_by)
+    if (int(writer[1]), int(writer[2])) >= (1, 14):  # PySpark 4's; 1.13 (PySpark 3.5's) has no such setting
+        assert not any(c.is_stats_set for c in vectors)
+    assert not [k for k in session_conf(spark) if k.startswith("parquet.enable.dictionary")]
