@@ -139,8 +139,8 @@ def floors(scenario: dict, cores: int) -> dict:
     ``off`` run's time outside the model (its duration less its model seconds over ``cores``, which reuse
     does not remove: Spark's start, the plan, the text stages, the writes) plus the model time of the
     WordPieces the mode computed, over the ``off`` run's duration. A target below its floor cannot be met on
-    this machine at this size, whatever reuse does; the floor falls toward the model's share as the corpus
-    grows (the start and the plan do not)."""
+    this machine at this size, whatever reuse does; the floor falls as the corpus grows (Spark's start and
+    the plan do not grow with it)."""
     off = scenario["off"]
     embedder = off.get("embedder") or {}
     if not embedder.get("pieces"):
