@@ -523,10 +523,11 @@ def _laid_out(plan: RunPlan, totals: list, df):
         model = plan.manifest.body.get("model") or {}
         per_byte = layout.output_bytes_per_text_byte(model.get("dimension", 0) if config.output.embeddings else 0,
                                                      config.output.embedding_dtype)
-        counts = layout.bucket_counts([r["text_bytes"] * per_byte for r in totals],
-                                      config.output.target_file_mb * 1024 * 1024, wanted)
+        output = [r["text_bytes"] * per_byte for r in totals]
+        counts = layout.bucket_counts(output, config.output.target_file_mb * 1024 * 1024, wanted)
         return layout.clustered(df, plan.partition_cols, config.input.id_col,
-                                [tuple(r[c] for c in plan.partition_cols) for r in totals], counts)
+                                [tuple(r[c] for c in plan.partition_cols) for r in totals], counts,
+                                [b / n if n else 0.0 for b, n in zip(output, counts)])
     df = df.drop("_row")
     return df.repartition(wanted) if wanted and num_partitions(df) < wanted else df
 

@@ -9,9 +9,17 @@ instead: each task gets the rows of one output partition and about one target fi
 A partition's output is estimated from its text: tokens per byte of UTF-8 text times the bytes of a
 token row. The partition is cut into that many buckets of a target file each (smaller ones when the
 corpus is too small to keep every core busy otherwise), each row falls into one by a hash of its id and
-place in its file, and a range partitioning on (partition columns, bucket) gives each bucket its own task.
-Range rather than hash: hashing ~N buckets into N tasks leaves some tasks two or three buckets and others
-none (on the benchmark corpus the largest task held 3.4 times the mean, against 1.6 by range).
+place in its file, and each bucket gets a task of its own: a hash partitioning into exactly as many tasks,
+on a key chosen per bucket so that Spark's hash sends it to that bucket's task (:func:`task_keys`). Neither
+a hash of the bucket itself nor a range partitioning can promise that: hashing N buckets into N tasks leaves
+some tasks two or three buckets and others none (on the benchmark corpus the largest task held 3.4 times
+the mean), and a range partitioning, which draws its bounds from a sample, still merged two buckets into
+one task (1.6 times the mean; on the reuse bench's 30% corpus tasks of 6,937 to 16,082 tokens, one core
+idle for the last 10 s of a 152 s pass).
+
+Spark starts a stage's tasks in the order of their numbers, so the partitions whose buckets are largest get
+the first ones (:func:`task_bases`): the pass ends on the smallest buckets, and the core that finishes first
+waits the least (the longest-processing-time-first rule).
 """
 
 from __future__ import annotations
@@ -49,26 +57,75 @@ def bucket_counts(output_bytes: list[float], target_bytes: float, busy_tasks: in
     return [math.ceil(b / bucket - 1e-9) if b > 0 else 0 for b in output_bytes]
 
 
-def clustered(df, partition_cols: list[str], id_col: str, partitions: list[tuple], counts: list[int]):
+def task_bases(bucket_bytes: list[float], counts: list[int]) -> list[int]:
+    """Each partition's first task number: its ``counts[i]`` buckets (of ``bucket_bytes[i]`` each) take
+    consecutive tasks, the partitions with the largest buckets first."""
+    bases, start = [0] * len(counts), 0
+    for i in sorted(range(len(counts)), key=lambda i: -bucket_bytes[i]):
+        bases[i], start = start, start + counts[i]
+    return bases
+
+
+def spark_int_hash(values, seed: int = 42):
+    """Spark's ``hash()`` of IntegerType values (Murmur3 x86 32-bit, what ``repartition(n, col)`` takes
+    modulo n), for a numpy array of ints; signed int32s."""
+    import numpy as np
+
+    def rotl(x, r):
+        return (x << np.uint32(r)) | (x >> np.uint32(32 - r))
+
+    with np.errstate(over="ignore"):
+        k = np.asarray(values).astype(np.uint32) * np.uint32(0xCC9E2D51)
+        k = rotl(k, 15) * np.uint32(0x1B873593)
+        h = rotl(np.uint32(seed) ^ k, 13) * np.uint32(5) + np.uint32(0xE6546B64)
+        h ^= np.uint32(4)  # the length in bytes
+        h ^= h >> np.uint32(16)
+        h *= np.uint32(0x85EBCA6B)
+        h ^= h >> np.uint32(13)
+        h *= np.uint32(0xC2B2AE35)
+        h ^= h >> np.uint32(16)
+    return h.view(np.int32)
+
+
+def task_keys(tasks: int) -> list[int]:
+    """For each task number t < ``tasks``, an int whose hash partitioning into ``tasks`` partitions lands on t
+    (the smallest such): rows keyed by ``task_keys(n)[t]`` and ``repartition(n, key)`` all go to task t."""
+    import numpy as np
+
+    keys, found, start = [-1] * tasks, 0, 0
+    while found < tasks:  # each task is hit by 1 in `tasks` candidates: about tasks * ln(tasks) tried
+        candidates = np.arange(start, start + 4 * tasks + 64, dtype=np.int64)
+        for key, task in zip(candidates.tolist(), np.mod(spark_int_hash(candidates), tasks).tolist()):
+            if keys[task] < 0:
+                keys[task], found = key, found + 1
+        start = int(candidates[-1]) + 1
+    return keys
+
+
+def clustered(df, partition_cols: list[str], id_col: str, partitions: list[tuple], counts: list[int],
+              bucket_bytes: list[float] | None = None):
     """``df`` (with ``_row``, each row's place in its file) in tasks of one bucket each: ``counts[i]`` buckets
-    for the partition whose values are ``partitions[i]``; ``_row`` dropped."""
+    of about ``bucket_bytes[i]`` for the partition whose values are ``partitions[i]``, the largest buckets in
+    the first tasks; ``_row`` dropped."""
     from pyspark.sql import functions as F
     from pyspark.sql.types import IntegerType, StructField, StructType
 
+    tasks = max(sum(counts), 1)
+    bases = task_bases(bucket_bytes or [0.0] * len(counts), counts)
     spread = F.xxhash64(_col(id_col), "_row")
     if partition_cols:  # each row's partition's count, by a (broadcast) join: the partitions may be thousands
         keys = [f"_partition_{i}" for i in range(len(partition_cols))]
         schema = StructType([StructField(k, df.schema[c].dataType) for k, c in zip(keys, partition_cols)]
-                            + [StructField("_buckets", IntegerType())])
-        lookup = df.sparkSession.createDataFrame([(*values, n) for values, n in zip(partitions, counts) if n], schema)
+                            + [StructField("_buckets", IntegerType()), StructField("_base", IntegerType())])
+        lookup = df.sparkSession.createDataFrame(
+            [(*values, n, base) for values, n, base in zip(partitions, counts, bases) if n], schema)
         same = [_col(c).eqNullSafe(F.col(k)) for c, k in zip(partition_cols, keys)]
         df = df.join(F.broadcast(lookup), on=same).drop(*keys)
-        buckets = F.col("_buckets")
+        task = F.col("_base") + F.pmod(spread, F.col("_buckets"))
     else:
-        buckets = F.lit(max(sum(counts), 1))
-    df = df.withColumn("_bucket", F.pmod(spread, buckets))
-    return df.repartitionByRange(max(sum(counts), 1), *map(_col, partition_cols), "_bucket") \
-        .drop("_bucket", "_buckets", "_row")
+        task = F.pmod(spread, F.lit(tasks))
+    key = F.element_at(F.array(*[F.lit(k) for k in task_keys(tasks)]), (task + 1).cast("int")).cast("int")
+    return df.withColumn("_task", key).repartition(tasks, "_task").drop("_task", "_buckets", "_base", "_row")
 
 
 def _col(name: str):

@@ -18,7 +18,8 @@ from lake_helpers import (JOB_CORPUS as CORPUS, assert_same_table, files_per_par
 from pipelines.tools.cli import main
 from pipelines.run.job import JobError, run_annotate
 from pipelines.model.bundle import BundleError
-from pipelines.spark.session import library_conf, log4j_config_path
+from pipelines.run import layout
+from pipelines.spark.session import default_parallelism, library_conf, log4j_config_path
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -86,6 +87,37 @@ def test_every_table_gets_a_few_files_per_partition_not_one_per_task(spark, firs
             assert all(len(sizes) == 1 for sizes in layout.values()), (table, layout)
 
 
+def test_each_bucket_gets_a_task_of_its_own_the_largest_first(spark):
+    # pipelines.run.layout.clustered on 150 rows of three partitions, cut into 5, 1 and 2 buckets whose
+    # estimated sizes are 20, 40 and 5: 8 tasks, each one bucket of one partition (a range partitioning
+    # could merge two buckets into one task, or leave one empty), b's in task 0, a's in 1-5, c's in 6-7.
+    from pyspark.sql import functions as F
+
+    from pipelines.run.layout import clustered
+
+    rows = [(lang, f"{lang}-{i}", i) for lang, n in (("a", 100), ("b", 40), ("c", 10)) for i in range(n)]
+    df = spark.createDataFrame(rows, "lang string, doc_id string, _row long")
+    tasks = clustered(df, ["lang"], "doc_id", [("a",), ("b",), ("c",)], [5, 1, 2], [20.0, 40.0, 5.0])
+    assert "_row" not in tasks.columns and tasks.count() == 150
+    held = {r.task: (r.langs, r.n) for r in tasks.groupBy(F.spark_partition_id().alias("task")).agg(
+        F.collect_set("lang").alias("langs"), F.count("*").alias("n")).collect()}
+    assert sorted(held) == list(range(8)) and tasks.rdd.getNumPartitions() == 8
+    assert [held[t][0] for t in range(8)] == [["b"]] + [["a"]] * 5 + [["c"]] * 2
+    assert held[0][1] == 40 and sum(held[t][1] for t in range(1, 6)) == 100
+
+
+def test_the_task_keys_hash_as_spark_hashes_ints(spark):
+    import numpy as np
+    from pyspark.sql import functions as F
+
+    from pipelines.run.layout import spark_int_hash
+
+    values = [0, 1, -1, 2**31 - 1, -2**31] + np.random.default_rng(7).integers(-2**31, 2**31, 500).tolist()
+    df = spark.createDataFrame([(v,) for v in values], "v int").select("v", F.hash("v").alias("h"))
+    spark_hashes = {r.v: r.h for r in df.collect()}
+    assert [spark_hashes[v] for v in values] == spark_int_hash(np.array(values)).tolist()
+
+
 def _token_bytes(path) -> int:
     return sum(f.stat().st_size for f in Path(path).rglob("*.parquet"))
 
@@ -93,8 +125,8 @@ def _token_bytes(path) -> int:
 def test_the_vectors_are_not_shuffled_and_files_keep_to_the_target_size(spark, tmp_path, demo_bundle):
     # ~0.6 MiB of token rows a partition (128 float32 dimensions), files of a quarter MiB wanted
     words = "Der Hund schläft im Garten und die Katze sitzt auf dem Dach des alten Hauses"
-    corpus = write_corpus(tmp_path / "corpus", {lang: [(f"{lang}-{i}", f"{words} {i}. " * 4) for i in range(80)]
-                                                for lang in ("de", "fr")})
+    texts = {lang: [(f"{lang}-{i}", f"{words} {i}. " * 4) for i in range(80)] for lang in ("de", "fr")}
+    corpus = write_corpus(tmp_path / "corpus", texts)
     clustered = run_annotate(job_config(tmp_path / "clustered", corpus, demo_bundle.path,
                                         output__target_file_mb=0.25), spark=spark)
     rebalanced = run_annotate(job_config(tmp_path / "rebalanced", corpus, demo_bundle.path,
@@ -107,8 +139,13 @@ def test_the_vectors_are_not_shuffled_and_files_keep_to_the_target_size(spark, t
     assert rebalanced.manifest["shuffle"]["model_pass_bytes"] > vectors / 2, rebalanced.manifest["shuffle"]
     total = clustered.manifest["shuffle"]["total_bytes"]
     assert total >= sum(v for k, v in clustered.manifest["shuffle"].items() if k != "total_bytes")
-    for sizes in files_per_partition(spark, clustered.tables["token_embeddings"]).values():
-        assert 2 <= len(sizes) <= 8 and max(sizes) <= 0.6 * 1024 * 1024, sizes
+    # a file per bucket: as many as the partition's estimated output holds target files
+    per_byte = layout.output_bytes_per_text_byte(clustered.manifest["model"]["dimension"], "float32")
+    buckets = layout.bucket_counts([sum(len(t.encode()) for _, t in texts[lang]) * per_byte for lang in texts],
+                                   0.25 * 1024 * 1024, 4 * default_parallelism(spark))
+    files = files_per_partition(spark, clustered.tables["token_embeddings"])
+    assert [len(files[f"lang={lang}"]) for lang in texts] == buckets and min(buckets) >= 2, (files, buckets)
+    assert max(max(sizes) for sizes in files.values()) <= 0.6 * 1024 * 1024, files
 
 
 def test_rerun_replaces_only_the_partitions_it_writes(spark, tmp_path, corpus_dir, demo_bundle):

@@ -3,7 +3,9 @@
 import pytest
 
 from pipelines.annotate.tables import embedding_array, vector_bytes
-from pipelines.run.layout import TOKEN_ROW_BYTES, TOKENS_PER_TEXT_BYTE, bucket_counts, output_bytes_per_text_byte
+from pipelines.run.layout import (
+    TOKEN_ROW_BYTES, TOKENS_PER_TEXT_BYTE, bucket_counts, output_bytes_per_text_byte, spark_int_hash, task_bases,
+    task_keys)
 
 MIB = 1024 * 1024
 
@@ -43,3 +45,20 @@ def test_output_per_text_byte_is_tokens_per_byte_times_a_token_row():
     assert output_bytes_per_text_byte(768, "float32") == pytest.approx(TOKENS_PER_TEXT_BYTE * (TOKEN_ROW_BYTES + 3072))
     assert output_bytes_per_text_byte(768, "int8") == pytest.approx(TOKENS_PER_TEXT_BYTE * (TOKEN_ROW_BYTES + 772))
     assert output_bytes_per_text_byte(0, "float32") == pytest.approx(TOKENS_PER_TEXT_BYTE * TOKEN_ROW_BYTES)
+
+
+def test_the_partitions_with_the_largest_buckets_take_the_first_tasks():
+    # buckets of 20, 40 and 5 bytes: b's one task first, then a's five, then c's two
+    assert task_bases([20.0, 40.0, 5.0], [5, 1, 2]) == [1, 0, 6]
+    assert task_bases([10.0, 10.0], [2, 3]) == [0, 2]  # ties keep their order
+    assert task_bases([], []) == []
+
+
+@pytest.mark.parametrize("tasks", [1, 2, 7, 200, 3001])
+def test_each_task_key_hashes_to_its_own_task_and_is_the_smallest_that_does(tasks):
+    import numpy as np
+
+    keys = task_keys(tasks)
+    assert (np.mod(spark_int_hash(np.array(keys)), tasks) == np.arange(tasks)).all()
+    for task, key in enumerate(keys[:50]):  # brute force: no smaller int lands on that task
+        assert all(np.mod(spark_int_hash(np.arange(key)), tasks) != task)
