@@ -108,24 +108,26 @@ def clustered(df, partition_cols: list[str], id_col: str, partitions: list[tuple
     of about ``bucket_bytes[i]`` for the partition whose values are ``partitions[i]``, the largest buckets in
     the first tasks; ``_row`` dropped."""
     from pyspark.sql import functions as F
-    from pyspark.sql.types import IntegerType, StructField, StructType
+    from pyspark.sql.types import ArrayType, IntegerType, StructField, StructType
 
     tasks = max(sum(counts), 1)
     bases = task_bases(bucket_bytes or [0.0] * len(counts), counts)
-    spread = F.xxhash64(_col(id_col), "_row")
-    if partition_cols:  # each row's partition's count, by a (broadcast) join: the partitions may be thousands
-        keys = [f"_partition_{i}" for i in range(len(partition_cols))]
-        schema = StructType([StructField(k, df.schema[c].dataType) for k, c in zip(keys, partition_cols)]
-                            + [StructField("_buckets", IntegerType()), StructField("_base", IntegerType())])
-        lookup = df.sparkSession.createDataFrame(
-            [(*values, n, base) for values, n, base in zip(partitions, counts, bases) if n], schema)
-        same = [_col(c).eqNullSafe(F.col(k)) for c, k in zip(partition_cols, keys)]
-        df = df.join(F.broadcast(lookup), on=same).drop(*keys)
-        task = F.col("_base") + F.pmod(spread, F.col("_buckets"))
+    keys = task_keys(tasks)
+    # Each partition's task keys, by a (broadcast) join: the partitions may be thousands, the tasks tens of
+    # thousands (as literals in the plan, 20,000 keys took 13 s of py4j calls and planning).
+    values = [f"_partition_{i}" for i in range(len(partition_cols))]
+    schema = StructType([StructField(v, df.schema[c].dataType) for v, c in zip(values, partition_cols)]
+                        + [StructField("_keys", ArrayType(IntegerType()))])
+    rows = [(*p, keys[base:base + n]) for p, n, base in zip(partitions, counts, bases) if n] if partition_cols \
+        else [(keys,)]
+    lookup = F.broadcast(df.sparkSession.createDataFrame(rows, schema))
+    if partition_cols:
+        df = df.join(lookup, on=[_col(c).eqNullSafe(F.col(v)) for c, v in zip(partition_cols, values)]).drop(*values)
     else:
-        task = F.pmod(spread, F.lit(tasks))
-    key = F.element_at(F.array(*[F.lit(k) for k in task_keys(tasks)]), (task + 1).cast("int")).cast("int")
-    return df.withColumn("_task", key).repartition(tasks, "_task").drop("_task", "_buckets", "_base", "_row")
+        df = df.crossJoin(lookup)
+    bucket = F.pmod(F.xxhash64(_col(id_col), "_row"), F.size("_keys"))
+    return df.withColumn("_task", F.element_at("_keys", (bucket + 1).cast("int"))) \
+        .repartition(tasks, "_task").drop("_task", "_keys", "_row")
 
 
 def _col(name: str):

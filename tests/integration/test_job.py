@@ -104,6 +104,11 @@ def test_each_bucket_gets_a_task_of_its_own_the_largest_first(spark):
     assert sorted(held) == list(range(8)) and tasks.rdd.getNumPartitions() == 8
     assert [held[t][0] for t in range(8)] == [["b"]] + [["a"]] * 5 + [["c"]] * 2
     assert held[0][1] == 40 and sum(held[t][1] for t in range(1, 6)) == 100
+    # an unpartitioned input: its rows spread over its buckets, one a task
+    whole = clustered(df, [], "doc_id", [()], [4])
+    sizes = [r["n"] for r in whole.groupBy(F.spark_partition_id().alias("task")).agg(F.count("*").alias("n"))
+             .orderBy("task").collect()]
+    assert len(sizes) == 4 and sum(sizes) == 150 and min(sizes) > 0, sizes
 
 
 def test_the_task_keys_hash_as_spark_hashes_ints(spark):
